@@ -1,0 +1,248 @@
+// Package wire defines raftmq's client protocol: JSON requests and
+// responses carried in single ZeroMQ frames. It is shared by the broker and
+// the client and depends on nothing else in raftmq.
+package wire
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"unicode/utf8"
+)
+
+// Request types and methods.
+const (
+	TypeTopic    = "topic"
+	TypeMessage  = "message"
+	TypeStatus   = "status"
+	TypeSnapshot = "snapshot" // admin: take a snapshot now
+
+	MethodGet = "GET"
+	MethodPut = "PUT"
+)
+
+// Error codes. A response carries one only when the request was not
+// executed (or, for ErrTimeout, its outcome is unknown).
+const (
+	ErrBadRequest   = "bad_request"
+	ErrNotLeader    = "not_leader"
+	ErrNoLeader     = "no_leader"
+	ErrTooLarge     = "too_large"
+	ErrTimeout      = "timeout"
+	ErrShuttingDown = "shutting_down"
+	ErrInternal     = "internal"
+	ErrOverloaded   = "overloaded"
+	ErrStaleSeq     = "stale_seq"
+)
+
+// Request is a decoded, validated client request.
+type Request struct {
+	Type    string
+	Method  string
+	Topic   string
+	Message string
+	// ClientID and Seq make a state-changing request idempotent. HasSession
+	// is true when client_id was given (Seq is then required to be >= 1).
+	ClientID   string
+	Seq        uint64
+	HasSession bool
+}
+
+// Limits bound what DecodeRequest accepts.
+type Limits struct {
+	MaxRequestBytes  int // whole frame
+	MaxMessageBytes  int // the "message" field, in bytes
+	MaxTopicBytes    int // the "topic" field, in bytes
+	MaxClientIDBytes int
+}
+
+// DecodeError says why a request was refused. Code is ErrBadRequest or
+// ErrTooLarge.
+type DecodeError struct {
+	Code   string
+	Detail string
+}
+
+func (e *DecodeError) Error() string { return e.Code + ": " + e.Detail }
+
+func badRequest(format string, args ...any) *DecodeError {
+	return &DecodeError{Code: ErrBadRequest, Detail: fmt.Sprintf(format, args...)}
+}
+
+// known lists the fields a request may carry; anything else is refused so a
+// typo ("mesage") is not silently ignored.
+var known = map[string]bool{
+	"type": true, "method": true, "topic": true, "message": true,
+	"client_id": true, "seq": true,
+}
+
+// DecodeRequest parses and validates one request frame.
+func DecodeRequest(frame []byte, lim Limits) (Request, *DecodeError) {
+	var req Request
+	if len(frame) == 0 {
+		return req, badRequest("empty frame: send one JSON object such as {\"type\":\"topic\",\"method\":\"GET\"}")
+	}
+	if lim.MaxRequestBytes > 0 && len(frame) > lim.MaxRequestBytes {
+		return req, &DecodeError{Code: ErrTooLarge, Detail: fmt.Sprintf("request is %d bytes; the limit is %d", len(frame), lim.MaxRequestBytes)}
+	}
+	if !utf8.Valid(frame) {
+		return req, badRequest("request is not valid UTF-8 JSON")
+	}
+	var fields map[string]json.RawMessage
+	dec := json.NewDecoder(bytes.NewReader(frame))
+	if err := dec.Decode(&fields); err != nil || fields == nil {
+		if err == nil {
+			return req, badRequest("request must be a JSON object, not null")
+		}
+		if _, ok := err.(*json.UnmarshalTypeError); ok {
+			return req, badRequest("request must be a JSON object")
+		}
+		return req, badRequest("request is not valid JSON: %v", err)
+	}
+	if dec.More() {
+		return req, badRequest("request has data after the JSON object; send one object per frame")
+	}
+	for k := range fields {
+		if !known[k] {
+			return req, badRequest("unknown field %q (known: type, method, topic, message, client_id, seq)", k)
+		}
+	}
+	var err *DecodeError
+	if req.Type, err = stringField(fields, "type", true); err != nil {
+		return req, err
+	}
+	if req.Method, err = stringField(fields, "method", true); err != nil {
+		return req, err
+	}
+	switch req.Method {
+	case MethodGet, MethodPut:
+	default:
+		return req, badRequest("method %q is not GET or PUT", req.Method)
+	}
+	needTopic, needMessage := false, false
+	switch req.Type {
+	case TypeTopic:
+		needTopic = req.Method == MethodPut
+	case TypeMessage:
+		needTopic = true
+		needMessage = req.Method == MethodPut
+	case TypeStatus:
+		if req.Method != MethodGet {
+			return req, badRequest("status supports GET only")
+		}
+	case TypeSnapshot:
+		if req.Method != MethodPut {
+			return req, badRequest("snapshot supports PUT only")
+		}
+	default:
+		return req, badRequest("type %q is not topic, message, status or snapshot", req.Type)
+	}
+	if needTopic {
+		if req.Topic, err = stringField(fields, "topic", true); err != nil {
+			return req, err
+		}
+		if req.Topic == "" {
+			return req, badRequest("topic must not be empty")
+		}
+		if lim.MaxTopicBytes > 0 && len(req.Topic) > lim.MaxTopicBytes {
+			return req, &DecodeError{Code: ErrTooLarge, Detail: fmt.Sprintf("topic name is %d bytes; the limit is %d", len(req.Topic), lim.MaxTopicBytes)}
+		}
+	} else if _, ok := fields["topic"]; ok {
+		return req, badRequest("%s %s takes no topic", req.Type, req.Method)
+	}
+	if needMessage {
+		if req.Message, err = stringField(fields, "message", true); err != nil {
+			return req, err
+		}
+		if lim.MaxMessageBytes > 0 && len(req.Message) > lim.MaxMessageBytes {
+			return req, &DecodeError{Code: ErrTooLarge, Detail: fmt.Sprintf("message is %d bytes; the limit is %d", len(req.Message), lim.MaxMessageBytes)}
+		}
+	} else if _, ok := fields["message"]; ok {
+		return req, badRequest("%s %s takes no message", req.Type, req.Method)
+	}
+	if raw, ok := fields["client_id"]; ok {
+		if req.ClientID, err = stringField(fields, "client_id", true); err != nil {
+			return req, err
+		}
+		if req.ClientID == "" {
+			return req, badRequest("client_id must not be empty")
+		}
+		if lim.MaxClientIDBytes > 0 && len(req.ClientID) > lim.MaxClientIDBytes {
+			return req, badRequest("client_id is %d bytes; the limit is %d", len(raw), lim.MaxClientIDBytes)
+		}
+		rawSeq, ok := fields["seq"]
+		if !ok {
+			return req, badRequest("client_id needs seq (a positive integer, one higher per request)")
+		}
+		if jerr := json.Unmarshal(rawSeq, &req.Seq); jerr != nil || req.Seq == 0 {
+			return req, badRequest("seq must be a positive integer")
+		}
+		req.HasSession = true
+	} else if _, ok := fields["seq"]; ok {
+		return req, badRequest("seq needs client_id")
+	}
+	return req, nil
+}
+
+func stringField(fields map[string]json.RawMessage, name string, required bool) (string, *DecodeError) {
+	raw, ok := fields[name]
+	if !ok {
+		if required {
+			return "", badRequest("missing field %q", name)
+		}
+		return "", nil
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", badRequest("field %q must be a string", name)
+	}
+	return s, nil
+}
+
+// Mutates reports whether the request changes state (goes through the log).
+func (r Request) Mutates() bool {
+	switch r.Type {
+	case TypeTopic:
+		return r.Method == MethodPut
+	case TypeMessage:
+		return true // GET message pops
+	}
+	return false
+}
+
+// Response is a reply frame. Fields are pointers or omitempty so each
+// documented outcome has exactly its documented keys.
+type Response struct {
+	Success bool      `json:"success"`
+	Topics  *[]string `json:"topics,omitempty"`
+	Message *string   `json:"message,omitempty"`
+	Error   string    `json:"error,omitempty"`
+	Detail  string    `json:"detail,omitempty"`
+	Leader  string    `json:"leader,omitempty"`
+}
+
+// OK is {"success": true}.
+func OK() Response { return Response{Success: true} }
+
+// Fail is {"success": false}: the request ran and its answer is no.
+func Fail() Response { return Response{} }
+
+// ErrorResponse is a request that was not executed.
+func ErrorResponse(code, detail string) Response {
+	return Response{Error: code, Detail: detail}
+}
+
+// Status is the reply to GET status. Role and Term are the course fields.
+type Status struct {
+	Role       string `json:"role"`
+	Term       uint64 `json:"term"`
+	ID         int    `json:"id"`
+	LeaderID   *int   `json:"leader_id,omitempty"`
+	Leader     string `json:"leader,omitempty"`
+	Commit     uint64 `json:"commit_index"`
+	Applied    uint64 `json:"applied_index"`
+	LastIndex  uint64 `json:"last_log_index"`
+	FirstIndex uint64 `json:"first_log_index"`
+	Snapshot   uint64 `json:"snapshot_index"`
+	Address    string `json:"address"`
+}

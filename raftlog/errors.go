@@ -1,0 +1,21 @@
+package raftlog
+
+import "errors"
+
+var (
+	// ErrCompacted is returned by Storage when the requested index was
+	// discarded by log compaction.
+	ErrCompacted = errors.New("raftlog: requested index is compacted")
+	// ErrUnavailable is returned by Storage when the requested index is
+	// beyond the last persisted entry.
+	ErrUnavailable = errors.New("raftlog: requested entry is unavailable")
+	// ErrProposalDropped is returned by Propose when the node cannot accept a
+	// proposal now: it is not the leader, it is transferring leadership, or
+	// the uncommitted-bytes limit is reached.
+	ErrProposalDropped = errors.New("raftlog: proposal dropped")
+	// ErrBadConfig is wrapped by New for an invalid Config.
+	ErrBadConfig = errors.New("raftlog: invalid config")
+	// ErrCorruptMessage is returned by UnmarshalMessage for a frame that does
+	// not decode.
+	ErrCorruptMessage = errors.New("raftlog: corrupt message")
+)
