@@ -245,4 +245,9 @@ type Status struct {
 	FirstIndex uint64 `json:"first_log_index"`
 	Snapshot   uint64 `json:"snapshot_index"`
 	Address    string `json:"address"`
+	// LogSyncs counts fsyncs of raft.db and LogEntries the entries persisted
+	// since the broker started; bench divides their deltas to get entries
+	// per fsync.
+	LogSyncs   uint64 `json:"log_syncs"`
+	LogEntries uint64 `json:"log_entries"`
 }
