@@ -1,0 +1,119 @@
+package config
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+)
+
+// Limits on the cluster file.
+const (
+	MaxClusterNodes     = 7  // Raft with more voters gains nothing for a broker
+	MaxClusterIDBytes   = 64 // an explicit cluster_id
+	clusterIDDerivedLen = 16 // hex chars of a derived cluster id
+)
+
+// Address is one node's entry in the cluster file (the course format).
+type Address struct {
+	IP           string `json:"ip"`
+	Port         int    `json:"port"`          // client port (ROUTER, JSON requests)
+	InternalPort int    `json:"internal_port"` // peer port (Raft messages)
+}
+
+// ClientAddr is "ip:port", the address clients connect to.
+func (a Address) ClientAddr() string { return net.JoinHostPort(a.IP, strconv.Itoa(a.Port)) }
+
+// PeerAddr is "ip:internal_port", the address peers connect to.
+func (a Address) PeerAddr() string {
+	return net.JoinHostPort(a.IP, strconv.Itoa(a.InternalPort))
+}
+
+// Cluster is the cluster file: every node's addresses, in node-id order.
+type Cluster struct {
+	Addresses []Address `json:"addresses"`
+	// ClusterID is optional; when empty, ID derives it from Addresses.
+	ClusterID string `json:"cluster_id,omitempty"`
+}
+
+// ID returns ClusterID, or when it is empty a stable hash of the addresses:
+// the first 16 hex chars of SHA-256 over each address in order. The hash is
+// order-sensitive on purpose: node ids are indexes into Addresses, so a
+// reordered file is a different cluster.
+func (c Cluster) ID() string {
+	if c.ClusterID != "" {
+		return c.ClusterID
+	}
+	h := sha256.New()
+	for _, a := range c.Addresses {
+		ip := a.IP
+		if p, err := netip.ParseAddr(a.IP); err == nil {
+			ip = p.String() // canonical spelling, e.g. IPv6 zero compression
+		}
+		fmt.Fprintf(h, "%s|%d|%d\n", ip, a.Port, a.InternalPort)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:clusterIDDerivedLen]
+}
+
+// Validate checks the cluster: 1..MaxClusterNodes addresses, each ip parses,
+// ports in 1..65535, every port (client and internal) distinct per ip, and a
+// well-formed cluster_id if set. It reports every problem at once
+// (errors.Join of *FieldError).
+func (c Cluster) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, &FieldError{Field: field, Problem: fmt.Sprintf(format, args...)})
+	}
+	switch n := len(c.Addresses); {
+	case n == 0:
+		bad("addresses", "is empty: list at least one node as {\"ip\": ..., \"port\": ..., \"internal_port\": ...}")
+	case n > MaxClusterNodes:
+		bad("addresses", "has %d nodes, at most %d are supported", n, MaxClusterNodes)
+	}
+	type ipPort struct {
+		ip   string
+		port int
+	}
+	seen := make(map[ipPort]string) // -> field that used it first
+	for i, a := range c.Addresses {
+		ip := a.IP
+		if a.IP == "" {
+			bad(fmt.Sprintf("addresses[%d].ip", i), "is missing")
+		} else if p, err := netip.ParseAddr(a.IP); err != nil {
+			bad(fmt.Sprintf("addresses[%d].ip", i), "(%q) is not an IP address", a.IP)
+		} else {
+			ip = p.String()
+		}
+		for _, pf := range []struct {
+			name string
+			port int
+		}{{"port", a.Port}, {"internal_port", a.InternalPort}} {
+			field := fmt.Sprintf("addresses[%d].%s", i, pf.name)
+			if pf.port < 1 || pf.port > 65535 {
+				bad(field, "(%d) must be in 1..65535", pf.port)
+				continue
+			}
+			k := ipPort{ip, pf.port}
+			if first, dup := seen[k]; dup {
+				bad(field, "(%d) is already used by %s on %s: every port must be distinct per ip", pf.port, first, a.IP)
+				continue
+			}
+			seen[k] = field
+		}
+	}
+	if id := c.ClusterID; id != "" {
+		if len(id) > MaxClusterIDBytes {
+			bad("cluster_id", "is %d bytes, at most %d are allowed", len(id), MaxClusterIDBytes)
+		}
+		for _, r := range id {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+				bad("cluster_id", "(%q) may contain only letters, digits, '-', '_' and '.'", id)
+				break
+			}
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,113 @@
+// Package config holds raftmq's cluster file and node options: the one place
+// that defines defaults (Default) and bounds (Validate).
+package config
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+)
+
+// DefaultClientAddr is where client commands look for a broker by default:
+// the client address of Default().
+const DefaultClientAddr = "127.0.0.1:5550"
+
+// Sizes.
+const (
+	KiB = 1 << 10
+	MiB = 1 << 20
+)
+
+// Node is everything one broker needs to start. Build it from Default(),
+// override fields, then call Validate. Each field's bounds are documented in
+// validate.go.
+type Node struct {
+	ID      int // index into Cluster.Addresses
+	Cluster Cluster
+	DataDir string
+	// ListenIP, when set, is the IP the broker binds instead of its own
+	// address's ip (e.g. "0.0.0.0" in a container whose advertised ip is not
+	// bindable). Empty: bind Self().IP.
+	ListenIP string
+
+	TickInterval       time.Duration // one Raft tick
+	ElectionTicks      int           // election timeout randomized in [E, 2E) ticks
+	HeartbeatTicks     int           // leader heartbeat interval in ticks
+	RequestTimeout     time.Duration // a client request not answered by then gets "timeout"
+	ShutdownTimeout    time.Duration // graceful stop (leadership transfer, draining) budget
+	MaxMessageBytes    int           // the "message" field of a PUT
+	MaxTopicBytes      int           // a topic name
+	MaxPendingRequests int           // in-flight client requests per node
+	MaxBatchBytes      uint64        // proposals committed together / bytes per MsgApp
+	MaxInflightMsgs    int           // unacknowledged MsgApp per follower
+	MaxSessions        int           // client sessions kept in the state machine
+	SnapshotEntries    uint64        // take a snapshot after this many entries past the last one
+	TrailingEntries    uint64        // entries kept in the log behind a snapshot for slow followers
+	SnapshotsKept      int           // snapshot files kept on disk
+	SnapshotChunkBytes int           // bytes per InstallSnapshot chunk
+	LogLevel           string        // debug|info|warn|error
+	LogFormat          string        // auto|console|json
+}
+
+// Default returns a valid single-node configuration: node 0 of a one-node
+// cluster on 127.0.0.1 (client port 5550, internal port 5560), data in
+// ./raftmq-data.
+func Default() Node {
+	return Node{
+		ID: 0,
+		Cluster: Cluster{Addresses: []Address{
+			{IP: "127.0.0.1", Port: 5550, InternalPort: 5560},
+		}},
+		DataDir:            "./raftmq-data",
+		TickInterval:       50 * time.Millisecond,
+		ElectionTicks:      10,
+		HeartbeatTicks:     1,
+		RequestTimeout:     5 * time.Second,
+		ShutdownTimeout:    5 * time.Second,
+		MaxMessageBytes:    1 * MiB,
+		MaxTopicBytes:      255,
+		MaxPendingRequests: 10000,
+		MaxBatchBytes:      4 * MiB,
+		MaxInflightMsgs:    256,
+		MaxSessions:        10000,
+		SnapshotEntries:    10000,
+		TrailingEntries:    1000,
+		SnapshotsKept:      2,
+		SnapshotChunkBytes: 1 * MiB,
+		LogLevel:           "info",
+		LogFormat:          "auto",
+	}
+}
+
+// Self returns this node's address. It panics if ID is not an index into
+// Cluster.Addresses: call Validate first.
+func (n Node) Self() Address {
+	if n.ID < 0 || n.ID >= len(n.Cluster.Addresses) {
+		panic(fmt.Sprintf("config: Self: id %d outside addresses (%d nodes); Validate was not called", n.ID, len(n.Cluster.Addresses)))
+	}
+	return n.Cluster.Addresses[n.ID]
+}
+
+// ElectionTimeout is the minimum election timeout, ElectionTicks ticks.
+func (n Node) ElectionTimeout() time.Duration {
+	return time.Duration(n.ElectionTicks) * n.TickInterval
+}
+
+// ClientBindAddr is the "ip:port" the client socket binds: ListenIP if set,
+// else Self().IP.
+func (n Node) ClientBindAddr() string {
+	return net.JoinHostPort(n.bindIP(), strconv.Itoa(n.Self().Port))
+}
+
+// PeerBindAddr is the "ip:internal_port" the peer socket binds.
+func (n Node) PeerBindAddr() string {
+	return net.JoinHostPort(n.bindIP(), strconv.Itoa(n.Self().InternalPort))
+}
+
+func (n Node) bindIP() string {
+	if n.ListenIP != "" {
+		return n.ListenIP
+	}
+	return n.Self().IP
+}

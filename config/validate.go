@@ -1,0 +1,117 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+)
+
+// Bounds checked by Validate. Values outside them are nonsense or would let
+// one client or one node exhaust memory or stall the cluster.
+const (
+	MinTickInterval       = time.Millisecond
+	MaxTickInterval       = 10 * time.Second
+	MinElectionTicks      = 2
+	MaxElectionTicks      = 1000
+	MinHeartbeatTicks     = 1 // and < ElectionTicks
+	MaxRequestTimeout     = 10 * time.Minute
+	MinRequestTimeoutElec = 2 // RequestTimeout >= 2 election timeouts: a request survives one leader change
+	MinShutdownTimeout    = time.Millisecond
+	MaxShutdownTimeout    = 10 * time.Minute
+	MaxMessageBytesLimit  = 64 * MiB
+	MaxTopicBytesLimit    = 4096
+	MaxPendingLimit       = 1_000_000
+	MaxBatchBytesLimit    = 256 * MiB // and >= MaxMessageBytes: one message must fit a batch
+	MaxInflightLimit      = 10_000
+	MaxSessionsLimit      = 10_000_000
+	MinSnapshotEntries    = 100
+	MaxSnapshotEntries    = 1_000_000_000
+	MaxSnapshotsKept      = 100
+	MinSnapshotChunkBytes = 4 * KiB
+	MaxSnapshotChunkBytes = 64 * MiB
+)
+
+var (
+	logLevels  = []string{"debug", "info", "warn", "error"}
+	logFormats = []string{"auto", "console", "json"}
+)
+
+// Validate checks every field against the bounds above and the cluster
+// (Cluster.Validate). It reports all problems at once: the result is an
+// errors.Join of *FieldError, each wrapping ErrInvalid and naming the field,
+// its flag and env var.
+func (n Node) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, &FieldError{Field: field, Problem: fmt.Sprintf(format, args...)})
+	}
+	intIn := func(field string, v, lo, hi int) {
+		if v < lo || v > hi {
+			bad(field, "(%d) must be in %d..%d", v, lo, hi)
+		}
+	}
+	durIn := func(field string, v, lo, hi time.Duration) {
+		if v < lo || v > hi {
+			bad(field, "(%s) must be in %s..%s", v, lo, hi)
+		}
+	}
+	oneOf := func(field, v string, allowed []string) {
+		for _, a := range allowed {
+			if v == a {
+				return
+			}
+		}
+		bad(field, "(%q) must be one of %q", v, allowed)
+	}
+
+	if err := n.Cluster.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if len(n.Cluster.Addresses) > 0 && (n.ID < 0 || n.ID >= len(n.Cluster.Addresses)) {
+		bad("id", "(%d) must be an index into the cluster's addresses, 0..%d", n.ID, len(n.Cluster.Addresses)-1)
+	}
+	if n.DataDir == "" {
+		bad("data_dir", "is empty: name the directory for raft.db, state.db and snapshots")
+	}
+	if n.ListenIP != "" {
+		if _, err := netip.ParseAddr(n.ListenIP); err != nil {
+			bad("listen_ip", "(%q) is not an IP address (use 0.0.0.0 to bind every interface)", n.ListenIP)
+		}
+	}
+
+	durIn("tick_interval", n.TickInterval, MinTickInterval, MaxTickInterval)
+	intIn("election_ticks", n.ElectionTicks, MinElectionTicks, MaxElectionTicks)
+	intIn("heartbeat_ticks", n.HeartbeatTicks, MinHeartbeatTicks, MaxElectionTicks)
+	if n.ElectionTicks <= n.HeartbeatTicks {
+		bad("election_ticks", "(%d) must be greater than heartbeat_ticks (%d)", n.ElectionTicks, n.HeartbeatTicks)
+	}
+	if minReq := MinRequestTimeoutElec * n.ElectionTimeout(); n.RequestTimeout < minReq || n.RequestTimeout > MaxRequestTimeout {
+		bad("request_timeout", "(%s) must be in %s..%s: at least %d election timeouts (election_ticks %d x tick_interval %s)",
+			n.RequestTimeout, minReq, MaxRequestTimeout, MinRequestTimeoutElec, n.ElectionTicks, n.TickInterval)
+	}
+	durIn("shutdown_timeout", n.ShutdownTimeout, MinShutdownTimeout, MaxShutdownTimeout)
+
+	intIn("max_message_bytes", n.MaxMessageBytes, 1, MaxMessageBytesLimit)
+	intIn("max_topic_bytes", n.MaxTopicBytes, 1, MaxTopicBytesLimit)
+	intIn("max_pending_requests", n.MaxPendingRequests, 1, MaxPendingLimit)
+	if lo := uint64(max(n.MaxMessageBytes, 1)); n.MaxBatchBytes < lo || n.MaxBatchBytes > MaxBatchBytesLimit {
+		bad("max_batch_bytes", "(%d) must be in %d..%d: at least max_message_bytes, so one message fits a batch",
+			n.MaxBatchBytes, lo, MaxBatchBytesLimit)
+	}
+	intIn("max_inflight_msgs", n.MaxInflightMsgs, 1, MaxInflightLimit)
+	intIn("max_sessions", n.MaxSessions, 1, MaxSessionsLimit)
+
+	if n.SnapshotEntries < MinSnapshotEntries || n.SnapshotEntries > MaxSnapshotEntries {
+		bad("snapshot_entries", "(%d) must be in %d..%d", n.SnapshotEntries, MinSnapshotEntries, MaxSnapshotEntries)
+	}
+	if n.TrailingEntries > n.SnapshotEntries {
+		bad("trailing_entries", "(%d) must be at most snapshot_entries (%d)", n.TrailingEntries, n.SnapshotEntries)
+	}
+	intIn("snapshots_kept", n.SnapshotsKept, 1, MaxSnapshotsKept)
+	intIn("snapshot_chunk_bytes", n.SnapshotChunkBytes, MinSnapshotChunkBytes, MaxSnapshotChunkBytes)
+
+	oneOf("log_level", n.LogLevel, logLevels)
+	oneOf("log_format", n.LogFormat, logFormats)
+	return errors.Join(errs...)
+}
