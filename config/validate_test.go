@@ -31,7 +31,11 @@ func TestValidateBounds(t *testing.T) {
 		{"tick at min", func(n *Node) { n.TickInterval = time.Millisecond; n.RequestTimeout = time.Second }, "", ""},
 		{"tick below min", func(n *Node) { n.TickInterval = time.Microsecond }, "tick_interval", "must be in 1ms..10s"},
 		{"tick zero", func(n *Node) { n.TickInterval = 0 }, "tick_interval", "(0s)"},
-		{"tick at max", func(n *Node) { n.TickInterval = 10 * time.Second; n.RequestTimeout = 10 * time.Minute; n.ElectionTicks = 2 }, "", ""},
+		{"tick at max", func(n *Node) {
+			n.TickInterval = 10 * time.Second
+			n.RequestTimeout = 10 * time.Minute
+			n.ElectionTicks = 2
+		}, "", ""},
 		{"tick above max", func(n *Node) { n.TickInterval = 11 * time.Second }, "tick_interval", "1ms..10s"},
 		{"election ticks 1", func(n *Node) { n.ElectionTicks = 1; n.HeartbeatTicks = 0 }, "election_ticks", "(1) must be in 2..1000"},
 		{"election ticks 2", func(n *Node) { n.ElectionTicks = 2 }, "", ""},
