@@ -1,0 +1,174 @@
+package storage
+
+import (
+	"fmt"
+
+	"go.etcd.io/bbolt"
+	"github.com/raftmq/raftmq/raftlog"
+)
+
+// Save persists hs (unless empty) and ents in one bbolt transaction, fsynced
+// before it returns. ents must be contiguous and start at or below
+// LastIndex()+1; an entry at or below LastIndex replaces the stored one and
+// every later stored entry is deleted. Entries at or below the compaction
+// base are already committed and are skipped. On error nothing was written.
+func (r *RaftDB) Save(hs raftlog.HardState, ents []raftlog.Entry) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i := 1; i < len(ents); i++ {
+		if ents[i].Index != ents[i-1].Index+1 {
+			panic(fmt.Sprintf("storage: Save: entries not contiguous: index %d follows %d", ents[i].Index, ents[i-1].Index))
+		}
+	}
+	if len(ents) > 0 && ents[0].Index > r.lastIndex+1 {
+		panic(fmt.Sprintf("storage: Save: gap: first new entry %d, last stored %d", ents[0].Index, r.lastIndex))
+	}
+	for len(ents) > 0 && ents[0].Index <= r.baseIndex {
+		ents = ents[1:]
+	}
+	if hs.IsEmpty() && len(ents) == 0 {
+		return nil
+	}
+	err := r.updateLocked("save", func(tx *bbolt.Tx) error {
+		if !hs.IsEmpty() {
+			if err := putSealed(tx.Bucket(bucketMeta), keyHardState, encodeHardState(hs)); err != nil {
+				return err
+			}
+		}
+		if len(ents) == 0 {
+			return nil
+		}
+		logB := tx.Bucket(bucketLog)
+		newLast := ents[len(ents)-1].Index
+		for i := newLast + 1; i <= r.lastIndex; i++ {
+			if err := logB.Delete(indexKey(i)); err != nil {
+				return err
+			}
+		}
+		for _, e := range ents {
+			if err := logB.Put(indexKey(e.Index), encodeEntry(e)); err != nil {
+				return fmt.Errorf("entry %d: %w", e.Index, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if !hs.IsEmpty() {
+		r.hs = hs
+	}
+	if len(ents) > 0 {
+		last := ents[len(ents)-1]
+		r.lastIndex, r.lastTerm = last.Index, last.Term
+	}
+	return nil
+}
+
+// SetConfState persists the membership.
+func (r *RaftDB) SetConfState(cs raftlog.ConfState) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	err := r.updateLocked("set membership", func(tx *bbolt.Tx) error {
+		return putSealed(tx.Bucket(bucketMeta), keyConf, appendConfState(nil, cs))
+	})
+	if err != nil {
+		return err
+	}
+	r.conf = cloneConf(cs)
+	return nil
+}
+
+// ApplySnapshot resets the log to an installed snapshot: every entry is
+// deleted, the log's base becomes (meta.Index, meta.Term), the membership
+// meta.Conf, and Snapshot() returns meta. HardState is unchanged. A snapshot
+// at or below the current base wraps raftlog.ErrCompacted.
+func (r *RaftDB) ApplySnapshot(meta raftlog.SnapshotMeta) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if meta.Index <= r.baseIndex {
+		return fmt.Errorf("storage: apply snapshot at %d to %s: log base is already %d: %w", meta.Index, r.path, r.baseIndex, raftlog.ErrCompacted)
+	}
+	err := r.updateLocked("apply snapshot", func(tx *bbolt.Tx) error {
+		if err := tx.DeleteBucket(bucketLog); err != nil {
+			return err
+		}
+		if _, err := tx.CreateBucket(bucketLog); err != nil {
+			return err
+		}
+		m := tx.Bucket(bucketMeta)
+		if err := putSealed(m, keyBase, putU64(putU64(nil, meta.Index), meta.Term)); err != nil {
+			return err
+		}
+		if err := putSealed(m, keyConf, appendConfState(nil, meta.Conf)); err != nil {
+			return err
+		}
+		return putSealed(m, keySnapshot, encodeSnapshotMeta(meta))
+	})
+	if err != nil {
+		return err
+	}
+	r.baseIndex, r.baseTerm = meta.Index, meta.Term
+	r.lastIndex, r.lastTerm = meta.Index, meta.Term
+	r.conf = cloneConf(meta.Conf)
+	r.snap = raftlog.SnapshotMeta{Index: meta.Index, Term: meta.Term, Conf: cloneConf(meta.Conf)}
+	return nil
+}
+
+// RecordSnapshot persists the meta of a snapshot the broker has taken (and
+// made durable) so Snapshot() returns it; the log is not changed. A leader
+// sends this snapshot to a follower that needs compacted entries, so record
+// it before compacting past it. An older meta than the recorded one is
+// ignored.
+func (r *RaftDB) RecordSnapshot(meta raftlog.SnapshotMeta) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if meta.Index <= r.snap.Index {
+		return nil
+	}
+	if meta.Index > r.lastIndex {
+		return fmt.Errorf("%w: record snapshot at %d in %s: beyond the last log index %d", ErrInvalid, meta.Index, r.path, r.lastIndex)
+	}
+	err := r.updateLocked("record snapshot", func(tx *bbolt.Tx) error {
+		return putSealed(tx.Bucket(bucketMeta), keySnapshot, encodeSnapshotMeta(meta))
+	})
+	if err != nil {
+		return err
+	}
+	r.snap = raftlog.SnapshotMeta{Index: meta.Index, Term: meta.Term, Conf: cloneConf(meta.Conf)}
+	return nil
+}
+
+// Compact deletes the entries up to and including index; index and its term
+// become the log's base (FirstIndex() = index+1, Term(index) still answers).
+// Compacting at or below the base wraps raftlog.ErrCompacted; beyond the
+// last index wraps ErrInvalid. The caller must not compact past what
+// state.db (or a snapshot) has made durable.
+func (r *RaftDB) Compact(index uint64) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if index <= r.baseIndex {
+		return fmt.Errorf("storage: compact %s to %d: base is already %d: %w", r.path, index, r.baseIndex, raftlog.ErrCompacted)
+	}
+	if index > r.lastIndex {
+		return fmt.Errorf("%w: compact %s to %d: beyond the last index %d", ErrInvalid, r.path, index, r.lastIndex)
+	}
+	term, err := r.termLocked(index)
+	if err != nil {
+		return err
+	}
+	err = r.updateLocked("compact", func(tx *bbolt.Tx) error {
+		logB := tx.Bucket(bucketLog)
+		for i := r.baseIndex + 1; i <= index; i++ {
+			if err := logB.Delete(indexKey(i)); err != nil {
+				return err
+			}
+		}
+		return putSealed(tx.Bucket(bucketMeta), keyBase, putU64(putU64(nil, index), term))
+	})
+	if err != nil {
+		return err
+	}
+	r.baseIndex, r.baseTerm = index, term
+	return nil
+}
