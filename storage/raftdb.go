@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"sync"
 
-	"go.etcd.io/bbolt"
 	"github.com/raftmq/raftmq/raftlog"
+	"go.etcd.io/bbolt"
 )
 
 // raftFormatVersion is raft.db's layout version, stored in meta.

@@ -3,8 +3,8 @@ package storage
 import (
 	"fmt"
 
-	"go.etcd.io/bbolt"
 	"github.com/raftmq/raftmq/raftlog"
+	"go.etcd.io/bbolt"
 )
 
 // InitialState returns the persisted HardState and membership.

@@ -3,8 +3,8 @@ package storage
 import (
 	"fmt"
 
-	"go.etcd.io/bbolt"
 	"github.com/raftmq/raftmq/raftlog"
+	"go.etcd.io/bbolt"
 )
 
 // Save persists hs (unless empty) and ents in one bbolt transaction, fsynced

@@ -4,8 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 
-	"go.etcd.io/bbolt"
 	"github.com/raftmq/raftmq/raftlog"
+	"go.etcd.io/bbolt"
 )
 
 // Small records (hard state, membership, counters, sessions) are sealed:
