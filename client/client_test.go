@@ -1,0 +1,429 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+)
+
+const testSeed = 20240601
+
+// sleeps records the backoffs a Client asked for, without sleeping.
+type sleeps struct {
+	mu sync.Mutex
+	ds []time.Duration
+	// after, when set, runs after each recorded sleep (e.g. to cancel).
+	after func(n int)
+}
+
+func (s *sleeps) sleep(ctx context.Context, _ <-chan struct{}, d time.Duration) error {
+	s.mu.Lock()
+	s.ds = append(s.ds, d)
+	n := len(s.ds)
+	s.mu.Unlock()
+	if s.after != nil {
+		s.after(n)
+	}
+	return ctx.Err()
+}
+
+func (s *sleeps) list() []time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]time.Duration(nil), s.ds...)
+}
+
+func newTestClient(t *testing.T, o Options) (*Client, *sleeps) {
+	t.Helper()
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("rand seed %d", testSeed)
+		}
+	})
+	if o.Rand == nil {
+		o.Rand = rand.New(rand.NewPCG(testSeed, testSeed))
+	}
+	if o.AttemptTimeout == 0 {
+		o.AttemptTimeout = 2 * time.Second
+	}
+	if o.ConnectTimeout == 0 {
+		o.ConnectTimeout = 2 * time.Second
+	}
+	c, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &sleeps{}
+	c.sleep = s.sleep
+	t.Cleanup(func() { c.Close() })
+	return c, s
+}
+
+func ctxTimeout(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// sessionOf checks that every request carries the client's id and seq.
+func sessionOf(t *testing.T, c *Client, want uint64, got []seen) {
+	t.Helper()
+	for i, s := range got {
+		if !s.req.HasSession || s.req.ClientID != c.ClientID() || s.req.Seq != want {
+			t.Errorf("request %d: session (%v %q %d), want (true %q %d)", i, s.req.HasSession, s.req.ClientID, s.req.Seq, c.ClientID(), want)
+		}
+	}
+}
+
+func TestRedirectOnNotLeader(t *testing.T) {
+	a := newFakeBroker(t)
+	b := newFakeBroker(t, step{reply: `{"success":true}`}, step{reply: `{"success":true}`})
+	a.setScript(step{reply: fmt.Sprintf(`{"success":false,"error":"not_leader","leader":%q}`, b.addr)})
+	c, sl := newTestClient(t, Options{Servers: []string{a.addr, b.addr}})
+	ctx := ctxTimeout(t, 10*time.Second)
+
+	created, err := c.CreateTopic(ctx, "t")
+	if err != nil || !created {
+		t.Fatalf("CreateTopic = %v, %v; want true, nil", created, err)
+	}
+	ok, err := c.Put(ctx, "t", "m")
+	if err != nil || !ok {
+		t.Fatalf("Put = %v, %v; want true, nil", ok, err)
+	}
+	ra, rb := a.requests(), b.requests()
+	if len(ra) != 1 || len(rb) != 2 {
+		t.Fatalf("requests a=%d b=%d, want 1 and 2 (the leader is remembered)", len(ra), len(rb))
+	}
+	sessionOf(t, c, 1, append(ra, rb[0]))
+	sessionOf(t, c, 2, rb[1:])
+	if len(sl.list()) != 0 {
+		t.Errorf("backoffs %v: following a leader hint must not back off", sl.list())
+	}
+}
+
+func TestRetriesKeepSessionAndBackOff(t *testing.T) {
+	noLeader := step{reply: `{"success":false,"error":"no_leader","detail":"election in progress"}`}
+	tests := []struct {
+		name    string
+		code    string // error code answered before success
+		retries int
+	}{
+		{"no_leader", "no_leader", 3},
+		{"server timeout", "timeout", 2},
+		{"shutting down", "shutting_down", 1},
+		{"overloaded", "overloaded", 2},
+		{"not_leader without hint", "not_leader", 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var script []step
+			for range tt.retries {
+				st := noLeader
+				st.reply = fmt.Sprintf(`{"success":false,"error":%q}`, tt.code)
+				script = append(script, st)
+			}
+			script = append(script, step{reply: `{"success":true,"message":"m1"}`}, step{reply: `{"success":false}`})
+			a := newFakeBroker(t, script...)
+			c, sl := newTestClient(t, Options{Servers: []string{a.addr}, BackoffBase: 8 * time.Millisecond, BackoffMax: 20 * time.Millisecond})
+			ctx := ctxTimeout(t, 10*time.Second)
+			msg, ok, err := c.Pop(ctx, "t")
+			if err != nil || !ok || msg != "m1" {
+				t.Fatalf("Pop = %q, %v, %v; want m1, true, nil", msg, ok, err)
+			}
+			got := a.requests()
+			if len(got) != tt.retries+1 {
+				t.Fatalf("%d requests, want %d", len(got), tt.retries+1)
+			}
+			sessionOf(t, c, 1, got)
+			ds := sl.list()
+			if len(ds) != tt.retries {
+				t.Fatalf("backoffs %v, want %d", ds, tt.retries)
+			}
+			for n, d := range ds {
+				hi := min(8*time.Millisecond<<n, 20*time.Millisecond)
+				if d < hi/2 || d > hi {
+					t.Errorf("backoff %d = %v, want in [%v, %v]", n, d, hi/2, hi)
+				}
+			}
+			// The next request is new: seq+1; an empty queue is a value, not an error.
+			_, ok, err = c.Pop(ctx, "t")
+			if err != nil || ok {
+				t.Fatalf("second Pop = %v, %v; want false, nil", ok, err)
+			}
+			sessionOf(t, c, 2, a.requests()[tt.retries+1:])
+		})
+	}
+}
+
+func TestTimeoutThenNextServer(t *testing.T) {
+	a := newFakeBroker(t, step{drop: true})
+	b := newFakeBroker(t, step{reply: `{"success":true}`})
+	c, sl := newTestClient(t, Options{Servers: []string{a.addr, b.addr}, AttemptTimeout: 200 * time.Millisecond})
+	ok, err := c.Put(ctxTimeout(t, 10*time.Second), "t", "m")
+	if err != nil || !ok {
+		t.Fatalf("Put = %v, %v; want true, nil", ok, err)
+	}
+	ra, rb := a.requests(), b.requests()
+	if len(ra) != 1 || len(rb) != 1 {
+		t.Fatalf("requests a=%d b=%d, want 1 each", len(ra), len(rb))
+	}
+	sessionOf(t, c, 1, append(ra, rb...))
+	if len(sl.list()) != 1 {
+		t.Errorf("backoffs %v, want one after the timeout", sl.list())
+	}
+}
+
+func TestUnreachableThenNextServer(t *testing.T) {
+	dead := deadAddr(t)
+	b := newFakeBroker(t, step{reply: `{"success":true,"topics":["x","y"]}`})
+	c, _ := newTestClient(t, Options{Servers: []string{dead, b.addr}, ConnectTimeout: 200 * time.Millisecond})
+	topics, err := c.ListTopics(ctxTimeout(t, 10*time.Second))
+	if err != nil || fmt.Sprint(topics) != "[x y]" {
+		t.Fatalf("ListTopics = %v, %v; want [x y], nil", topics, err)
+	}
+	if got := b.requests(); len(got) != 1 || got[0].req.HasSession {
+		t.Fatalf("requests %+v: want one read without a session", got)
+	}
+}
+
+func TestLateReplyIsNotTheNextAnswer(t *testing.T) {
+	a := newFakeBroker(t,
+		step{drop: true},
+		step{late: `{"success":true,"message":"LATE"}`, reply: `{"success":true,"message":"RIGHT"}`},
+		step{reply: `{"success":true,"message":"NEXT"}`},
+	)
+	c, _ := newTestClient(t, Options{Servers: []string{a.addr}, AttemptTimeout: 200 * time.Millisecond})
+	ctx := ctxTimeout(t, 10*time.Second)
+	for _, want := range []string{"RIGHT", "NEXT"} {
+		msg, ok, err := c.Pop(ctx, "t")
+		if err != nil || !ok || msg != want {
+			t.Fatalf("Pop = %q, %v, %v; want %q", msg, ok, err, want)
+		}
+	}
+	got := a.requests()
+	if len(got) != 3 || got[0].identity == got[1].identity {
+		t.Fatalf("requests %d, identities %q %q: want a new socket after the timeout", len(got), got[0].identity, got[1].identity)
+	}
+}
+
+func TestContextDeadlineRespected(t *testing.T) {
+	a := newFakeBroker(t, step{drop: true}, step{drop: true})
+	c, _ := newTestClient(t, Options{Servers: []string{a.addr}, AttemptTimeout: 30 * time.Second, Timeout: time.Minute})
+	c.sleep = sleepCtx
+	start := time.Now()
+	_, err := c.Put(ctxTimeout(t, 300*time.Millisecond), "t", "m")
+	took := time.Since(start)
+	if !errors.Is(err, ErrTimeout) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v; want ErrTimeout and DeadlineExceeded", err)
+	}
+	if took > 3*time.Second {
+		t.Fatalf("Put returned after %v; the context allowed 300ms", took)
+	}
+	// Options.Timeout bounds a call whose context has no deadline.
+	c2, _ := newTestClient(t, Options{Servers: []string{a.addr}, AttemptTimeout: 30 * time.Second, Timeout: 300 * time.Millisecond})
+	if _, err := c2.ListTopics(context.Background()); !errors.Is(err, ErrTimeout) {
+		t.Fatalf("err = %v; want ErrTimeout from Options.Timeout", err)
+	}
+}
+
+func TestNoLeaderTriesEveryServerAndGivesUp(t *testing.T) {
+	const rounds = 3
+	var script []step
+	for range rounds * 2 {
+		script = append(script, step{reply: `{"success":false,"error":"no_leader"}`})
+	}
+	a, b := newFakeBroker(t, script...), newFakeBroker(t, script...)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, sl := newTestClient(t, Options{Servers: []string{a.addr, b.addr}, BackoffBase: 10 * time.Millisecond, BackoffMax: 40 * time.Millisecond})
+	sl.after = func(n int) {
+		if n == 2*rounds {
+			cancel()
+		}
+	}
+	_, err := c.CreateTopic(ctx, "t")
+	if !errors.Is(err, context.Canceled) || !errors.Is(err, ErrNoLeader) {
+		t.Fatalf("err = %v; want Canceled wrapping the last no_leader", err)
+	}
+	if na, nb := len(a.requests()), len(b.requests()); na != rounds || nb != rounds {
+		t.Fatalf("requests a=%d b=%d; want %d each (servers alternate)", na, nb, rounds)
+	}
+	ds := sl.list()
+	for n, d := range ds {
+		hi := min(10*time.Millisecond<<n, 40*time.Millisecond)
+		if d < hi/2 || d > hi {
+			t.Errorf("backoff %d = %v, want in [%v, %v]", n, d, hi/2, hi)
+		}
+	}
+	// Out of time: the sentinel says why.
+	a.setFallback(step{reply: `{"success":false,"error":"no_leader"}`})
+	c2, _ := newTestClient(t, Options{Servers: []string{a.addr}, Timeout: 200 * time.Millisecond})
+	c2.sleep = sleepCtx
+	if _, err := c2.CreateTopic(context.Background(), "t"); !errors.Is(err, ErrNoLeader) {
+		t.Fatalf("err = %v; want ErrNoLeader", err)
+	}
+}
+
+func TestRefusalsAreServerErrors(t *testing.T) {
+	for _, code := range []string{"bad_request", "too_large", "internal", "stale_seq"} {
+		t.Run(code, func(t *testing.T) {
+			a := newFakeBroker(t, step{reply: fmt.Sprintf(`{"success":false,"error":%q,"detail":"why"}`, code)})
+			c, _ := newTestClient(t, Options{Servers: []string{a.addr}})
+			_, err := c.Put(ctxTimeout(t, 10*time.Second), "t", "m")
+			var se *ServerError
+			if !errors.As(err, &se) || se.Code != code || se.Detail != "why" || se.Server != a.addr {
+				t.Fatalf("err = %#v; want *ServerError{%s, why, %s}", err, code, a.addr)
+			}
+			if n := len(a.requests()); n != 1 {
+				t.Fatalf("%d requests: a refusal must not be retried", n)
+			}
+		})
+	}
+}
+
+func TestAnswersNo(t *testing.T) {
+	a := newFakeBroker(t,
+		step{reply: `{"success":false}`}, step{reply: `{"success":false}`}, step{reply: `{"success":false}`},
+		step{reply: `{"success":true,"topics":[]}`},
+	)
+	c, _ := newTestClient(t, Options{Servers: []string{a.addr}})
+	ctx := ctxTimeout(t, 10*time.Second)
+	if created, err := c.CreateTopic(ctx, "t"); created || err != nil {
+		t.Errorf("CreateTopic = %v, %v; want false, nil", created, err)
+	}
+	if ok, err := c.Put(ctx, "t", ""); ok || err != nil {
+		t.Errorf("Put = %v, %v; want false, nil", ok, err)
+	}
+	if _, ok, err := c.Pop(ctx, "t"); ok || err != nil {
+		t.Errorf("Pop = %v, %v; want false, nil", ok, err)
+	}
+	if topics, err := c.ListTopics(ctx); err != nil || topics == nil || len(topics) != 0 {
+		t.Errorf("ListTopics = %#v, %v; want empty, nil", topics, err)
+	}
+	got := a.requests()
+	for i, want := range []uint64{1, 2, 3} {
+		if got[i].req.Seq != want {
+			t.Errorf("request %d seq %d, want %d", i, got[i].req.Seq, want)
+		}
+	}
+	if got[1].req.Message != "" || got[1].req.Type != "message" || got[1].req.Method != "PUT" {
+		t.Errorf("put request %+v: want an empty message sent as such", got[1].req)
+	}
+}
+
+func TestConcurrentUseSerializesSeqs(t *testing.T) {
+	const workers, each = 4, 10
+	var script []step
+	for range workers * each {
+		script = append(script, step{reply: `{"success":true}`})
+	}
+	a := newFakeBroker(t, script...)
+	c, _ := newTestClient(t, Options{Servers: []string{a.addr}})
+	ctx := ctxTimeout(t, 20*time.Second)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				if ok, err := c.Put(ctx, "t", fmt.Sprint(w, i)); !ok || err != nil {
+					t.Errorf("Put = %v, %v", ok, err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	got := a.requests()
+	if len(got) != workers*each {
+		t.Fatalf("%d requests, want %d", len(got), workers*each)
+	}
+	for i, s := range got {
+		if s.req.Seq != uint64(i+1) {
+			t.Fatalf("request %d seq %d: seqs must arrive in order, one per request", i, s.req.Seq)
+		}
+	}
+}
+
+func TestCloseAbortsRequest(t *testing.T) {
+	a := newFakeBroker(t, step{drop: true})
+	c, _ := newTestClient(t, Options{Servers: []string{a.addr}, AttemptTimeout: 30 * time.Second, Timeout: time.Minute})
+	errCh := make(chan error, 1)
+	go func() {
+		_, err := c.Put(context.Background(), "t", "m")
+		errCh <- err
+	}()
+	<-a.gotCh // the request is in flight
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errCh; !errors.Is(err, ErrClosed) {
+		t.Fatalf("err = %v; want ErrClosed", err)
+	}
+	if _, err := c.ListTopics(context.Background()); !errors.Is(err, ErrClosed) {
+		t.Fatalf("after Close: err = %v; want ErrClosed", err)
+	}
+}
+
+func TestStatus(t *testing.T) {
+	a := newFakeBroker(t, step{reply: `{"role":"Leader","term":7,"id":0,"commit_index":12,"applied_index":12,"last_log_index":13,"address":"A","log_syncs":5,"log_entries":40}`})
+	b := newFakeBroker(t, step{reply: `{"success":false,"error":"internal","detail":"boom"}`})
+	dead := deadAddr(t)
+	c, _ := newTestClient(t, Options{Servers: []string{a.addr, b.addr, dead}, ConnectTimeout: 200 * time.Millisecond})
+	all, err := c.StatusAll(ctxTimeout(t, 10*time.Second))
+	if err != nil || len(all) != 3 {
+		t.Fatalf("StatusAll = %d, %v", len(all), err)
+	}
+	st := all[0]
+	if st.Err != nil || st.Server != a.addr || st.Status.Role != "Leader" || st.Status.Term != 7 || st.Status.LastIndex != 13 || st.Status.LogSyncs != 5 || st.Status.LogEntries != 40 {
+		t.Errorf("node 0 = %+v", st)
+	}
+	var se *ServerError
+	if !errors.As(all[1].Err, &se) || se.Code != "internal" {
+		t.Errorf("node 1 err = %v; want internal", all[1].Err)
+	}
+	if !errors.Is(all[2].Err, ErrUnreachable) {
+		t.Errorf("node 2 err = %v; want ErrUnreachable", all[2].Err)
+	}
+	if r := a.requests(); len(r) != 1 || r[0].req.Type != "status" || r[0].req.HasSession {
+		t.Errorf("status request %+v", r)
+	}
+}
+
+func TestBackoffBounds(t *testing.T) {
+	rng := rand.New(rand.NewPCG(testSeed, 1))
+	tests := []struct {
+		base, limit time.Duration
+		n           int
+		lo, hi      time.Duration
+	}{
+		{10 * time.Millisecond, time.Second, 0, 5 * time.Millisecond, 10 * time.Millisecond},
+		{10 * time.Millisecond, time.Second, 3, 40 * time.Millisecond, 80 * time.Millisecond},
+		{10 * time.Millisecond, time.Second, 7, 500 * time.Millisecond, time.Second},
+		{10 * time.Millisecond, time.Second, 70, 500 * time.Millisecond, time.Second}, // no overflow
+		{time.Nanosecond, time.Nanosecond, 0, 0, time.Nanosecond},
+	}
+	for _, tt := range tests {
+		for range 100 {
+			if d := backoff(tt.base, tt.limit, tt.n, rng.Int64N); d < tt.lo || d > tt.hi {
+				t.Fatalf("backoff(%v, %v, %d) = %v, want in [%v, %v] (seed %d)", tt.base, tt.limit, tt.n, d, tt.lo, tt.hi, testSeed)
+			}
+		}
+	}
+}
+
+func TestNewNeedsServers(t *testing.T) {
+	for _, servers := range [][]string{nil, {""}} {
+		if _, err := New(Options{Servers: servers}); !errors.Is(err, ErrNoServers) {
+			t.Errorf("New(%q) err = %v; want ErrNoServers", servers, err)
+		}
+	}
+	c1, _ := New(Options{Servers: []string{"x:1"}})
+	c2, _ := New(Options{Servers: []string{"x:1"}})
+	if c1.ClientID() == c2.ClientID() || c1.ClientID() == "" {
+		t.Errorf("client ids %q %q: want distinct random ids", c1.ClientID(), c2.ClientID())
+	}
+}

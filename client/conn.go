@@ -1,0 +1,128 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	zmq "github.com/pebbe/zmq4"
+)
+
+// pollSlice is the longest a poll blocks before the wait checks the context
+// and the Client's close channel again.
+const pollSlice = 50 * time.Millisecond
+
+// conn is one DEALER socket connected to one server. It frames requests like
+// a REQ socket (empty delimiter, then the JSON) so a ROUTER broker treats
+// both alike. A conn carries at most one outstanding request; after any
+// failure it is closed, never reused, so a late reply dies with it.
+type conn struct {
+	addr    string // as given: "ip:port"
+	sock    *zmq.Socket
+	pollIn  *zmq.Poller
+	pollOut *zmq.Poller
+}
+
+// endpoint turns "ip:port" into "tcp://ip:port"; full endpoints pass through.
+func endpoint(addr string) string {
+	if strings.Contains(addr, "://") {
+		return addr
+	}
+	return "tcp://" + addr
+}
+
+func dial(addr string) (*conn, error) {
+	sock, err := zmq.NewSocket(zmq.DEALER)
+	if err != nil {
+		return nil, fmt.Errorf("client: new socket: %w", err)
+	}
+	// Linger 0: closing drops unsent requests at once. Immediate: queue only
+	// on a completed connection, so "writable" means "connected".
+	for _, set := range []func() error{
+		func() error { return sock.SetLinger(0) },
+		func() error { return sock.SetImmediate(true) },
+		func() error { return sock.Connect(endpoint(addr)) },
+	} {
+		if err := set(); err != nil {
+			sock.Close()
+			return nil, fmt.Errorf("client: connect %s: %w", addr, err)
+		}
+	}
+	c := &conn{addr: addr, sock: sock, pollIn: zmq.NewPoller(), pollOut: zmq.NewPoller()}
+	c.pollIn.Add(sock, zmq.POLLIN)
+	c.pollOut.Add(sock, zmq.POLLOUT)
+	return c, nil
+}
+
+func (c *conn) close() {
+	if c != nil && c.sock != nil {
+		_ = c.sock.Close()
+		c.sock = nil
+	}
+}
+
+// roundTrip sends one request and waits for its reply. Errors: ctx.Err(),
+// ErrClosed, ErrUnreachable (no connection within connectTimeout), errNoReply
+// (nothing within replyTimeout), ErrBadResponse, or a zmq error.
+func (c *conn) roundTrip(ctx context.Context, abort <-chan struct{}, frame []byte, connectTimeout, replyTimeout time.Duration) ([]byte, error) {
+	ok, err := wait(ctx, abort, c.pollOut, connectTimeout)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("%w: no connection to %s within %s", ErrUnreachable, c.addr, connectTimeout)
+	}
+	if _, err := c.sock.SendMessageDontwait("", frame); err != nil {
+		return nil, fmt.Errorf("%w: send to %s: %v", ErrUnreachable, c.addr, err)
+	}
+	ok, err = wait(ctx, abort, c.pollIn, replyTimeout)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("%w: no reply from %s within %s", ErrTimeout, c.addr, replyTimeout)
+	}
+	parts, err := c.sock.RecvMessageBytes(zmq.DONTWAIT)
+	if err != nil {
+		return nil, fmt.Errorf("client: receive from %s: %w", c.addr, err)
+	}
+	if len(parts) != 2 || len(parts[0]) != 0 {
+		return nil, fmt.Errorf("%w: %d frames from %s, want an empty delimiter and one JSON frame", ErrBadResponse, len(parts), c.addr)
+	}
+	return parts[1], nil
+}
+
+// wait polls until the poller's event, d elapses (false), ctx is done or
+// abort is closed.
+func wait(ctx context.Context, abort <-chan struct{}, p *zmq.Poller, d time.Duration) (bool, error) {
+	deadline := time.Now().Add(d)
+	ctxBound := false
+	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+		deadline, ctxBound = dl, true
+	}
+	for {
+		if err := ctx.Err(); err != nil {
+			return false, err
+		}
+		select {
+		case <-abort:
+			return false, ErrClosed
+		default:
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			if ctxBound {
+				return false, context.DeadlineExceeded // ctx.Err() may lag its deadline by a moment
+			}
+			return false, nil
+		}
+		polled, err := p.Poll(min(left, pollSlice))
+		if err != nil {
+			return false, fmt.Errorf("client: poll: %w", err)
+		}
+		if len(polled) > 0 {
+			return true, nil
+		}
+	}
+}

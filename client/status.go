@@ -1,0 +1,64 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+
+	"github.com/raftmq/raftmq/broker/wire"
+)
+
+// NodeStatus is one server's answer to StatusAll.
+type NodeStatus struct {
+	Server string      // as configured, "ip:port"
+	Status wire.Status // valid when Err is nil
+	Err    error
+}
+
+var statusFrame = []byte(`{"type":"status","method":"GET"}`)
+
+// Status asks one server for its status: no redirect, no retry, on a socket
+// of its own (it does not wait for other requests of this Client).
+func (c *Client) Status(ctx context.Context, server string) (wire.Status, error) {
+	ctx, cancel := c.withTimeout(ctx)
+	defer cancel()
+	cn, err := dial(server)
+	if err != nil {
+		return wire.Status{}, err
+	}
+	defer cn.close()
+	raw, err := cn.roundTrip(ctx, c.abortCh, statusFrame, c.opts.ConnectTimeout, c.opts.AttemptTimeout)
+	if err != nil {
+		return wire.Status{}, fmt.Errorf("status of %s: %w", server, err)
+	}
+	var ef errorFields
+	if err := json.Unmarshal(raw, &ef); err != nil {
+		return wire.Status{}, fmt.Errorf("%w: status of %s: %v", ErrBadResponse, server, err)
+	}
+	if ef.Error != "" {
+		return wire.Status{}, &ServerError{Code: ef.Error, Detail: ef.Detail, Leader: ef.Leader, Server: server}
+	}
+	var st wire.Status
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return wire.Status{}, fmt.Errorf("%w: status of %s: %v", ErrBadResponse, server, err)
+	}
+	return st, nil
+}
+
+// StatusAll asks every configured server in parallel. A server that cannot
+// answer has Err set; err is non-nil only when ctx ended first.
+func (c *Client) StatusAll(ctx context.Context) ([]NodeStatus, error) {
+	out := make([]NodeStatus, len(c.opts.Servers))
+	var wg sync.WaitGroup
+	for i, s := range c.opts.Servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			st, err := c.Status(ctx, s)
+			out[i] = NodeStatus{Server: s, Status: st, Err: err}
+		}()
+	}
+	wg.Wait()
+	return out, ctx.Err()
+}
