@@ -19,3 +19,7 @@ var (
 	// not decode.
 	ErrCorruptMessage = errors.New("raftlog: corrupt message")
 )
+
+// ErrSnapOutOfDate is returned by MemoryStorage when a snapshot is not newer
+// than the one it holds.
+var ErrSnapOutOfDate = errors.New("raftlog: snapshot is out of date")

@@ -1,0 +1,154 @@
+package raftlog
+
+import "fmt"
+
+// maxProposalEntries bounds one ProposeBatch.
+const maxProposalEntries = 1 << 16
+
+// Propose appends data as an EntryNormal. Only a leader that is not
+// transferring leadership and is under its uncommitted-bytes limit accepts
+// it; otherwise the error wraps ErrProposalDropped.
+func (c *Core) Propose(data []byte) error {
+	return c.ProposeBatch([][]byte{data})
+}
+
+// ProposeBatch proposes all of data as consecutive entries in one step, or
+// none of it.
+func (c *Core) ProposeBatch(data [][]byte) error {
+	if len(data) == 0 {
+		return nil
+	}
+	if len(data) > maxProposalEntries {
+		return fmt.Errorf("batch of %d entries, at most %d: %w", len(data), maxProposalEntries, ErrProposalDropped)
+	}
+	ents := make([]Entry, len(data))
+	for i, d := range data {
+		ents[i] = Entry{Type: EntryNormal, Data: d}
+	}
+	return c.Step(Message{Type: MsgProp, From: c.id, Entries: ents})
+}
+
+// Campaign starts an election now (a pre-election first with PreVote).
+func (c *Core) Campaign() error { return c.Step(Message{Type: MsgHup}) }
+
+// ReadIndex requests a read index for ctx, which the caller keeps unique.
+// The answer arrives as a Ready.ReadStates entry with the same context, or
+// never (leadership lost, no leader): the caller times out.
+func (c *Core) ReadIndex(ctx []byte) {
+	_ = c.Step(Message{Type: MsgReadIndex, Context: ctx})
+}
+
+// TransferLeadership asks the leader (directly, or through this follower)
+// to hand leadership to node to.
+func (c *Core) TransferLeadership(to uint64) {
+	_ = c.Step(Message{Type: MsgTransferLeader, From: to})
+}
+
+// ReportUnreachable tells a leader that a message to id could not be sent;
+// replication to it falls back to probing.
+func (c *Core) ReportUnreachable(id uint64) {
+	_ = c.Step(Message{Type: MsgUnreachable, From: id})
+}
+
+// ReportSnapshot tells a leader whether the snapshot it asked to send to id
+// was delivered and installed (ok) or failed.
+func (c *Core) ReportSnapshot(id uint64, ok bool) {
+	_ = c.Step(Message{Type: MsgSnapStatus, From: id, Reject: !ok})
+}
+
+// HasReady reports whether Ready would return any work.
+func (c *Core) HasReady() bool {
+	if c.softState() != c.prevSoft {
+		return true
+	}
+	if hs := c.hardState(); hs != c.prevHard {
+		return true
+	}
+	return c.log.unstable.snapshot != nil ||
+		len(c.log.unstableEntries()) > 0 ||
+		len(c.msgs) > 0 ||
+		len(c.readStates) > 0 ||
+		c.log.hasNextCommittedEnts()
+}
+
+// Ready returns the pending work. Messages and ReadStates are handed over
+// (the next Ready will not repeat them); entries, snapshot and committed
+// entries are repeated until Advance. Call Advance(rd) before the next
+// Ready.
+func (c *Core) Ready() Ready {
+	rd := Ready{
+		Entries:          c.log.unstableEntries(),
+		CommittedEntries: c.log.nextCommittedEnts(),
+		Messages:         c.msgs,
+		ReadStates:       c.readStates,
+	}
+	if ss := c.softState(); ss != c.prevSoft {
+		rd.SoftState = &ss
+		c.prevSoft = ss
+	}
+	if hs := c.hardState(); hs != c.prevHard {
+		rd.HardState = hs
+		rd.MustSync = hs.Term != c.prevHard.Term || hs.Vote != c.prevHard.Vote
+		c.prevHard = hs
+	}
+	if s := c.log.unstable.snapshot; s != nil {
+		rd.Snapshot = *s
+		rd.MustSync = true
+	}
+	if len(rd.Entries) > 0 {
+		rd.MustSync = true
+	}
+	c.msgs = nil
+	c.readStates = nil
+	return rd
+}
+
+// Advance tells the core that the caller has done everything rd asked:
+// entries and HardState are durable, the snapshot installed, messages sent,
+// committed entries applied.
+func (c *Core) Advance(rd Ready) {
+	if !rd.Snapshot.IsEmpty() {
+		c.log.stableSnapTo(rd.Snapshot.Index)
+		if rd.Snapshot.Index > c.log.applied {
+			c.log.appliedTo(rd.Snapshot.Index)
+		}
+	}
+	if n := len(rd.Entries); n > 0 {
+		last := rd.Entries[n-1]
+		c.log.stableTo(last.Index, last.Term)
+	}
+	if n := len(rd.CommittedEntries); n > 0 {
+		c.log.appliedTo(rd.CommittedEntries[n-1].Index)
+		if c.role == RoleLeader {
+			c.uncommittedBytes -= min(c.uncommittedBytes, payloadSize(rd.CommittedEntries))
+		}
+	}
+	if c.role == RoleLeader {
+		// Our own entries count toward commit only now that they are
+		// durable: this is what commits a one-node cluster.
+		if c.prs[c.id].maybeUpdate(c.log.persistedLastIndex()) && c.maybeCommit() {
+			c.onCommit()
+		}
+	}
+}
+
+// Status reports this node's state; Progress is set on a leader.
+func (c *Core) Status() Status {
+	s := Status{
+		ID:        c.id,
+		Role:      c.role,
+		Term:      c.term,
+		Vote:      c.vote,
+		Lead:      c.lead,
+		Commit:    c.log.committed,
+		Applied:   c.log.applied,
+		LastIndex: c.log.lastIndex(),
+	}
+	if c.role == RoleLeader {
+		s.Progress = make(map[uint64]PeerProgress, len(c.prs))
+		for id, pr := range c.prs {
+			s.Progress[id] = PeerProgress{Match: pr.match, Next: pr.next}
+		}
+	}
+	return s
+}

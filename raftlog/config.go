@@ -1,0 +1,109 @@
+package raftlog
+
+import (
+	"fmt"
+	"math/rand"
+	"slices"
+)
+
+// Logger receives the core's rare diagnostic lines. The broker adapts
+// zerolog to it; nil discards.
+type Logger interface {
+	Debugf(format string, args ...any)
+	Infof(format string, args ...any)
+	Warnf(format string, args ...any)
+}
+
+type discardLogger struct{}
+
+func (discardLogger) Debugf(string, ...any) {}
+func (discardLogger) Infof(string, ...any)  {}
+func (discardLogger) Warnf(string, ...any)  {}
+
+// Limits on Config values that are surely mistakes.
+const (
+	maxElectionTicks   = 1 << 20
+	maxInflightMsgsCap = 1 << 16
+	maxVoters          = 64
+)
+
+// Config configures a Core. Zero values are invalid unless a default is named.
+type Config struct {
+	// ID is this node, != None.
+	ID uint64
+	// Peers are the voters including ID; used only when Storage's ConfState
+	// is empty (a fresh node).
+	Peers []uint64
+	// ElectionTicks: the randomized election timeout is in
+	// [ElectionTicks, 2*ElectionTicks).
+	ElectionTicks int
+	// HeartbeatTicks < ElectionTicks.
+	HeartbeatTicks int
+	Storage        Storage
+	// Applied is the last index applied to the state machine before this
+	// start (from state.db); 0 means none.
+	Applied uint64
+	// Rand is the only source of randomness; required.
+	Rand        *rand.Rand
+	PreVote     bool
+	CheckQuorum bool
+	// MaxSizePerMsg is the max Data bytes of entries in one MsgApp (at least
+	// one entry is always sent).
+	MaxSizePerMsg uint64
+	// MaxInflightMsgs is the max MsgApp in flight per follower in replicate
+	// state.
+	MaxInflightMsgs int
+	// MaxUncommittedEntriesBytes bounds the Data bytes of a leader's
+	// uncommitted entries; 0 = no limit. Proposals beyond it are dropped.
+	MaxUncommittedEntriesBytes uint64
+	// MaxCommittedSizePerReady bounds CommittedEntries Data bytes per Ready
+	// (at least one entry); 0 = no limit.
+	MaxCommittedSizePerReady uint64
+	// Logger is optional; nil discards.
+	Logger Logger
+}
+
+func (cfg *Config) validate() error {
+	switch {
+	case cfg.ID == None:
+		return fmt.Errorf("ID must not be %d: %w", None, ErrBadConfig)
+	case cfg.Storage == nil:
+		return fmt.Errorf("storage is required: %w", ErrBadConfig)
+	case cfg.Rand == nil:
+		return fmt.Errorf("rand is required: %w", ErrBadConfig)
+	case cfg.HeartbeatTicks <= 0:
+		return fmt.Errorf("heartbeat ticks %d must be > 0: %w", cfg.HeartbeatTicks, ErrBadConfig)
+	case cfg.ElectionTicks <= cfg.HeartbeatTicks || cfg.ElectionTicks > maxElectionTicks:
+		return fmt.Errorf("election ticks %d must be in (heartbeat ticks %d, %d]: %w",
+			cfg.ElectionTicks, cfg.HeartbeatTicks, maxElectionTicks, ErrBadConfig)
+	case cfg.MaxSizePerMsg == 0:
+		return fmt.Errorf("max size per msg must be > 0: %w", ErrBadConfig)
+	case cfg.MaxInflightMsgs <= 0 || cfg.MaxInflightMsgs > maxInflightMsgsCap:
+		return fmt.Errorf("max inflight msgs %d must be in [1, %d]: %w", cfg.MaxInflightMsgs, maxInflightMsgsCap, ErrBadConfig)
+	}
+	return nil
+}
+
+// validateVoters checks a membership for this node.
+func validateVoters(id uint64, voters []uint64) error {
+	if len(voters) == 0 {
+		return fmt.Errorf("no voters (Peers empty and storage has no membership): %w", ErrBadConfig)
+	}
+	if len(voters) > maxVoters {
+		return fmt.Errorf("%d voters, at most %d: %w", len(voters), maxVoters, ErrBadConfig)
+	}
+	sorted := slices.Clone(voters)
+	slices.Sort(sorted)
+	for i, v := range sorted {
+		if v == None {
+			return fmt.Errorf("voter id %d is reserved: %w", None, ErrBadConfig)
+		}
+		if i > 0 && sorted[i-1] == v {
+			return fmt.Errorf("voter %d listed twice: %w", v, ErrBadConfig)
+		}
+	}
+	if !slices.Contains(sorted, id) {
+		return fmt.Errorf("node %d is not among voters %v: %w", id, sorted, ErrBadConfig)
+	}
+	return nil
+}
