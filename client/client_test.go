@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/raftmq/raftmq/client/clienttest"
 )
 
 const testSeed = 20240601
@@ -70,20 +72,20 @@ func ctxTimeout(t *testing.T, d time.Duration) context.Context {
 }
 
 // sessionOf checks that every request carries the client's id and seq.
-func sessionOf(t *testing.T, c *Client, want uint64, got []seen) {
+func sessionOf(t *testing.T, c *Client, want uint64, got []clienttest.Seen) {
 	t.Helper()
 	for i, s := range got {
-		if !s.req.HasSession || s.req.ClientID != c.ClientID() || s.req.Seq != want {
-			t.Errorf("request %d: session (%v %q %d), want (true %q %d)", i, s.req.HasSession, s.req.ClientID, s.req.Seq, c.ClientID(), want)
+		if !s.Req.HasSession || s.Req.ClientID != c.ClientID() || s.Req.Seq != want {
+			t.Errorf("request %d: session (%v %q %d), want (true %q %d)", i, s.Req.HasSession, s.Req.ClientID, s.Req.Seq, c.ClientID(), want)
 		}
 	}
 }
 
 func TestRedirectOnNotLeader(t *testing.T) {
-	a := newFakeBroker(t)
-	b := newFakeBroker(t, step{reply: `{"success":true}`}, step{reply: `{"success":true}`})
-	a.setScript(step{reply: fmt.Sprintf(`{"success":false,"error":"not_leader","leader":%q}`, b.addr)})
-	c, sl := newTestClient(t, Options{Servers: []string{a.addr, b.addr}})
+	a := clienttest.NewBroker(t)
+	b := clienttest.NewBroker(t, clienttest.Step{Reply: `{"success":true}`}, clienttest.Step{Reply: `{"success":true}`})
+	a.SetScript(clienttest.Step{Reply: fmt.Sprintf(`{"success":false,"error":"not_leader","leader":%q}`, b.Addr)})
+	c, sl := newTestClient(t, Options{Servers: []string{a.Addr, b.Addr}})
 	ctx := ctxTimeout(t, 10*time.Second)
 
 	created, err := c.CreateTopic(ctx, "t")
@@ -94,7 +96,7 @@ func TestRedirectOnNotLeader(t *testing.T) {
 	if err != nil || !ok {
 		t.Fatalf("Put = %v, %v; want true, nil", ok, err)
 	}
-	ra, rb := a.requests(), b.requests()
+	ra, rb := a.Requests(), b.Requests()
 	if len(ra) != 1 || len(rb) != 2 {
 		t.Fatalf("requests a=%d b=%d, want 1 and 2 (the leader is remembered)", len(ra), len(rb))
 	}
@@ -106,7 +108,7 @@ func TestRedirectOnNotLeader(t *testing.T) {
 }
 
 func TestRetriesKeepSessionAndBackOff(t *testing.T) {
-	noLeader := step{reply: `{"success":false,"error":"no_leader","detail":"election in progress"}`}
+	noLeader := clienttest.Step{Reply: `{"success":false,"error":"no_leader","detail":"election in progress"}`}
 	tests := []struct {
 		name    string
 		code    string // error code answered before success
@@ -120,21 +122,21 @@ func TestRetriesKeepSessionAndBackOff(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var script []step
+			var script []clienttest.Step
 			for range tt.retries {
 				st := noLeader
-				st.reply = fmt.Sprintf(`{"success":false,"error":%q}`, tt.code)
+				st.Reply = fmt.Sprintf(`{"success":false,"error":%q}`, tt.code)
 				script = append(script, st)
 			}
-			script = append(script, step{reply: `{"success":true,"message":"m1"}`}, step{reply: `{"success":false}`})
-			a := newFakeBroker(t, script...)
-			c, sl := newTestClient(t, Options{Servers: []string{a.addr}, BackoffBase: 8 * time.Millisecond, BackoffMax: 20 * time.Millisecond})
+			script = append(script, clienttest.Step{Reply: `{"success":true,"message":"m1"}`}, clienttest.Step{Reply: `{"success":false}`})
+			a := clienttest.NewBroker(t, script...)
+			c, sl := newTestClient(t, Options{Servers: []string{a.Addr}, BackoffBase: 8 * time.Millisecond, BackoffMax: 20 * time.Millisecond})
 			ctx := ctxTimeout(t, 10*time.Second)
 			msg, ok, err := c.Pop(ctx, "t")
 			if err != nil || !ok || msg != "m1" {
 				t.Fatalf("Pop = %q, %v, %v; want m1, true, nil", msg, ok, err)
 			}
-			got := a.requests()
+			got := a.Requests()
 			if len(got) != tt.retries+1 {
 				t.Fatalf("%d requests, want %d", len(got), tt.retries+1)
 			}
@@ -154,20 +156,20 @@ func TestRetriesKeepSessionAndBackOff(t *testing.T) {
 			if err != nil || ok {
 				t.Fatalf("second Pop = %v, %v; want false, nil", ok, err)
 			}
-			sessionOf(t, c, 2, a.requests()[tt.retries+1:])
+			sessionOf(t, c, 2, a.Requests()[tt.retries+1:])
 		})
 	}
 }
 
 func TestTimeoutThenNextServer(t *testing.T) {
-	a := newFakeBroker(t, step{drop: true})
-	b := newFakeBroker(t, step{reply: `{"success":true}`})
-	c, sl := newTestClient(t, Options{Servers: []string{a.addr, b.addr}, AttemptTimeout: 200 * time.Millisecond})
+	a := clienttest.NewBroker(t, clienttest.Step{Drop: true})
+	b := clienttest.NewBroker(t, clienttest.Step{Reply: `{"success":true}`})
+	c, sl := newTestClient(t, Options{Servers: []string{a.Addr, b.Addr}, AttemptTimeout: 200 * time.Millisecond})
 	ok, err := c.Put(ctxTimeout(t, 10*time.Second), "t", "m")
 	if err != nil || !ok {
 		t.Fatalf("Put = %v, %v; want true, nil", ok, err)
 	}
-	ra, rb := a.requests(), b.requests()
+	ra, rb := a.Requests(), b.Requests()
 	if len(ra) != 1 || len(rb) != 1 {
 		t.Fatalf("requests a=%d b=%d, want 1 each", len(ra), len(rb))
 	}
@@ -178,25 +180,25 @@ func TestTimeoutThenNextServer(t *testing.T) {
 }
 
 func TestUnreachableThenNextServer(t *testing.T) {
-	dead := deadAddr(t)
-	b := newFakeBroker(t, step{reply: `{"success":true,"topics":["x","y"]}`})
-	c, _ := newTestClient(t, Options{Servers: []string{dead, b.addr}, ConnectTimeout: 200 * time.Millisecond})
+	dead := clienttest.DeadAddr(t)
+	b := clienttest.NewBroker(t, clienttest.Step{Reply: `{"success":true,"topics":["x","y"]}`})
+	c, _ := newTestClient(t, Options{Servers: []string{dead, b.Addr}, ConnectTimeout: 200 * time.Millisecond})
 	topics, err := c.ListTopics(ctxTimeout(t, 10*time.Second))
 	if err != nil || fmt.Sprint(topics) != "[x y]" {
 		t.Fatalf("ListTopics = %v, %v; want [x y], nil", topics, err)
 	}
-	if got := b.requests(); len(got) != 1 || got[0].req.HasSession {
+	if got := b.Requests(); len(got) != 1 || got[0].Req.HasSession {
 		t.Fatalf("requests %+v: want one read without a session", got)
 	}
 }
 
 func TestLateReplyIsNotTheNextAnswer(t *testing.T) {
-	a := newFakeBroker(t,
-		step{drop: true},
-		step{late: `{"success":true,"message":"LATE"}`, reply: `{"success":true,"message":"RIGHT"}`},
-		step{reply: `{"success":true,"message":"NEXT"}`},
+	a := clienttest.NewBroker(t,
+		clienttest.Step{Drop: true},
+		clienttest.Step{Late: `{"success":true,"message":"LATE"}`, Reply: `{"success":true,"message":"RIGHT"}`},
+		clienttest.Step{Reply: `{"success":true,"message":"NEXT"}`},
 	)
-	c, _ := newTestClient(t, Options{Servers: []string{a.addr}, AttemptTimeout: 200 * time.Millisecond})
+	c, _ := newTestClient(t, Options{Servers: []string{a.Addr}, AttemptTimeout: 200 * time.Millisecond})
 	ctx := ctxTimeout(t, 10*time.Second)
 	for _, want := range []string{"RIGHT", "NEXT"} {
 		msg, ok, err := c.Pop(ctx, "t")
@@ -204,15 +206,15 @@ func TestLateReplyIsNotTheNextAnswer(t *testing.T) {
 			t.Fatalf("Pop = %q, %v, %v; want %q", msg, ok, err, want)
 		}
 	}
-	got := a.requests()
-	if len(got) != 3 || got[0].identity == got[1].identity {
-		t.Fatalf("requests %d, identities %q %q: want a new socket after the timeout", len(got), got[0].identity, got[1].identity)
+	got := a.Requests()
+	if len(got) != 3 || got[0].Identity == got[1].Identity {
+		t.Fatalf("requests %d, identities %q %q: want a new socket after the timeout", len(got), got[0].Identity, got[1].Identity)
 	}
 }
 
 func TestContextDeadlineRespected(t *testing.T) {
-	a := newFakeBroker(t, step{drop: true}, step{drop: true})
-	c, _ := newTestClient(t, Options{Servers: []string{a.addr}, AttemptTimeout: 30 * time.Second, Timeout: time.Minute})
+	a := clienttest.NewBroker(t, clienttest.Step{Drop: true}, clienttest.Step{Drop: true})
+	c, _ := newTestClient(t, Options{Servers: []string{a.Addr}, AttemptTimeout: 30 * time.Second, Timeout: time.Minute})
 	c.sleep = sleepCtx
 	start := time.Now()
 	_, err := c.Put(ctxTimeout(t, 300*time.Millisecond), "t", "m")
@@ -224,7 +226,7 @@ func TestContextDeadlineRespected(t *testing.T) {
 		t.Fatalf("Put returned after %v; the context allowed 300ms", took)
 	}
 	// Options.Timeout bounds a call whose context has no deadline.
-	c2, _ := newTestClient(t, Options{Servers: []string{a.addr}, AttemptTimeout: 30 * time.Second, Timeout: 300 * time.Millisecond})
+	c2, _ := newTestClient(t, Options{Servers: []string{a.Addr}, AttemptTimeout: 30 * time.Second, Timeout: 300 * time.Millisecond})
 	if _, err := c2.ListTopics(context.Background()); !errors.Is(err, ErrTimeout) {
 		t.Fatalf("err = %v; want ErrTimeout from Options.Timeout", err)
 	}
@@ -232,14 +234,14 @@ func TestContextDeadlineRespected(t *testing.T) {
 
 func TestNoLeaderTriesEveryServerAndGivesUp(t *testing.T) {
 	const rounds = 3
-	var script []step
+	var script []clienttest.Step
 	for range rounds * 2 {
-		script = append(script, step{reply: `{"success":false,"error":"no_leader"}`})
+		script = append(script, clienttest.Step{Reply: `{"success":false,"error":"no_leader"}`})
 	}
-	a, b := newFakeBroker(t, script...), newFakeBroker(t, script...)
+	a, b := clienttest.NewBroker(t, script...), clienttest.NewBroker(t, script...)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, sl := newTestClient(t, Options{Servers: []string{a.addr, b.addr}, BackoffBase: 10 * time.Millisecond, BackoffMax: 40 * time.Millisecond})
+	c, sl := newTestClient(t, Options{Servers: []string{a.Addr, b.Addr}, BackoffBase: 10 * time.Millisecond, BackoffMax: 40 * time.Millisecond})
 	sl.after = func(n int) {
 		if n == 2*rounds {
 			cancel()
@@ -249,7 +251,7 @@ func TestNoLeaderTriesEveryServerAndGivesUp(t *testing.T) {
 	if !errors.Is(err, context.Canceled) || !errors.Is(err, ErrNoLeader) {
 		t.Fatalf("err = %v; want Canceled wrapping the last no_leader", err)
 	}
-	if na, nb := len(a.requests()), len(b.requests()); na != rounds || nb != rounds {
+	if na, nb := len(a.Requests()), len(b.Requests()); na != rounds || nb != rounds {
 		t.Fatalf("requests a=%d b=%d; want %d each (servers alternate)", na, nb, rounds)
 	}
 	ds := sl.list()
@@ -260,8 +262,8 @@ func TestNoLeaderTriesEveryServerAndGivesUp(t *testing.T) {
 		}
 	}
 	// Out of time: the sentinel says why.
-	a.setFallback(step{reply: `{"success":false,"error":"no_leader"}`})
-	c2, _ := newTestClient(t, Options{Servers: []string{a.addr}, Timeout: 200 * time.Millisecond})
+	a.SetHandler(clienttest.Always(clienttest.Step{Reply: `{"success":false,"error":"no_leader"}`}))
+	c2, _ := newTestClient(t, Options{Servers: []string{a.Addr}, Timeout: 200 * time.Millisecond})
 	c2.sleep = sleepCtx
 	if _, err := c2.CreateTopic(context.Background(), "t"); !errors.Is(err, ErrNoLeader) {
 		t.Fatalf("err = %v; want ErrNoLeader", err)
@@ -271,14 +273,14 @@ func TestNoLeaderTriesEveryServerAndGivesUp(t *testing.T) {
 func TestRefusalsAreServerErrors(t *testing.T) {
 	for _, code := range []string{"bad_request", "too_large", "internal", "stale_seq"} {
 		t.Run(code, func(t *testing.T) {
-			a := newFakeBroker(t, step{reply: fmt.Sprintf(`{"success":false,"error":%q,"detail":"why"}`, code)})
-			c, _ := newTestClient(t, Options{Servers: []string{a.addr}})
+			a := clienttest.NewBroker(t, clienttest.Step{Reply: fmt.Sprintf(`{"success":false,"error":%q,"detail":"why"}`, code)})
+			c, _ := newTestClient(t, Options{Servers: []string{a.Addr}})
 			_, err := c.Put(ctxTimeout(t, 10*time.Second), "t", "m")
 			var se *ServerError
-			if !errors.As(err, &se) || se.Code != code || se.Detail != "why" || se.Server != a.addr {
-				t.Fatalf("err = %#v; want *ServerError{%s, why, %s}", err, code, a.addr)
+			if !errors.As(err, &se) || se.Code != code || se.Detail != "why" || se.Server != a.Addr {
+				t.Fatalf("err = %#v; want *ServerError{%s, why, %s}", err, code, a.Addr)
 			}
-			if n := len(a.requests()); n != 1 {
+			if n := len(a.Requests()); n != 1 {
 				t.Fatalf("%d requests: a refusal must not be retried", n)
 			}
 		})
@@ -286,11 +288,11 @@ func TestRefusalsAreServerErrors(t *testing.T) {
 }
 
 func TestAnswersNo(t *testing.T) {
-	a := newFakeBroker(t,
-		step{reply: `{"success":false}`}, step{reply: `{"success":false}`}, step{reply: `{"success":false}`},
-		step{reply: `{"success":true,"topics":[]}`},
+	a := clienttest.NewBroker(t,
+		clienttest.Step{Reply: `{"success":false}`}, clienttest.Step{Reply: `{"success":false}`}, clienttest.Step{Reply: `{"success":false}`},
+		clienttest.Step{Reply: `{"success":true,"topics":[]}`},
 	)
-	c, _ := newTestClient(t, Options{Servers: []string{a.addr}})
+	c, _ := newTestClient(t, Options{Servers: []string{a.Addr}})
 	ctx := ctxTimeout(t, 10*time.Second)
 	if created, err := c.CreateTopic(ctx, "t"); created || err != nil {
 		t.Errorf("CreateTopic = %v, %v; want false, nil", created, err)
@@ -304,25 +306,25 @@ func TestAnswersNo(t *testing.T) {
 	if topics, err := c.ListTopics(ctx); err != nil || topics == nil || len(topics) != 0 {
 		t.Errorf("ListTopics = %#v, %v; want empty, nil", topics, err)
 	}
-	got := a.requests()
+	got := a.Requests()
 	for i, want := range []uint64{1, 2, 3} {
-		if got[i].req.Seq != want {
-			t.Errorf("request %d seq %d, want %d", i, got[i].req.Seq, want)
+		if got[i].Req.Seq != want {
+			t.Errorf("request %d seq %d, want %d", i, got[i].Req.Seq, want)
 		}
 	}
-	if got[1].req.Message != "" || got[1].req.Type != "message" || got[1].req.Method != "PUT" {
-		t.Errorf("put request %+v: want an empty message sent as such", got[1].req)
+	if got[1].Req.Message != "" || got[1].Req.Type != "message" || got[1].Req.Method != "PUT" {
+		t.Errorf("put request %+v: want an empty message sent as such", got[1].Req)
 	}
 }
 
 func TestConcurrentUseSerializesSeqs(t *testing.T) {
 	const workers, each = 4, 10
-	var script []step
+	var script []clienttest.Step
 	for range workers * each {
-		script = append(script, step{reply: `{"success":true}`})
+		script = append(script, clienttest.Step{Reply: `{"success":true}`})
 	}
-	a := newFakeBroker(t, script...)
-	c, _ := newTestClient(t, Options{Servers: []string{a.addr}})
+	a := clienttest.NewBroker(t, script...)
+	c, _ := newTestClient(t, Options{Servers: []string{a.Addr}})
 	ctx := ctxTimeout(t, 20*time.Second)
 	var wg sync.WaitGroup
 	for w := range workers {
@@ -337,26 +339,26 @@ func TestConcurrentUseSerializesSeqs(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	got := a.requests()
+	got := a.Requests()
 	if len(got) != workers*each {
 		t.Fatalf("%d requests, want %d", len(got), workers*each)
 	}
 	for i, s := range got {
-		if s.req.Seq != uint64(i+1) {
-			t.Fatalf("request %d seq %d: seqs must arrive in order, one per request", i, s.req.Seq)
+		if s.Req.Seq != uint64(i+1) {
+			t.Fatalf("request %d seq %d: seqs must arrive in order, one per request", i, s.Req.Seq)
 		}
 	}
 }
 
 func TestCloseAbortsRequest(t *testing.T) {
-	a := newFakeBroker(t, step{drop: true})
-	c, _ := newTestClient(t, Options{Servers: []string{a.addr}, AttemptTimeout: 30 * time.Second, Timeout: time.Minute})
+	a := clienttest.NewBroker(t, clienttest.Step{Drop: true})
+	c, _ := newTestClient(t, Options{Servers: []string{a.Addr}, AttemptTimeout: 30 * time.Second, Timeout: time.Minute})
 	errCh := make(chan error, 1)
 	go func() {
 		_, err := c.Put(context.Background(), "t", "m")
 		errCh <- err
 	}()
-	<-a.gotCh // the request is in flight
+	<-a.Got() // the request is in flight
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -369,16 +371,16 @@ func TestCloseAbortsRequest(t *testing.T) {
 }
 
 func TestStatus(t *testing.T) {
-	a := newFakeBroker(t, step{reply: `{"role":"Leader","term":7,"id":0,"commit_index":12,"applied_index":12,"last_log_index":13,"address":"A","log_syncs":5,"log_entries":40}`})
-	b := newFakeBroker(t, step{reply: `{"success":false,"error":"internal","detail":"boom"}`})
-	dead := deadAddr(t)
-	c, _ := newTestClient(t, Options{Servers: []string{a.addr, b.addr, dead}, ConnectTimeout: 200 * time.Millisecond})
+	a := clienttest.NewBroker(t, clienttest.Step{Reply: `{"role":"Leader","term":7,"id":0,"commit_index":12,"applied_index":12,"last_log_index":13,"address":"A","log_syncs":5,"log_entries":40}`})
+	b := clienttest.NewBroker(t, clienttest.Step{Reply: `{"success":false,"error":"internal","detail":"boom"}`})
+	dead := clienttest.DeadAddr(t)
+	c, _ := newTestClient(t, Options{Servers: []string{a.Addr, b.Addr, dead}, ConnectTimeout: 200 * time.Millisecond})
 	all, err := c.StatusAll(ctxTimeout(t, 10*time.Second))
 	if err != nil || len(all) != 3 {
 		t.Fatalf("StatusAll = %d, %v", len(all), err)
 	}
 	st := all[0]
-	if st.Err != nil || st.Server != a.addr || st.Status.Role != "Leader" || st.Status.Term != 7 || st.Status.LastIndex != 13 || st.Status.LogSyncs != 5 || st.Status.LogEntries != 40 {
+	if st.Err != nil || st.Server != a.Addr || st.Status.Role != "Leader" || st.Status.Term != 7 || st.Status.LastIndex != 13 || st.Status.LogSyncs != 5 || st.Status.LogEntries != 40 {
 		t.Errorf("node 0 = %+v", st)
 	}
 	var se *ServerError
@@ -388,7 +390,7 @@ func TestStatus(t *testing.T) {
 	if !errors.Is(all[2].Err, ErrUnreachable) {
 		t.Errorf("node 2 err = %v; want ErrUnreachable", all[2].Err)
 	}
-	if r := a.requests(); len(r) != 1 || r[0].req.Type != "status" || r[0].req.HasSession {
+	if r := a.Requests(); len(r) != 1 || r[0].Req.Type != "status" || r[0].Req.HasSession {
 		t.Errorf("status request %+v", r)
 	}
 }

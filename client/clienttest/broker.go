@@ -1,4 +1,7 @@
-package client
+// Package clienttest provides a fake raftmq broker for tests of code that
+// uses package client: a ZeroMQ ROUTER on 127.0.0.1 that answers from a
+// script, or from a handler such as Memory.
+package clienttest
 
 import (
 	"strings"
@@ -11,40 +14,43 @@ import (
 	"github.com/raftmq/raftmq/broker/wire"
 )
 
-// step is one scripted answer of a fakeBroker.
-type step struct {
-	reply string // JSON to answer with
-	drop  bool   // never answer this request (the client must time out)
-	// late is sent, before reply, to every request dropped so far: a reply
+// Step is one answer of a Broker.
+type Step struct {
+	Reply string // JSON to answer with
+	Drop  bool   // never answer this request (the client must time out)
+	// Late is sent, before Reply, to every request dropped so far: a reply
 	// arriving after the client gave up on it.
-	late string
+	Late string
 }
 
-// seen is one request a fakeBroker received.
-type seen struct {
-	identity string
-	req      wire.Request
+// Seen is one request a Broker received.
+type Seen struct {
+	Identity string // the ROUTER identity of the sending socket
+	Req      wire.Request
 }
 
-// fakeBroker is a ZeroMQ ROUTER on 127.0.0.1 answering from a script. Once
-// the script runs out it answers with fallback ({"error":"internal"} unless
-// set).
-type fakeBroker struct {
-	t    *testing.T
-	addr string // "127.0.0.1:port"
+// Handler answers a request once the script has run out.
+type Handler func(req wire.Request) Step
 
-	mu       sync.Mutex
-	script   []step
-	fallback step
-	got      []seen
-	dropped  [][]byte
-	gotCh    chan struct{} // signalled (non-blocking) on every request
+// Broker is a fake broker. It answers from its script first, then from its
+// handler (by default {"error":"internal"}).
+type Broker struct {
+	t    testing.TB
+	Addr string // "127.0.0.1:port"
+
+	mu      sync.Mutex
+	script  []Step
+	handler Handler
+	got     []Seen
+	dropped [][]byte
+	gotCh   chan struct{}
 
 	stop chan struct{}
 	done chan struct{}
 }
 
-func newFakeBroker(t *testing.T, script ...step) *fakeBroker {
+// NewBroker starts a Broker; it stops at the end of the test.
+func NewBroker(t testing.TB, script ...Step) *Broker {
 	t.Helper()
 	sock, err := zmq.NewSocket(zmq.ROUTER)
 	if err != nil {
@@ -60,55 +66,67 @@ func newFakeBroker(t *testing.T, script ...step) *fakeBroker {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fakeBroker{t: t, addr: strings.TrimPrefix(ep, "tcp://"), script: script,
-		fallback: step{reply: `{"success":false,"error":"internal","detail":"fake broker script exhausted"}`},
-		gotCh:    make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
-	go f.serve(sock)
-	t.Cleanup(f.close)
-	return f
+	b := &Broker{t: t, Addr: strings.TrimPrefix(ep, "tcp://"), script: script,
+		handler: func(wire.Request) Step {
+			return Step{Reply: `{"success":false,"error":"internal","detail":"fake broker script exhausted"}`}
+		},
+		gotCh: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	go b.serve(sock)
+	t.Cleanup(b.Close)
+	return b
 }
 
-func (f *fakeBroker) setScript(script ...step) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.script = script
+// SetScript replaces the remaining script.
+func (b *Broker) SetScript(script ...Step) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.script = script
 }
 
-func (f *fakeBroker) setFallback(st step) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.fallback = st
+// SetHandler sets what answers once the script has run out.
+func (b *Broker) SetHandler(h Handler) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.handler = h
 }
 
-func (f *fakeBroker) requests() []seen {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]seen(nil), f.got...)
+// Always answers every request after the script with st.
+func Always(st Step) Handler { return func(wire.Request) Step { return st } }
+
+// Requests returns the requests received so far, in order.
+func (b *Broker) Requests() []Seen {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]Seen(nil), b.got...)
 }
 
-func (f *fakeBroker) close() {
+// Got is signalled (without blocking, so signals may merge) on each request.
+func (b *Broker) Got() <-chan struct{} { return b.gotCh }
+
+// Close stops the broker; it is idempotent.
+func (b *Broker) Close() {
 	select {
-	case <-f.stop:
+	case <-b.stop:
 	default:
-		close(f.stop)
+		close(b.stop)
 	}
-	<-f.done
+	<-b.done
 }
 
-func (f *fakeBroker) serve(sock *zmq.Socket) {
-	defer close(f.done)
+func (b *Broker) serve(sock *zmq.Socket) {
+	defer close(b.done)
 	defer sock.Close()
 	poller := zmq.NewPoller()
 	poller.Add(sock, zmq.POLLIN)
 	for {
 		select {
-		case <-f.stop:
+		case <-b.stop:
 			return
 		default:
 		}
 		polled, err := poller.Poll(10 * time.Millisecond)
 		if err != nil {
-			f.t.Errorf("fake broker poll: %v", err)
+			b.t.Errorf("fake broker poll: %v", err)
 			return
 		}
 		if len(polled) == 0 {
@@ -116,51 +134,57 @@ func (f *fakeBroker) serve(sock *zmq.Socket) {
 		}
 		parts, err := sock.RecvMessageBytes(0)
 		if err != nil {
-			f.t.Errorf("fake broker recv: %v", err)
+			b.t.Errorf("fake broker recv: %v", err)
 			return
 		}
 		if len(parts) != 3 || len(parts[1]) != 0 {
-			f.t.Errorf("fake broker: got %d frames %q, want identity, empty delimiter, JSON", len(parts), parts)
+			b.t.Errorf("fake broker: got %d frames %q, want identity, empty delimiter, JSON", len(parts), parts)
 			continue
 		}
-		req, derr := wire.DecodeRequest(parts[2], wire.Limits{})
-		if derr != nil {
-			f.t.Errorf("fake broker: client sent an invalid request %s: %v", parts[2], derr)
+		b.answer(sock, parts[0], parts[2])
+	}
+}
+
+func (b *Broker) answer(sock *zmq.Socket, id, frame []byte) {
+	req, derr := wire.DecodeRequest(frame, wire.Limits{})
+	if derr != nil {
+		b.t.Errorf("fake broker: client sent an invalid request %s: %v", frame, derr)
+	}
+	b.mu.Lock()
+	b.got = append(b.got, Seen{Identity: string(id), Req: req})
+	var st Step
+	if len(b.script) > 0 {
+		st, b.script = b.script[0], b.script[1:]
+	} else {
+		st = b.handler(req)
+	}
+	var late [][]byte
+	if st.Late != "" {
+		late, b.dropped = b.dropped, nil
+	}
+	if st.Drop {
+		b.dropped = append(b.dropped, id)
+	}
+	b.mu.Unlock()
+	select {
+	case b.gotCh <- struct{}{}:
+	default:
+	}
+	for _, lid := range late {
+		if _, err := sock.SendMessage(lid, "", st.Late); err != nil {
+			b.t.Errorf("fake broker send late: %v", err)
 		}
-		f.mu.Lock()
-		f.got = append(f.got, seen{identity: string(parts[0]), req: req})
-		st := f.fallback
-		if len(f.script) > 0 {
-			st, f.script = f.script[0], f.script[1:]
-		}
-		var late [][]byte
-		if st.late != "" {
-			late, f.dropped = f.dropped, nil
-		}
-		if st.drop {
-			f.dropped = append(f.dropped, parts[0])
-		}
-		f.mu.Unlock()
-		select {
-		case f.gotCh <- struct{}{}:
-		default:
-		}
-		for _, id := range late {
-			if _, err := sock.SendMessage(id, "", st.late); err != nil {
-				f.t.Errorf("fake broker send late: %v", err)
-			}
-		}
-		if !st.drop {
-			if _, err := sock.SendMessage(parts[0], "", st.reply); err != nil {
-				f.t.Errorf("fake broker send: %v", err)
-			}
+	}
+	if !st.Drop {
+		if _, err := sock.SendMessage(id, "", st.Reply); err != nil {
+			b.t.Errorf("fake broker send: %v", err)
 		}
 	}
 }
 
-// deadAddr is an address where nothing listens: a fake broker, stopped.
-func deadAddr(t *testing.T) string {
-	f := newFakeBroker(t)
-	f.close()
-	return f.addr
+// DeadAddr is an address where nothing listens: a Broker, stopped.
+func DeadAddr(t testing.TB) string {
+	b := NewBroker(t)
+	b.Close()
+	return b.Addr
 }

@@ -1,0 +1,94 @@
+package clienttest
+
+import (
+	"encoding/json"
+	"sync"
+
+	"github.com/raftmq/raftmq/broker/wire"
+)
+
+// Memory is a Handler with a single node's semantics in memory: topics in
+// creation order, FIFO queues, sessions (a retried client_id/seq gets the
+// first answer), and status counters that count one fsync per entry.
+type Memory struct {
+	mu       sync.Mutex
+	order    []string
+	queues   map[string][]string
+	sessions map[string]session
+	entries  uint64
+}
+
+type session struct {
+	seq   uint64
+	reply string
+}
+
+// NewMemory returns an empty Memory; use m.Handle as a Broker's handler.
+func NewMemory() *Memory {
+	return &Memory{queues: map[string][]string{}, sessions: map[string]session{}}
+}
+
+// Handle answers req.
+func (m *Memory) Handle(req wire.Request) Step {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if req.Type == wire.TypeStatus {
+		st := wire.Status{Role: "Leader", Term: 1, Commit: m.entries, Applied: m.entries, LastIndex: m.entries,
+			LogSyncs: m.entries, LogEntries: m.entries}
+		return Step{Reply: mustJSON(st)}
+	}
+	if !req.Mutates() {
+		topics := append([]string{}, m.order...)
+		return Step{Reply: mustJSON(wire.Response{Success: true, Topics: &topics})}
+	}
+	if req.HasSession {
+		if s, ok := m.sessions[req.ClientID]; ok && s.seq == req.Seq {
+			return Step{Reply: s.reply}
+		}
+	}
+	m.entries++
+	reply := mustJSON(m.applyLocked(req))
+	if req.HasSession {
+		m.sessions[req.ClientID] = session{seq: req.Seq, reply: reply}
+	}
+	return Step{Reply: reply}
+}
+
+func (m *Memory) applyLocked(req wire.Request) wire.Response {
+	q, exists := m.queues[req.Topic]
+	switch {
+	case req.Type == wire.TypeTopic:
+		if exists {
+			return wire.Fail()
+		}
+		m.queues[req.Topic] = nil
+		m.order = append(m.order, req.Topic)
+	case !exists:
+		return wire.Fail()
+	case req.Method == wire.MethodPut:
+		m.queues[req.Topic] = append(q, req.Message)
+	default:
+		if len(q) == 0 {
+			return wire.Fail()
+		}
+		msg := q[0]
+		m.queues[req.Topic] = q[1:]
+		return wire.Response{Success: true, Message: &msg}
+	}
+	return wire.OK()
+}
+
+// Depth returns the number of queued messages of topic.
+func (m *Memory) Depth(topic string) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.queues[topic])
+}
+
+func mustJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}
