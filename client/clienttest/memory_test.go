@@ -35,9 +35,9 @@ func TestMemorySemantics(t *testing.T) {
 		{"put a", func() (any, error) { return c.Put(ctx, "q", "a") }, "true"},
 		{"put b", func() (any, error) { return c.Put(ctx, "q", "b") }, "true"},
 		{"list", func() (any, error) { return c.ListTopics(ctx) }, "[q p]"},
-		{"pop a", func() (any, error) { m, ok, err := c.Pop(ctx, "q"); return fmt.Sprint(m, ok), err }, "a true"},
-		{"pop b", func() (any, error) { m, ok, err := c.Pop(ctx, "q"); return fmt.Sprint(m, ok), err }, "b true"},
-		{"pop empty", func() (any, error) { m, ok, err := c.Pop(ctx, "q"); return fmt.Sprint(m, ok), err }, " false"},
+		{"pop a", func() (any, error) { m, ok, err := c.Pop(ctx, "q"); return fmt.Sprintf("%s %v", m, ok), err }, "a true"},
+		{"pop b", func() (any, error) { m, ok, err := c.Pop(ctx, "q"); return fmt.Sprintf("%s %v", m, ok), err }, "b true"},
+		{"pop empty", func() (any, error) { m, ok, err := c.Pop(ctx, "q"); return fmt.Sprintf("%s %v", m, ok), err }, " false"},
 	}
 	for _, s := range steps {
 		got, err := s.do()
