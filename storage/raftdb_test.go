@@ -328,3 +328,10 @@ func TestRaftDBClusterMismatch(t *testing.T) {
 		t.Fatalf("empty cluster id: err = %v", err)
 	}
 }
+
+func writeFile(t *testing.T, path string, b []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -13,27 +13,41 @@ import (
 // like bit rot in log entries.
 
 func putSealed(b *bbolt.Bucket, key string, payload []byte) error {
+	return putSealedKey(b, []byte(key), payload)
+}
+
+func putSealedKey(b *bbolt.Bucket, key, payload []byte) error {
 	v := make([]byte, len(payload)+entryCRCBytes)
 	copy(v, payload)
-	binary.BigEndian.PutUint32(v[len(payload):], entryCRC([]byte(key), payload))
-	return b.Put([]byte(key), v)
+	binary.BigEndian.PutUint32(v[len(payload):], entryCRC(key, payload))
+	return b.Put(key, v)
 }
 
 // getSealed returns a copy of the payload stored under key, ok=false if the
 // key is absent, or an error (to be wrapped with ErrCorrupt) if its CRC fails.
 func getSealed(b *bbolt.Bucket, key string) (payload []byte, ok bool, err error) {
-	v := b.Get([]byte(key))
+	return getSealedKey(b, []byte(key))
+}
+
+func getSealedKey(b *bbolt.Bucket, key []byte) (payload []byte, ok bool, err error) {
+	v := b.Get(key)
 	if v == nil {
 		return nil, false, nil
 	}
+	payload, err = unseal(key, v)
+	return payload, true, err
+}
+
+// unseal checks a sealed value and returns a copy of its payload.
+func unseal(key, v []byte) ([]byte, error) {
 	if len(v) < entryCRCBytes {
-		return nil, true, fmt.Errorf("record %q is %d bytes, too short for its checksum", key, len(v))
+		return nil, fmt.Errorf("record %q is %d bytes, too short for its checksum", key, len(v))
 	}
 	body := v[:len(v)-entryCRCBytes]
-	if got, want := entryCRC([]byte(key), body), binary.BigEndian.Uint32(v[len(body):]); got != want {
-		return nil, true, fmt.Errorf("record %q: checksum mismatch (stored %08x, computed %08x)", key, want, got)
+	if got, want := entryCRC(key, body), binary.BigEndian.Uint32(v[len(body):]); got != want {
+		return nil, fmt.Errorf("record %q: checksum mismatch (stored %08x, computed %08x)", key, want, got)
 	}
-	return append([]byte(nil), body...), true, nil
+	return append([]byte(nil), body...), nil
 }
 
 // reader is a bounds-checked big-endian decoder; the first failure sticks.
@@ -156,3 +170,8 @@ func cloneConf(cs raftlog.ConfState) raftlog.ConfState {
 }
 
 func beU64(b []byte) uint64 { return binary.BigEndian.Uint64(b) }
+
+// appendString appends a uvarint length and s.
+func appendString(b []byte, s string) []byte {
+	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
+}

@@ -1,0 +1,228 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"go.etcd.io/bbolt"
+)
+
+// stateFormatVersion is state.db's layout version, stored in meta.
+const stateFormatVersion = 1
+
+// state.db buckets. Topic and message records are sealed (CRC32C).
+var (
+	// bucketMeta (shared name with raft.db): format, applied, next_topic, sessions_n.
+	bucketTopics     = []byte("topics")      // creation seq (8 B) -> topic record
+	bucketTopicNames = []byte("topic_names") // name -> creation seq (8 B)
+	bucketQueues     = []byte("queues")      // creation seq (8 B) -> bucket: message seq (8 B) -> message
+	bucketSessions   = []byte("sessions")    // client id -> session record
+	bucketSessionLRU = []byte("session_lru") // last-use index (8 B) | client id -> empty
+)
+
+const (
+	keyApplied   = "applied"    // u64: last applied log index
+	keyNextTopic = "next_topic" // u64: creation seq of the next topic
+	keySessionsN = "sessions_n" // u64: number of sessions
+)
+
+// StateOptions configures a StateDB.
+type StateOptions struct {
+	// MaxSessions bounds the client sessions kept (>= 1); when a new client
+	// would exceed it, the session used least recently (by log index) is
+	// evicted.
+	MaxSessions int
+}
+
+// StateDB is state.db, the topic store: raftmq's state machine.
+//
+// One goroutine applies; any goroutine may read (reads see the last
+// committed Apply).
+type StateDB struct {
+	path string
+	opts StateOptions
+	db   *bbolt.DB
+
+	mu      sync.Mutex // serializes Apply; guards applied
+	applied uint64     // durable applied index
+}
+
+// TopicDepth is one topic's queue: its name, the number of messages queued
+// and their total bytes.
+type TopicDepth struct {
+	Name  string `json:"name"`
+	Depth uint64 `json:"depth"`
+	Bytes uint64 `json:"bytes"`
+}
+
+// OpenStateDB opens (creating if missing) the state.db at path.
+func OpenStateDB(path string, opts StateOptions) (*StateDB, error) {
+	if opts.MaxSessions < 1 {
+		return nil, fmt.Errorf("%w: open %s: max sessions %d must be at least 1", ErrInvalid, path, opts.MaxSessions)
+	}
+	db, err := openBolt(path, false)
+	if err != nil {
+		return nil, err
+	}
+	s := &StateDB{path: path, opts: opts, db: db}
+	err = guard(path, func() error {
+		return db.Update(func(tx *bbolt.Tx) error {
+			for _, name := range [][]byte{bucketMeta, bucketTopics, bucketTopicNames, bucketQueues, bucketSessions, bucketSessionLRU} {
+				if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+					return fmt.Errorf("storage: init %s: %w", path, err)
+				}
+			}
+			meta := tx.Bucket(bucketMeta)
+			format, ok, err := getSealed(meta, keyFormat)
+			if err != nil {
+				return corruptError(path, err.Error())
+			}
+			if !ok {
+				return putSealed(meta, keyFormat, []byte{stateFormatVersion})
+			}
+			if len(format) != 1 || format[0] != stateFormatVersion {
+				return corruptError(path, fmt.Sprintf("unknown format version %v (this build reads %d)", format, stateFormatVersion))
+			}
+			s.applied, err = getCounter(tx, path, keyApplied)
+			return err
+		})
+	})
+	if err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// getCounter reads a u64 record of the meta bucket (0 if absent).
+func getCounter(tx *bbolt.Tx, path, key string) (uint64, error) {
+	v, ok, err := getSealed(tx.Bucket(bucketMeta), key)
+	if err != nil {
+		return 0, corruptError(path, err.Error())
+	}
+	if !ok {
+		return 0, nil
+	}
+	if len(v) != 8 {
+		return 0, corruptError(path, fmt.Sprintf("record %q is %d bytes, want 8", key, len(v)))
+	}
+	return beU64(v), nil
+}
+
+func putCounter(tx *bbolt.Tx, key string, v uint64) error {
+	return putSealed(tx.Bucket(bucketMeta), key, putU64(nil, v))
+}
+
+// Path returns the file's path.
+func (s *StateDB) Path() string { return s.path }
+
+// AppliedIndex returns the index of the last entry applied (and durable).
+func (s *StateDB) AppliedIndex() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.applied
+}
+
+// Close closes the file. The StateDB must not be used afterwards.
+func (s *StateDB) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("storage: close %s: %w", s.path, err)
+	}
+	return nil
+}
+
+func (s *StateDB) view(fn func(tx *bbolt.Tx) error) error {
+	return guard(s.path, func() error { return s.db.View(fn) })
+}
+
+// Topics returns the topic names in creation order.
+func (s *StateDB) Topics() ([]string, error) {
+	depths, err := s.TopicDepths()
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, len(depths))
+	for i, d := range depths {
+		names[i] = d.Name
+	}
+	return names, nil
+}
+
+// TopicDepths returns every topic, in creation order, with its queue depth.
+func (s *StateDB) TopicDepths() ([]TopicDepth, error) {
+	var out []TopicDepth
+	err := s.view(func(tx *bbolt.Tx) error {
+		var err error
+		out, err = readTopicDepths(tx, s.path)
+		return err
+	})
+	return out, err
+}
+
+func readTopicDepths(tx *bbolt.Tx, path string) ([]TopicDepth, error) {
+	out := []TopicDepth{}
+	b := tx.Bucket(bucketTopics)
+	if b == nil {
+		return nil, corruptError(path, "missing topics bucket (not a state.db?)")
+	}
+	err := b.ForEach(func(k, v []byte) error {
+		payload, err := unseal(k, v)
+		if err != nil {
+			return corruptError(path, err.Error())
+		}
+		t, err := decodeTopic(payload)
+		if err != nil {
+			return corruptError(path, fmt.Sprintf("topic record %x: %v", k, err))
+		}
+		out = append(out, TopicDepth{Name: t.name, Depth: t.tail - t.head, Bytes: t.bytes})
+		return nil
+	})
+	return out, err
+}
+
+// WriteTo writes a consistent copy of the whole file (one read transaction)
+// to w, for snapshots.
+func (s *StateDB) WriteTo(w io.Writer) (int64, error) {
+	var n int64
+	err := s.view(func(tx *bbolt.Tx) error {
+		var err error
+		n, err = tx.WriteTo(w)
+		return err
+	})
+	if err != nil && !errors.Is(err, ErrCorrupt) {
+		err = fmt.Errorf("storage: copy %s: %w", s.path, err)
+	}
+	return n, err
+}
+
+// topic is a topic record. Invariant: head <= tail; the queue bucket holds
+// exactly the messages head..tail-1; bytes is the sum of their lengths.
+type topic struct {
+	name  string
+	head  uint64 // sequence of the oldest queued message
+	tail  uint64 // sequence the next message gets
+	bytes uint64
+}
+
+func encodeTopic(t topic) []byte {
+	b := appendString(nil, t.name)
+	return putU64(putU64(putU64(b, t.head), t.tail), t.bytes)
+}
+
+func decodeTopic(b []byte) (topic, error) {
+	r := reader{b: b}
+	var t topic
+	t.name = string(r.bytesN(r.uvarint("name length"), "name"))
+	t.head, t.tail, t.bytes = r.u64("head"), r.u64("tail"), r.u64("bytes")
+	if err := r.done("topic"); err != nil {
+		return topic{}, err
+	}
+	if t.head > t.tail {
+		return topic{}, fmt.Errorf("head %d beyond tail %d", t.head, t.tail)
+	}
+	return t, nil
+}
