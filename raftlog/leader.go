@@ -146,10 +146,14 @@ func (c *Core) onCommit() {
 	c.bcastAppend()
 }
 
+// bcastAppend sends every follower what it lacks (at least the commit
+// index), filling the inflight window of those in replicate state.
 func (c *Core) bcastAppend() {
 	for _, id := range c.voters {
 		if id != c.id {
 			c.sendAppend(id)
+			for c.maybeSendAppend(id, false) {
+			}
 		}
 	}
 }

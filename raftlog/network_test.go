@@ -37,16 +37,29 @@ type network struct {
 	filter func(m Message) (Message, bool)
 	// sent counts delivered messages by type, for round-trip assertions.
 	sent map[MessageType]int
+	// rejects counts delivered MsgApp rejections.
+	rejects int
 }
 
 // newNetwork builds a cluster of ids with fresh storage. opt may adjust
 // each node's config.
 func newNetwork(t testing.TB, seed int64, ids []uint64, opt func(*Config)) *network {
 	t.Helper()
+	return newNetworkWithStorage(t, seed, ids, nil, opt)
+}
+
+// newNetworkWithStorage builds a cluster whose nodes start from the given
+// storages (a fresh one for an id not in the map).
+func newNetworkWithStorage(t testing.TB, seed int64, ids []uint64, storages map[uint64]*MemoryStorage, opt func(*Config)) *network {
+	t.Helper()
 	n := &network{t: t, seed: seed, nodes: map[uint64]*testNode{}, ids: ids,
 		cut: map[[2]uint64]bool{}, sent: map[MessageType]int{}}
 	for _, id := range ids {
-		n.addNode(id, NewMemoryStorage(), opt)
+		st := storages[id]
+		if st == nil {
+			st = NewMemoryStorage()
+		}
+		n.addNode(id, st, opt)
 	}
 	return n
 }
@@ -147,6 +160,9 @@ func (n *network) deliver() bool {
 			continue
 		}
 		n.sent[m.Type]++
+		if m.Type == MsgAppResp && m.Reject {
+			n.rejects++
+		}
 		_ = to.core.Step(m)
 	}
 	return len(msgs) > 0
@@ -286,4 +302,17 @@ func (n *network) String() string {
 			id, st.Role, st.Term, st.Lead, st.Commit, st.Applied, st.LastIndex)
 	}
 	return s
+}
+
+// storageWithTerms returns a storage holding one entry per term in terms
+// (index 1 first) and the given HardState term.
+func storageWithTerms(terms []uint64, term uint64) *MemoryStorage {
+	st := NewMemoryStorage()
+	ents := make([]Entry, len(terms))
+	for i, tm := range terms {
+		ents[i] = Entry{Index: uint64(i + 1), Term: tm, Type: EntryNormal, Data: []byte(fmt.Sprintf("%d/%d", i+1, tm))}
+	}
+	_ = st.Append(ents)
+	_ = st.SetHardState(HardState{Term: term})
+	return st
 }
