@@ -335,3 +335,5 @@ func writeFile(t *testing.T, path string, b []byte) {
 		t.Fatal(err)
 	}
 }
+
+func removeFile(path string) error { return os.Remove(path) }
