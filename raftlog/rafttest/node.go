@@ -1,0 +1,120 @@
+package rafttest
+
+import (
+	"fmt"
+	"math/rand"
+
+	"github.com/raftmq/raftmq/raftlog"
+)
+
+// node is one simulated server: a core over a MemoryStorage that survives
+// crashes (the "disk") and a state machine reduced to its applied index,
+// since the Checker keeps the applied contents.
+type node struct {
+	id      uint64
+	storage *raftlog.MemoryStorage // survives crashes
+	core    *raftlog.Core          // nil while down
+	// incarnation counts restarts; messages from an earlier incarnation are
+	// still delivered, but its snapshot reports are not.
+	incarnation int
+	applied     uint64 // last applied index; survives a crash only if the state machine is kept
+	forgetVotes bool   // sabotage: persist HardState without Vote
+}
+
+func (n *node) up() bool { return n.core != nil }
+
+// start creates the core from the persisted state.
+func (n *node) start(cfg raftlog.Config) error {
+	cfg.ID = n.id
+	cfg.Storage = n.storage
+	cfg.Applied = n.applied
+	c, err := raftlog.New(cfg)
+	if err != nil {
+		return fmt.Errorf("%w: node %d New: %w", ErrCore, n.id, err)
+	}
+	n.core = c
+	n.incarnation++
+	return nil
+}
+
+// crash drops the core: whatever it had not persisted through a handled
+// Ready is gone. With keepStateMachine false the state machine restarts from
+// the storage's snapshot, as a broker without its state.db would.
+func (n *node) crash(keepStateMachine bool) {
+	n.core = nil
+	if !keepStateMachine {
+		snap, err := n.storage.Snapshot()
+		if err != nil {
+			panic(fmt.Sprintf("rafttest: MemoryStorage.Snapshot: %v", err))
+		}
+		n.applied = snap.Index
+	}
+}
+
+// readyHooks lets the driver report what a Ready did.
+type readyHooks struct {
+	send      func(m raftlog.Message)
+	installed func(meta raftlog.SnapshotMeta)
+	applied   func(e raftlog.Entry)
+	readState func(rs raftlog.ReadState) error
+}
+
+// handleReady processes one Ready in the documented order: persist
+// HardState, the snapshot and Entries, send messages, apply committed
+// entries, Advance. The snapshot goes to storage before the entries: a
+// Ready may carry a snapshot and entries that follow it, and appending them
+// first would leave a gap.
+func (n *node) handleReady(chk *Checker, h readyHooks) error {
+	rd := n.core.Ready()
+	if !rd.HardState.IsEmpty() {
+		hs := rd.HardState
+		if n.forgetVotes {
+			hs.Vote = raftlog.None
+		}
+		if err := n.storage.SetHardState(hs); err != nil {
+			return fmt.Errorf("%w: node %d SetHardState: %w", ErrCore, n.id, err)
+		}
+		if err := chk.PersistHardState(n.id, hs); err != nil {
+			return err
+		}
+	}
+	if !rd.Snapshot.IsEmpty() {
+		if err := n.storage.ApplySnapshot(rd.Snapshot); err != nil {
+			return fmt.Errorf("%w: node %d ApplySnapshot: %w", ErrCore, n.id, err)
+		}
+		if err := chk.InstallSnapshot(n.id, rd.Snapshot); err != nil {
+			return err
+		}
+		n.applied = max(n.applied, rd.Snapshot.Index)
+		h.installed(rd.Snapshot)
+	}
+	if len(rd.Entries) > 0 {
+		if err := n.storage.Append(rd.Entries); err != nil {
+			return fmt.Errorf("%w: node %d Append: %w", ErrCore, n.id, err)
+		}
+		if err := chk.PersistEntries(n.id, rd.Entries); err != nil {
+			return err
+		}
+	}
+	for _, m := range rd.Messages {
+		h.send(m)
+	}
+	term := n.core.Status().Term
+	for _, e := range rd.CommittedEntries {
+		if err := chk.Apply(n.id, term, e); err != nil {
+			return err
+		}
+		n.applied = e.Index
+		h.applied(e)
+	}
+	for _, rs := range rd.ReadStates {
+		if err := h.readState(rs); err != nil {
+			return err
+		}
+	}
+	n.core.Advance(rd)
+	return nil
+}
+
+// nodeRand derives a node's private randomness from the simulation's.
+func nodeRand(rng *rand.Rand) *rand.Rand { return rand.New(rand.NewSource(rng.Int63())) }
