@@ -1,0 +1,73 @@
+package storage
+
+import (
+	"fmt"
+	"path/filepath"
+	"testing"
+
+	"github.com/raftmq/raftmq/raftlog"
+)
+
+// BenchmarkSave measures one Save (one transaction, one fsync) of n entries
+// of 256 bytes; entries/s = n * (1 / time per op).
+func BenchmarkSave(b *testing.B) {
+	for _, n := range []int{1, 64} {
+		b.Run(fmt.Sprintf("entries=%d", n), func(b *testing.B) {
+			r, err := OpenRaftDB(filepath.Join(b.TempDir(), "raft.db"), testCluster)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer r.Close()
+			data := make([]byte, 256)
+			batch := make([]raftlog.Entry, n)
+			next := uint64(1)
+			b.SetBytes(int64(256 * n))
+			b.ResetTimer()
+			for b.Loop() {
+				for i := range batch {
+					batch[i] = raftlog.Entry{Index: next, Term: 1, Type: raftlog.EntryNormal, Data: data}
+					next++
+				}
+				if err := r.Save(raftlog.HardState{Term: 1, Vote: 1, Commit: next - 1}, batch); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(n), "entries/fsync")
+		})
+	}
+}
+
+// BenchmarkApply measures one Apply of a 64-entry batch (one transaction,
+// one fsync): 32 puts of 256 B then 32 pops on one topic, half with sessions.
+func BenchmarkApply(b *testing.B) {
+	s, err := OpenStateDB(filepath.Join(b.TempDir(), "state.db"), StateOptions{MaxSessions: 10000})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.Apply([]raftlog.Entry{cmdEntry(1, create("bench"))}); err != nil {
+		b.Fatal(err)
+	}
+	msg := string(make([]byte, 256))
+	next := uint64(2)
+	batch := make([]raftlog.Entry, 64)
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		for j := range batch {
+			c := put("bench", msg)
+			if j >= 32 {
+				c = pop("bench")
+			}
+			if j%2 == 0 {
+				c = withSession(c, fmt.Sprintf("client-%d", j), uint64(i+1))
+			}
+			batch[j] = cmdEntry(next, c)
+			next++
+		}
+		out, err := s.Apply(batch)
+		if err != nil || len(out) != len(batch) {
+			b.Fatalf("Apply: %d results, %v", len(out), err)
+		}
+	}
+	b.ReportMetric(64, "entries/fsync")
+}
