@@ -170,6 +170,7 @@ func TestSnapshotSentWhenEntriesCompacted(t *testing.T) {
 
 func TestReportSnapshotAndUnreachable(t *testing.T) {
 	n := newNetwork(t, 9, ids(3), nil)
+	n.manualSnapshotReports = true
 	n.elect(1)
 	n.isolate(3)
 	n.propose(1, "a")

@@ -39,6 +39,10 @@ type network struct {
 	sent map[MessageType]int
 	// rejects counts delivered MsgApp rejections.
 	rejects int
+	// manualSnapshotReports: the test calls ReportSnapshot itself. Otherwise
+	// the network reports each MsgSnap's fate to its sender, as the broker's
+	// snapshot streamer does.
+	manualSnapshotReports bool
 }
 
 // newNetwork builds a cluster of ids with fresh storage. opt may adjust
@@ -149,26 +153,34 @@ func (n *network) deliver() bool {
 	msgs := n.queue
 	n.queue = nil
 	for _, m := range msgs {
-		if n.cut[[2]uint64{m.From, m.To}] {
-			continue
+		delivered := n.deliverOne(m)
+		if m.Type == MsgSnap && !n.manualSnapshotReports {
+			n.core(m.From).ReportSnapshot(m.To, delivered)
 		}
-		if n.filter != nil {
-			var ok bool
-			if m, ok = n.filter(m); !ok {
-				continue
-			}
-		}
-		to, ok := n.nodes[m.To]
-		if !ok {
-			continue
-		}
-		n.sent[m.Type]++
-		if m.Type == MsgAppResp && m.Reject {
-			n.rejects++
-		}
-		_ = to.core.Step(m)
 	}
 	return len(msgs) > 0
+}
+
+func (n *network) deliverOne(m Message) bool {
+	if n.cut[[2]uint64{m.From, m.To}] {
+		return false
+	}
+	if n.filter != nil {
+		var ok bool
+		if m, ok = n.filter(m); !ok {
+			return false
+		}
+	}
+	to, ok := n.nodes[m.To]
+	if !ok {
+		return false
+	}
+	n.sent[m.Type]++
+	if m.Type == MsgAppResp && m.Reject {
+		n.rejects++
+	}
+	_ = to.core.Step(m)
+	return true
 }
 
 // stabilize persists and delivers until nothing moves.
