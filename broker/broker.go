@@ -1,0 +1,271 @@
+// Package broker runs one raftmq node: it owns the raftlog core in one
+// goroutine, the ZeroMQ sockets, the client API, the apply loop and
+// read-index reads.
+package broker
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	mrand "math/rand"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	zmq "github.com/pebbe/zmq4"
+	"github.com/rs/zerolog"
+
+	"github.com/raftmq/raftmq/broker/wire"
+	"github.com/raftmq/raftmq/config"
+	"github.com/raftmq/raftmq/raftlog"
+	"github.com/raftmq/raftmq/storage"
+)
+
+// Broker is one node of a raftmq cluster.
+type Broker struct {
+	cfg   config.Node
+	log   zerolog.Logger
+	raft  *storage.RaftDB
+	state *storage.StateDB
+	core  *raftlog.Core
+	self  uint64
+	peers []uint64 // raft ids of all voters, self included
+
+	status statusBox
+	stats  stats
+
+	runOnce sync.Once
+}
+
+// Request-size overhead allowed beyond the message itself: JSON quoting
+// (a message may escape to six times its bytes), field names, topic, ids.
+const requestOverheadBytes = 64 << 10
+
+// New opens (or creates) the node's data directory and its consensus state.
+// It does not bind any port: Run does.
+func New(cfg config.Node, log zerolog.Logger) (*Broker, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("broker: create data directory: %w", err)
+	}
+	raftDB, err := storage.OpenRaftDB(filepath.Join(cfg.DataDir, "raft.db"), cfg.Cluster.ID())
+	if err != nil {
+		return nil, err
+	}
+	stateDB, err := storage.OpenStateDB(filepath.Join(cfg.DataDir, "state.db"), storage.StateOptions{MaxSessions: cfg.MaxSessions})
+	if err != nil {
+		raftDB.Close()
+		return nil, err
+	}
+	b := &Broker{cfg: cfg, raft: raftDB, state: stateDB, self: uint64(cfg.ID) + 1}
+	b.log = log.With().Int("node", cfg.ID).Logger()
+	if err := b.checkConsistent(); err != nil {
+		b.closeStores()
+		return nil, err
+	}
+	peers := make([]uint64, len(cfg.Cluster.Addresses))
+	for i := range peers {
+		peers[i] = uint64(i) + 1
+	}
+	b.peers = peers
+	core, err := raftlog.New(raftlog.Config{
+		ID:                         b.self,
+		Peers:                      peers,
+		ElectionTicks:              cfg.ElectionTicks,
+		HeartbeatTicks:             cfg.HeartbeatTicks,
+		Storage:                    raftDB,
+		Applied:                    stateDB.AppliedIndex(),
+		Rand:                       mrand.New(mrand.NewSource(randomSeed())),
+		PreVote:                    true,
+		CheckQuorum:                true,
+		MaxSizePerMsg:              cfg.MaxBatchBytes,
+		MaxInflightMsgs:            cfg.MaxInflightMsgs,
+		MaxUncommittedEntriesBytes: uint64(cfg.MaxPendingRequests) * uint64(cfg.MaxMessageBytes+requestOverheadBytes),
+		MaxCommittedSizePerReady:   cfg.MaxBatchBytes,
+		Logger:                     coreLogger{b.log.With().Str("component", "raft").Logger()},
+	})
+	if err != nil {
+		b.closeStores()
+		return nil, fmt.Errorf("broker: start consensus: %w", err)
+	}
+	b.core = core
+	hs, _, _ := raftDB.InitialState()
+	last, _ := raftDB.LastIndex()
+	b.log.Info().Str("data_dir", cfg.DataDir).Uint64("term", hs.Term).Uint64("vote", hs.Vote).
+		Uint64("last_index", last).Uint64("applied", stateDB.AppliedIndex()).Msg("storage opened")
+	return b, nil
+}
+
+// checkConsistent refuses to start when state.db claims to have applied
+// entries that raft.db does not hold: the two files come from different
+// histories (for example raft.db was deleted), and serving would be wrong.
+func (b *Broker) checkConsistent() error {
+	last, err := b.raft.LastIndex()
+	if err != nil {
+		return err
+	}
+	if applied := b.state.AppliedIndex(); applied > last {
+		return fmt.Errorf("broker: %s has applied index %d but %s ends at index %d: the two files are from different histories; "+
+			"move the data directory aside and let this node rejoin from its peers, or restore both files from one backup",
+			b.state.Path(), applied, b.raft.Path(), last)
+	}
+	return nil
+}
+
+func randomSeed() int64 {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(fmt.Sprintf("broker: no randomness: %v", err))
+	}
+	return int64(binary.LittleEndian.Uint64(b[:]))
+}
+
+func (b *Broker) closeStores() {
+	if err := b.state.Close(); err != nil {
+		b.log.Error().Err(err).Msg("close state.db")
+	}
+	if err := b.raft.Close(); err != nil {
+		b.log.Error().Err(err).Msg("close raft.db")
+	}
+}
+
+// Status returns the node's latest published status.
+func (b *Broker) Status() wire.Status {
+	if st := b.status.Load(); st != nil {
+		return *st
+	}
+	return wire.Status{Role: raftlog.RoleFollower.String(), ID: b.cfg.ID}
+}
+
+// Run serves until ctx is done, then stops gracefully. It returns nil on a
+// clean stop and an error when the node could not start or stopped itself.
+// Run may be called once.
+func (b *Broker) Run(ctx context.Context) error {
+	err := errors.New("broker: Run called twice")
+	b.runOnce.Do(func() { err = b.run(ctx) })
+	return err
+}
+
+func (b *Broker) run(ctx context.Context) (err error) {
+	defer b.closeStores()
+	zctx, err := zmq.NewContext()
+	if err != nil {
+		return fmt.Errorf("broker: zeromq: %w", err)
+	}
+	defer func() {
+		if terr := zctx.Term(); terr != nil {
+			b.log.Error().Err(terr).Msg("zeromq terminate")
+		}
+	}()
+	self := b.cfg.Self()
+	listenIP := self.IP
+	if b.cfg.ListenIP != "" {
+		listenIP = b.cfg.ListenIP
+	}
+	peerAddrs := map[uint64]string{}
+	clientAddrs := map[uint64]string{}
+	for i, a := range b.cfg.Cluster.Addresses {
+		id := uint64(i) + 1
+		clientAddrs[id] = a.ClientAddr()
+		if id != b.self {
+			peerAddrs[id] = a.PeerAddr()
+		}
+	}
+	trans, err := newZMQTransport(zctx, b.cfg.Cluster.ID(), b.self, tcpEndpoint(listenIP, self.InternalPort), peerAddrs, b.log)
+	if err != nil {
+		return err
+	}
+	defer trans.Close()
+
+	requestCh := make(chan clientRequest, b.cfg.MaxPendingRequests)
+	var stopping atomic.Bool
+	const replyEndpoint = "inproc://replies"
+	cs := &clientServer{
+		log: b.log.With().Str("component", "clients").Logger(),
+		limits: wire.Limits{
+			MaxRequestBytes:  6*b.cfg.MaxMessageBytes + requestOverheadBytes,
+			MaxMessageBytes:  b.cfg.MaxMessageBytes,
+			MaxTopicBytes:    b.cfg.MaxTopicBytes,
+			MaxClientIDBytes: 256,
+		},
+		timeout:  b.cfg.RequestTimeout,
+		maxPend:  b.cfg.MaxPendingRequests,
+		status:   b.Status,
+		toNode:   requestCh,
+		stopping: &stopping,
+	}
+	if err := newClientServer(zctx, tcpEndpoint(listenIP, self.Port), replyEndpoint, cs); err != nil {
+		return err
+	}
+	rep, err := newReplier(zctx, replyEndpoint)
+	if err != nil {
+		cs.router.Close()
+		cs.pull.Close()
+		return err
+	}
+	rep.log = b.log
+	n := &node{
+		log:            b.log,
+		core:           b.core,
+		raft:           b.raft,
+		state:          b.state,
+		trans:          trans,
+		reply:          rep,
+		self:           b.self,
+		peers:          b.peers,
+		clientAddrs:    clientAddrs,
+		tick:           b.cfg.TickInterval,
+		electionTicks:  b.cfg.ElectionTicks,
+		maxBatchBytes:  b.cfg.MaxBatchBytes,
+		requestTimeout: b.cfg.RequestTimeout,
+		shutdownBudget: b.cfg.ShutdownTimeout * 4 / 5,
+		requestCh:      requestCh,
+		stats:          &b.stats,
+		status:         &b.status,
+		nextProposal:   uint64(randomSeed()),
+		waiters:        map[uint64]*clientRequest{},
+		reads:          map[uint64]*readWaiter{},
+	}
+	nodeDone := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		cs.run(nodeDone)
+	}()
+	b.log.Info().Str("client", tcpEndpoint(listenIP, self.Port)).Str("peer", tcpEndpoint(listenIP, self.InternalPort)).
+		Int("cluster_size", len(b.cfg.Cluster.Addresses)).Str("cluster_id", b.cfg.Cluster.ID()).Msg("broker serving")
+
+	stop := make(chan struct{})
+	runErr := make(chan error, 1)
+	go func() { runErr <- n.run(stop) }()
+	select {
+	case <-ctx.Done():
+		b.log.Info().Msg("stopping")
+		stopping.Store(true)
+		close(stop)
+		err = <-runErr
+	case err = <-runErr:
+		stopping.Store(true)
+	}
+	rep.close()
+	close(nodeDone)
+	wg.Wait()
+	if err != nil {
+		b.log.Error().Err(err).Msg("node stopped")
+		return err
+	}
+	b.log.Info().Msg("stopped")
+	return nil
+}
+
+func tcpEndpoint(ip string, port int) string {
+	return "tcp://" + net.JoinHostPort(ip, strconv.Itoa(port))
+}

@@ -1,0 +1,337 @@
+package broker
+
+import (
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/raftmq/raftmq/broker/wire"
+	"github.com/raftmq/raftmq/raftlog"
+	"github.com/raftmq/raftmq/storage"
+)
+
+// node is the one goroutine that owns the raftlog core, raft.db and
+// state.db. Everything else reaches it through channels.
+type node struct {
+	log   zerolog.Logger
+	core  *raftlog.Core
+	raft  *storage.RaftDB
+	state *storage.StateDB
+	trans transport
+	reply *replier
+
+	self           uint64
+	peers          []uint64
+	clientAddrs    map[uint64]string // raft id → client address, for not_leader hints
+	tick           time.Duration
+	electionTicks  int
+	maxBatchBytes  uint64
+	requestTimeout time.Duration
+	shutdownBudget time.Duration
+
+	requestCh <-chan clientRequest
+	stats     *stats
+	status    *statusBox
+
+	// nextProposal is the next proposal id; ids start at a random base each
+	// boot so that a waiter never matches another node's or boot's entry.
+	nextProposal uint64
+	waiters      map[uint64]*clientRequest // proposal id → waiting request
+	waitOrder    []waitRef                 // waiters in deadline order (timeouts are equal)
+
+	nextRead   uint64
+	reads      map[uint64]*readWaiter // read-index context → request
+	readsReady []*readWaiter          // read index known; waiting for applied >= index
+}
+
+type waitRef struct {
+	id       uint64
+	deadline time.Time
+}
+
+type readWaiter struct {
+	id    uint64
+	cr    clientRequest
+	index uint64
+}
+
+// run drives the core until stop is closed, then stops gracefully. It
+// returns an error if the node stopped itself because it could not go on
+// safely.
+func (n *node) run(stop <-chan struct{}) error {
+	ticker := time.NewTicker(n.tick)
+	defer ticker.Stop()
+	n.publishStatus()
+	for {
+		select {
+		case <-stop:
+			return n.shutdown(ticker)
+		case <-ticker.C:
+			n.core.Tick()
+			n.expire(time.Now())
+		case m := <-n.trans.Recv():
+			if err := n.core.Step(m); err != nil {
+				n.log.Debug().Err(err).Stringer("type", m.Type).Uint64("from", m.From).Msg("step")
+			}
+		case cr := <-n.requestCh:
+			n.handleRequests(cr)
+		}
+		if err := n.processReady(); err != nil {
+			n.failAll(wire.ErrInternal, "the broker stopped: "+err.Error()+"; the outcome of this request is unknown: retry with the same client_id and seq on another broker")
+			return err
+		}
+		n.publishStatus()
+	}
+}
+
+// handleRequests takes cr and every request already queued behind it (up to
+// maxBatchBytes) so that requests that arrive together are proposed
+// together and share one fsync.
+func (n *node) handleRequests(first clientRequest) {
+	var batch [][]byte
+	var ids []uint64
+	var batchBytes uint64
+	cr := first
+	for {
+		n.handleRequest(cr, &batch, &ids, &batchBytes)
+		if batchBytes >= n.maxBatchBytes {
+			break
+		}
+		var ok bool
+		select {
+		case cr, ok = <-n.requestCh:
+		default:
+		}
+		if !ok {
+			break
+		}
+	}
+	if len(batch) == 0 {
+		return
+	}
+	if err := n.core.ProposeBatch(batch); err != nil {
+		for _, id := range ids {
+			w := n.waiters[id]
+			delete(n.waiters, id)
+			n.answerNotLeader(w.route)
+		}
+		return
+	}
+	n.stats.proposed.Add(uint64(len(batch)))
+}
+
+func (n *node) handleRequest(cr clientRequest, batch *[][]byte, ids *[]uint64, batchBytes *uint64) {
+	if n.core.Role() != raftlog.RoleLeader {
+		n.answerNotLeader(cr.route)
+		return
+	}
+	if !cr.req.Mutates() {
+		n.startRead(cr)
+		return
+	}
+	id := n.nextProposal
+	n.nextProposal++
+	cmd := commandOf(cr.req, id)
+	data := storage.EncodeCommand(cmd)
+	c := cr
+	n.waiters[id] = &c
+	n.waitOrder = append(n.waitOrder, waitRef{id: id, deadline: cr.deadline})
+	*batch = append(*batch, data)
+	*ids = append(*ids, id)
+	*batchBytes += uint64(len(data))
+}
+
+func commandOf(req wire.Request, proposalID uint64) storage.Command {
+	cmd := storage.Command{Topic: req.Topic, ClientID: req.ClientID, Seq: req.Seq, ProposalID: proposalID}
+	switch {
+	case req.Type == wire.TypeTopic:
+		cmd.Op = storage.OpCreateTopic
+	case req.Method == wire.MethodPut:
+		cmd.Op = storage.OpPut
+		cmd.Message = req.Message
+	default:
+		cmd.Op = storage.OpPop
+	}
+	return cmd
+}
+
+// startRead begins a read-index round for a read request (GET topic): the
+// answer is served once this node has applied everything committed before
+// the request arrived and has confirmed it is still the leader.
+func (n *node) startRead(cr clientRequest) {
+	n.nextRead++
+	id := n.nextRead
+	n.reads[id] = &readWaiter{id: id, cr: cr}
+	n.core.ReadIndex(binary.BigEndian.AppendUint64(nil, id))
+}
+
+func (n *node) answerNotLeader(route [][]byte) {
+	lead := n.core.Lead()
+	if lead == raftlog.None || lead == n.self {
+		n.reply.send(route, wire.ErrorResponse(wire.ErrNoLeader, "no leader is elected right now; retry shortly"))
+		return
+	}
+	resp := wire.ErrorResponse(wire.ErrNotLeader, fmt.Sprintf("this broker is a follower; send the request to the leader at %s", n.clientAddrs[lead]))
+	resp.Leader = n.clientAddrs[lead]
+	n.reply.send(route, resp)
+}
+
+// processReady handles every Ready in the documented order: persist, send,
+// apply, Advance.
+func (n *node) processReady() error {
+	for n.core.HasReady() {
+		rd := n.core.Ready()
+		if !rd.HardState.IsEmpty() || len(rd.Entries) > 0 {
+			if err := n.raft.Save(rd.HardState, rd.Entries); err != nil {
+				n.log.Error().Err(err).Msg("cannot persist the raft log; stopping this node")
+				return fmt.Errorf("%w: persist raft log: %v", ErrStopped, err)
+			}
+			n.stats.logSyncs.Add(1)
+			n.stats.logEntries.Add(uint64(len(rd.Entries)))
+		}
+		if rd.SoftState != nil {
+			n.log.Info().Stringer("role", rd.SoftState.Role).Uint64("leader", rd.SoftState.Lead).Uint64("term", n.core.Status().Term).Msg("role changed")
+			if rd.SoftState.Role != raftlog.RoleLeader {
+				n.failReads()
+			}
+		}
+		n.trans.Send(rd.Messages)
+		if len(rd.CommittedEntries) > 0 {
+			applied, err := n.state.Apply(rd.CommittedEntries)
+			if err != nil {
+				n.log.Error().Err(err).Msg("cannot apply committed entries; stopping this node")
+				return fmt.Errorf("%w: apply: %v", ErrStopped, err)
+			}
+			n.answerApplied(applied)
+		}
+		for _, rs := range rd.ReadStates {
+			n.readIndexKnown(rs)
+		}
+		n.core.Advance(rd)
+		n.serveReads()
+	}
+	return nil
+}
+
+func (n *node) answerApplied(applied []storage.Applied) {
+	for _, a := range applied {
+		w, ok := n.waiters[a.ProposalID]
+		if !ok {
+			continue
+		}
+		delete(n.waiters, a.ProposalID)
+		n.reply.send(w.route, responseOf(a.Result))
+	}
+}
+
+func responseOf(r storage.Result) wire.Response {
+	switch {
+	case r.StaleSeq:
+		return wire.ErrorResponse(wire.ErrStaleSeq, "this seq is older than the last one this client_id used; its answer is no longer kept: use a new, higher seq")
+	case r.HasMessage:
+		msg := r.Message
+		return wire.Response{Success: r.Success, Message: &msg}
+	case r.Success:
+		return wire.OK()
+	}
+	return wire.Fail()
+}
+
+func (n *node) readIndexKnown(rs raftlog.ReadState) {
+	if len(rs.Context) != 8 {
+		return
+	}
+	id := binary.BigEndian.Uint64(rs.Context)
+	w, ok := n.reads[id]
+	if !ok {
+		return
+	}
+	delete(n.reads, id)
+	w.index = rs.Index
+	n.readsReady = append(n.readsReady, w)
+}
+
+// serveReads answers the reads whose read index has been applied.
+func (n *node) serveReads() {
+	if len(n.readsReady) == 0 {
+		return
+	}
+	applied := n.state.AppliedIndex()
+	kept := n.readsReady[:0]
+	for _, w := range n.readsReady {
+		if w.index > applied {
+			kept = append(kept, w)
+			continue
+		}
+		topics, err := n.state.Topics()
+		if err != nil {
+			n.log.Error().Err(err).Msg("read topics")
+			n.reply.send(w.cr.route, wire.ErrorResponse(wire.ErrInternal, "cannot read the topic list: "+err.Error()))
+			continue
+		}
+		if topics == nil {
+			topics = []string{}
+		}
+		n.reply.send(w.cr.route, wire.Response{Success: true, Topics: &topics})
+	}
+	n.readsReady = kept
+}
+
+// failReads answers the reads a deposed leader can no longer confirm.
+func (n *node) failReads() {
+	for id, w := range n.reads {
+		delete(n.reads, id)
+		n.answerNotLeader(w.cr.route)
+	}
+	for _, w := range n.readsReady {
+		n.answerNotLeader(w.cr.route)
+	}
+	n.readsReady = nil
+}
+
+// expire answers requests whose deadline passed: their outcome is unknown.
+func (n *node) expire(now time.Time) {
+	const detail = "the request did not commit in time; its outcome is unknown: retry with the same client_id and seq"
+	i := 0
+	for ; i < len(n.waitOrder) && !now.Before(n.waitOrder[i].deadline); i++ {
+		if w, ok := n.waiters[n.waitOrder[i].id]; ok {
+			delete(n.waiters, n.waitOrder[i].id)
+			n.reply.send(w.route, wire.ErrorResponse(wire.ErrTimeout, detail))
+		}
+	}
+	n.waitOrder = n.waitOrder[i:]
+	for id, w := range n.reads {
+		if !now.Before(w.cr.deadline) {
+			delete(n.reads, id)
+			n.reply.send(w.cr.route, wire.ErrorResponse(wire.ErrTimeout, "the leader could not confirm its leadership in time; retry"))
+		}
+	}
+	kept := n.readsReady[:0]
+	for _, w := range n.readsReady {
+		if !now.Before(w.cr.deadline) {
+			n.reply.send(w.cr.route, wire.ErrorResponse(wire.ErrTimeout, "the read did not complete in time; retry"))
+			continue
+		}
+		kept = append(kept, w)
+	}
+	n.readsReady = kept
+}
+
+// failAll answers every waiting request with code.
+func (n *node) failAll(code, detail string) {
+	for id, w := range n.waiters {
+		delete(n.waiters, id)
+		n.reply.send(w.route, wire.ErrorResponse(code, detail))
+	}
+	n.waitOrder = nil
+	for id, w := range n.reads {
+		delete(n.reads, id)
+		n.reply.send(w.cr.route, wire.ErrorResponse(code, detail))
+	}
+	for _, w := range n.readsReady {
+		n.reply.send(w.cr.route, wire.ErrorResponse(code, detail))
+	}
+	n.readsReady = nil
+}

@@ -1,0 +1,44 @@
+package broker
+
+import (
+	"sync/atomic"
+
+	"github.com/raftmq/raftmq/broker/wire"
+	"github.com/raftmq/raftmq/raftlog"
+)
+
+// stats are counters the node loop updates and status readers load.
+type stats struct {
+	logSyncs   atomic.Uint64 // raft.db write transactions (each one fsync)
+	logEntries atomic.Uint64 // entries persisted to raft.db
+	proposed   atomic.Uint64 // client commands proposed by this node
+}
+
+// publishStatus stores a fresh status for the client server, which answers
+// GET status without ever waiting on the node loop.
+func (n *node) publishStatus() {
+	st := n.core.Status()
+	ws := wire.Status{
+		Role:       st.Role.String(),
+		Term:       st.Term,
+		ID:         int(n.self - 1),
+		Commit:     st.Commit,
+		Applied:    n.state.AppliedIndex(),
+		LastIndex:  st.LastIndex,
+		Address:    n.clientAddrs[n.self],
+		LogSyncs:   n.stats.logSyncs.Load(),
+		LogEntries: n.stats.logEntries.Load(),
+	}
+	if first, err := n.raft.FirstIndex(); err == nil {
+		ws.FirstIndex = first
+	}
+	if st.Lead != raftlog.None {
+		lead := int(st.Lead - 1)
+		ws.LeaderID = &lead
+		ws.Leader = n.clientAddrs[st.Lead]
+	}
+	n.status.Store(&ws)
+}
+
+// statusBox holds the latest published status.
+type statusBox = atomic.Pointer[wire.Status]

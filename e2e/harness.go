@@ -1,0 +1,319 @@
+// Package e2e is the process-level harness: it builds the raftmq binary,
+// runs brokers as real processes on 127.0.0.1, and kills, stops, pauses and
+// restarts them. Tests (and later the fault-injection suite) drive clusters
+// through it.
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/raftmq/raftmq/broker/wire"
+	"github.com/raftmq/raftmq/client"
+	"github.com/raftmq/raftmq/config"
+)
+
+// Build compiles ./cmd/raftmq into dir and returns the binary's path.
+// With race set it builds with the race detector.
+func Build(dir string, race bool) (string, error) {
+	root, err := moduleRoot()
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "raftmq")
+	args := []string{"build", "-o", bin}
+	if race {
+		args = append(args, "-race")
+	}
+	args = append(args, "./cmd/raftmq")
+	cmd := exec.Command("go", args...)
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("e2e: go build: %v\n%s", err, out)
+	}
+	return bin, nil
+}
+
+func moduleRoot() (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("e2e: go env GOMOD: %w", err)
+	}
+	mod := strings.TrimSpace(string(out))
+	if mod == "" || mod == os.DevNull {
+		return "", errors.New("e2e: not inside the raftmq module")
+	}
+	return filepath.Dir(mod), nil
+}
+
+// Options shape a cluster.
+type Options struct {
+	Nodes int
+	// Args are extra `raftmq serve` flags for every node (e.g. faster ticks).
+	Args []string
+}
+
+// Cluster is a set of broker processes sharing one cluster file.
+type Cluster struct {
+	Bin        string
+	Dir        string
+	ConfigPath string
+	Addrs      []config.Address
+	args       []string
+
+	mu    sync.Mutex
+	procs []*exec.Cmd // nil when the node is not running
+	exits []chan error
+}
+
+// NewCluster writes a cluster file with free ports under dir. No node runs
+// until Start.
+func NewCluster(bin, dir string, opts Options) (*Cluster, error) {
+	ports, err := freePorts(2 * opts.Nodes)
+	if err != nil {
+		return nil, err
+	}
+	c := &Cluster{Bin: bin, Dir: dir, args: opts.Args}
+	for i := 0; i < opts.Nodes; i++ {
+		c.Addrs = append(c.Addrs, config.Address{IP: "127.0.0.1", Port: ports[2*i], InternalPort: ports[2*i+1]})
+	}
+	b, err := json.MarshalIndent(config.Cluster{Addresses: c.Addrs}, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	c.ConfigPath = filepath.Join(dir, "cluster.json")
+	if err := os.WriteFile(c.ConfigPath, b, 0o644); err != nil {
+		return nil, err
+	}
+	c.procs = make([]*exec.Cmd, opts.Nodes)
+	c.exits = make([]chan error, opts.Nodes)
+	return c, nil
+}
+
+func freePorts(n int) ([]int, error) {
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	var ports []int
+	for i := 0; i < n; i++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("e2e: free port: %w", err)
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+// DataDir is node i's data directory.
+func (c *Cluster) DataDir(i int) string { return filepath.Join(c.Dir, fmt.Sprintf("node%d", i)) }
+
+// LogPath is node i's log file (appended across restarts).
+func (c *Cluster) LogPath(i int) string { return filepath.Join(c.Dir, fmt.Sprintf("node%d.log", i)) }
+
+// ClientAddrs are the client addresses of all nodes.
+func (c *Cluster) ClientAddrs() []string {
+	out := make([]string, len(c.Addrs))
+	for i, a := range c.Addrs {
+		out[i] = a.ClientAddr()
+	}
+	return out
+}
+
+// StartAll starts every node that is not running.
+func (c *Cluster) StartAll() error {
+	for i := range c.Addrs {
+		if !c.Running(i) {
+			if err := c.Start(i); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Start starts node i.
+func (c *Cluster) Start(i int) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.procs[i] != nil {
+		return fmt.Errorf("e2e: node %d already running", i)
+	}
+	logf, err := os.OpenFile(c.LogPath(i), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	args := append([]string{"serve", "--config", c.ConfigPath, "--id", strconv.Itoa(i),
+		"--data-dir", c.DataDir(i), "--log-format", "json"}, c.args...)
+	cmd := exec.Command(c.Bin, args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return fmt.Errorf("e2e: start node %d: %w", i, err)
+	}
+	exit := make(chan error, 1)
+	go func() {
+		exit <- cmd.Wait()
+		logf.Close()
+	}()
+	c.procs[i], c.exits[i] = cmd, exit
+	return nil
+}
+
+// Running reports whether node i's process was started and not yet reaped.
+func (c *Cluster) Running(i int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.procs[i] != nil
+}
+
+// Kill sends SIGKILL to node i and waits for it to die.
+func (c *Cluster) Kill(i int) error {
+	_, err := c.signalAndWait(i, syscall.SIGKILL, 10*time.Second)
+	return err
+}
+
+// KillAll sends SIGKILL to every running node at once.
+func (c *Cluster) KillAll() error {
+	c.mu.Lock()
+	for _, p := range c.procs {
+		if p != nil {
+			_ = p.Process.Signal(syscall.SIGCONT) // a paused process must die too
+			_ = p.Process.Kill()
+		}
+	}
+	c.mu.Unlock()
+	for i := range c.Addrs {
+		if c.Running(i) {
+			if _, err := c.signalAndWait(i, syscall.SIGKILL, 10*time.Second); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Stop sends SIGTERM to node i and waits up to timeout; it returns the
+// process's exit error (nil for exit 0) and how long the stop took.
+func (c *Cluster) Stop(i int, timeout time.Duration) (time.Duration, error) {
+	start := time.Now()
+	exitErr, err := c.signalAndWait(i, syscall.SIGTERM, timeout)
+	if err != nil {
+		return time.Since(start), err
+	}
+	return time.Since(start), exitErr
+}
+
+func (c *Cluster) signalAndWait(i int, sig syscall.Signal, timeout time.Duration) (exitErr, err error) {
+	c.mu.Lock()
+	p, exit := c.procs[i], c.exits[i]
+	c.mu.Unlock()
+	if p == nil {
+		return nil, fmt.Errorf("e2e: node %d is not running", i)
+	}
+	if err := p.Process.Signal(sig); err != nil {
+		return nil, fmt.Errorf("e2e: signal node %d: %w", i, err)
+	}
+	select {
+	case exitErr = <-exit:
+	case <-time.After(timeout):
+		_ = p.Process.Kill()
+		<-exit
+		err = fmt.Errorf("e2e: node %d did not exit within %v of %v", i, timeout, sig)
+	}
+	c.mu.Lock()
+	c.procs[i], c.exits[i] = nil, nil
+	c.mu.Unlock()
+	return exitErr, err
+}
+
+// Pause stops node i with SIGSTOP; Resume continues it.
+func (c *Cluster) Pause(i int) error  { return c.signal(i, syscall.SIGSTOP) }
+func (c *Cluster) Resume(i int) error { return c.signal(i, syscall.SIGCONT) }
+
+func (c *Cluster) signal(i int, sig syscall.Signal) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.procs[i] == nil {
+		return fmt.Errorf("e2e: node %d is not running", i)
+	}
+	return c.procs[i].Process.Signal(sig)
+}
+
+// Close kills every node.
+func (c *Cluster) Close() error { return c.KillAll() }
+
+// Client returns a client that knows every node.
+func (c *Cluster) Client(opts client.Options) (*client.Client, error) {
+	opts.Servers = c.ClientAddrs()
+	return client.New(opts)
+}
+
+// Status asks node i directly (no redirect), bounded by timeout.
+func (c *Cluster) Status(i int, timeout time.Duration) (wire.Status, error) {
+	cl, err := client.New(client.Options{Servers: []string{c.Addrs[i].ClientAddr()}, Timeout: timeout, AttemptTimeout: timeout})
+	if err != nil {
+		return wire.Status{}, err
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return cl.Status(ctx, c.Addrs[i].ClientAddr())
+}
+
+// WaitLeader polls the running nodes until exactly one of those in the
+// highest term reports itself leader and a majority agree on its term, and
+// returns its index and term.
+func (c *Cluster) WaitLeader(timeout time.Duration) (int, uint64, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		leader, term, ok := c.leaderNow()
+		if ok {
+			return leader, term, nil
+		}
+		if time.Now().After(deadline) {
+			return -1, 0, fmt.Errorf("e2e: no leader within %v", timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (c *Cluster) leaderNow() (int, uint64, bool) {
+	var sts []wire.Status
+	for i := range c.Addrs {
+		if !c.Running(i) {
+			continue
+		}
+		if st, err := c.Status(i, 300*time.Millisecond); err == nil {
+			sts = append(sts, st)
+		}
+	}
+	leader, term := -1, uint64(0)
+	for _, st := range sts {
+		if st.Role == "Leader" && st.Term >= term {
+			leader, term = st.ID, st.Term
+		}
+	}
+	agree := 0
+	for _, st := range sts {
+		if st.Term == term && st.LeaderID != nil && *st.LeaderID == leader {
+			agree++
+		}
+	}
+	return leader, term, leader >= 0 && agree > len(c.Addrs)/2
+}

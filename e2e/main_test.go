@@ -1,0 +1,64 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"testing"
+	"time"
+)
+
+// bin is the raftmq binary built once for this package's tests.
+var bin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "raftmq-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	bin, err = Build(dir, false)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// fastArgs make elections quick on a test machine without making them
+// spurious: 10 ms ticks, election timeout 150–300 ms.
+var fastArgs = []string{"--tick-interval", "10ms", "--election-ticks", "15", "--heartbeat-ticks", "2"}
+
+func newCluster(t *testing.T, n int, extra ...string) *Cluster {
+	t.Helper()
+	c, err := NewCluster(bin, t.TempDir(), Options{Nodes: n, Args: append(append([]string{}, fastArgs...), extra...)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		c.Close()
+		if t.Failed() {
+			for i := range c.Addrs {
+				if b, err := os.ReadFile(c.LogPath(i)); err == nil {
+					t.Logf("node %d log (tail):\n%s", i, tail(b, 4000))
+				}
+			}
+		}
+	})
+	if err := c.StartAll(); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.WaitLeader(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func tail(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[len(b)-n:]
+	}
+	return b
+}
