@@ -19,7 +19,7 @@ var (
 	// decode.
 	ErrBadCommand = errors.New("storage: bad command")
 	// ErrInvalid is wrapped for an invalid argument (empty cluster id,
-	// MaxSessions < 1, compaction beyond the last index).
+	// MaxSessions < 1, a data dir that is not a directory).
 	ErrInvalid = errors.New("storage: invalid argument")
 )
 

@@ -24,7 +24,7 @@ const (
 	keyHardState = "hardstate"  // term, vote, commit
 	keyConf      = "conf"       // membership
 	keyBase      = "base"       // index and term of the entry before the first one kept
-	keySnapshot  = "snapshot"   // meta of the newest snapshot (RecordSnapshot/ApplySnapshot)
+	keySnapshot  = "snapshot"   // meta of the newest snapshot (CreateSnapshot/ApplySnapshot/Compact)
 )
 
 // RaftDB is raft.db: the node's hard state, membership and Raft log.

@@ -29,7 +29,7 @@ func (r *RaftDB) LastIndex() (uint64, error) {
 }
 
 // Snapshot returns the meta of the newest snapshot recorded by
-// RecordSnapshot or ApplySnapshot (empty if none).
+// CreateSnapshot, ApplySnapshot or Compact (empty if none).
 func (r *RaftDB) Snapshot() (raftlog.SnapshotMeta, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

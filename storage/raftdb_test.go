@@ -181,7 +181,7 @@ func fillRaftDB(t *testing.T, r *RaftDB) {
 	if err := r.SetConfState(raftlog.ConfState{Voters: []uint64{1, 2, 3}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.RecordSnapshot(raftlog.SnapshotMeta{Index: 6, Term: 3, Conf: raftlog.ConfState{Voters: []uint64{1, 2, 3}}}); err != nil {
+	if _, err := r.CreateSnapshot(6, raftlog.ConfState{Voters: []uint64{1, 2, 3}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := r.Compact(4); err != nil {
@@ -257,8 +257,16 @@ func TestRaftDBCompact(t *testing.T) {
 		{"entries after base", func() error { e, err := r.Entries(4, 7, math.MaxUint64); return expect(uint64(len(e)), 3, err) }, nil},
 		{"first index", func() error { f, err := r.FirstIndex(); return expect(f, 4, err) }, nil},
 		{"compact again", func() error { return r.Compact(3) }, raftlog.ErrCompacted},
-		{"compact beyond last", func() error { return r.Compact(7) }, ErrInvalid},
+		{"compact beyond last", func() error { return r.Compact(7) }, raftlog.ErrUnavailable},
+		{"snapshot recorded at compaction point", func() error { m, err := r.Snapshot(); return expect(m.Index*10+m.Term, 31, err) }, nil},
+		{"create snapshot beyond last", func() error { _, err := r.CreateSnapshot(7, raftlog.ConfState{}); return err }, raftlog.ErrUnavailable},
+		{"create stale snapshot", func() error { _, err := r.CreateSnapshot(3, raftlog.ConfState{}); return err }, raftlog.ErrSnapOutOfDate},
+		{"create snapshot", func() error {
+			m, err := r.CreateSnapshot(5, raftlog.ConfState{})
+			return expect(m.Index*10+m.Term, 52, err)
+		}, nil},
 		{"compact everything", func() error { return r.Compact(6) }, nil},
+		{"snapshot follows full compaction", func() error { m, err := r.Snapshot(); return expect(m.Index*10+m.Term, 62, err) }, nil},
 		{"empty log keeps last", func() error { l, err := r.LastIndex(); return expect(l, 6, err) }, nil},
 		{"term of last after full compact", func() error { term, err := r.Term(6); return expect(term, 2, err) }, nil},
 		{"append after full compact", func() error { return r.Save(raftlog.HardState{}, ents(7, 7, 2)) }, nil},
@@ -299,7 +307,7 @@ func TestRaftDBApplySnapshot(t *testing.T) {
 	if got := viewOf(t, r); !reflect.DeepEqual(got, want) {
 		t.Fatalf("got %+v\nwant %+v", got, want)
 	}
-	if err := r.ApplySnapshot(raftlog.SnapshotMeta{Index: 20, Term: 4}); !errors.Is(err, raftlog.ErrCompacted) {
+	if err := r.ApplySnapshot(raftlog.SnapshotMeta{Index: 20, Term: 4}); !errors.Is(err, raftlog.ErrSnapOutOfDate) {
 		t.Fatalf("stale snapshot: err = %v", err)
 	}
 	if err := r.Save(raftlog.HardState{Term: 4, Commit: 21}, ents(21, 22, 4)); err != nil {
@@ -337,3 +345,17 @@ func writeFile(t *testing.T, path string, b []byte) {
 }
 
 func removeFile(path string) error { return os.Remove(path) }
+
+func TestRaftDBApplySnapshotWithoutVotersKeepsMembership(t *testing.T) {
+	r := openTestRaftDB(t, filepath.Join(t.TempDir(), "raft.db"))
+	voters := raftlog.ConfState{Voters: []uint64{1, 2}}
+	if err := r.SetConfState(voters); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.ApplySnapshot(raftlog.SnapshotMeta{Index: 5, Term: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if _, cs, _ := r.InitialState(); !reflect.DeepEqual(cs, voters) {
+		t.Fatalf("membership = %v, want %v", cs, voters)
+	}
+}

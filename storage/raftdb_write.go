@@ -80,14 +80,20 @@ func (r *RaftDB) SetConfState(cs raftlog.ConfState) error {
 }
 
 // ApplySnapshot resets the log to an installed snapshot: every entry is
-// deleted, the log's base becomes (meta.Index, meta.Term), the membership
-// meta.Conf, and Snapshot() returns meta. HardState is unchanged. A snapshot
-// at or below the current base wraps raftlog.ErrCompacted.
+// deleted, the log's base becomes (meta.Index, meta.Term), Snapshot()
+// returns meta and, if meta.Conf has voters, it becomes the membership.
+// HardState is unchanged. A snapshot not newer than the current snapshot or
+// base wraps raftlog.ErrSnapOutOfDate. (Same semantics as
+// raftlog.MemoryStorage.)
 func (r *RaftDB) ApplySnapshot(meta raftlog.SnapshotMeta) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if meta.Index <= r.baseIndex {
-		return fmt.Errorf("storage: apply snapshot at %d to %s: log base is already %d: %w", meta.Index, r.path, r.baseIndex, raftlog.ErrCompacted)
+	if have := max(r.baseIndex, r.snap.Index); meta.Index <= have {
+		return fmt.Errorf("storage: apply snapshot at %d to %s, have %d: %w", meta.Index, r.path, have, raftlog.ErrSnapOutOfDate)
+	}
+	conf := r.conf
+	if len(meta.Conf.Voters) > 0 {
+		conf = meta.Conf
 	}
 	err := r.updateLocked("apply snapshot", func(tx *bbolt.Tx) error {
 		if err := tx.DeleteBucket(bucketLog); err != nil {
@@ -100,7 +106,7 @@ func (r *RaftDB) ApplySnapshot(meta raftlog.SnapshotMeta) error {
 		if err := putSealed(m, keyBase, putU64(putU64(nil, meta.Index), meta.Term)); err != nil {
 			return err
 		}
-		if err := putSealed(m, keyConf, appendConfState(nil, meta.Conf)); err != nil {
+		if err := putSealed(m, keyConf, appendConfState(nil, conf)); err != nil {
 			return err
 		}
 		return putSealed(m, keySnapshot, encodeSnapshotMeta(meta))
@@ -110,25 +116,38 @@ func (r *RaftDB) ApplySnapshot(meta raftlog.SnapshotMeta) error {
 	}
 	r.baseIndex, r.baseTerm = meta.Index, meta.Term
 	r.lastIndex, r.lastTerm = meta.Index, meta.Term
-	r.conf = cloneConf(meta.Conf)
+	r.conf = cloneConf(conf)
 	r.snap = raftlog.SnapshotMeta{Index: meta.Index, Term: meta.Term, Conf: cloneConf(meta.Conf)}
 	return nil
 }
 
-// RecordSnapshot persists the meta of a snapshot the broker has taken (and
-// made durable) so Snapshot() returns it; the log is not changed. A leader
-// sends this snapshot to a follower that needs compacted entries, so record
-// it before compacting past it. An older meta than the recorded one is
-// ignored.
-func (r *RaftDB) RecordSnapshot(meta raftlog.SnapshotMeta) error {
+// CreateSnapshot records that a durable snapshot of the state machine at
+// index i exists (its bytes live in package snapshot), without dropping
+// entries; Snapshot() returns it from now on, so a leader can send it to a
+// follower that needs compacted entries. i not newer than the recorded
+// snapshot wraps raftlog.ErrSnapOutOfDate; beyond LastIndex
+// raftlog.ErrUnavailable. (Same semantics as raftlog.MemoryStorage.)
+func (r *RaftDB) CreateSnapshot(i uint64, conf raftlog.ConfState) (raftlog.SnapshotMeta, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if meta.Index <= r.snap.Index {
-		return nil
+	if i <= r.snap.Index {
+		return raftlog.SnapshotMeta{}, fmt.Errorf("storage: create snapshot at %d in %s, have %d: %w", i, r.path, r.snap.Index, raftlog.ErrSnapOutOfDate)
 	}
-	if meta.Index > r.lastIndex {
-		return fmt.Errorf("%w: record snapshot at %d in %s: beyond the last log index %d", ErrInvalid, meta.Index, r.path, r.lastIndex)
+	if i > r.lastIndex {
+		return raftlog.SnapshotMeta{}, fmt.Errorf("storage: create snapshot at %d in %s, last index %d: %w", i, r.path, r.lastIndex, raftlog.ErrUnavailable)
 	}
+	term, err := r.termLocked(i)
+	if err != nil {
+		return raftlog.SnapshotMeta{}, err
+	}
+	meta := raftlog.SnapshotMeta{Index: i, Term: term, Conf: cloneConf(conf)}
+	if err := r.putSnapshotLocked(meta); err != nil {
+		return raftlog.SnapshotMeta{}, err
+	}
+	return meta, nil
+}
+
+func (r *RaftDB) putSnapshotLocked(meta raftlog.SnapshotMeta) error {
 	err := r.updateLocked("record snapshot", func(tx *bbolt.Tx) error {
 		return putSealed(tx.Bucket(bucketMeta), keySnapshot, encodeSnapshotMeta(meta))
 	})
@@ -141,9 +160,12 @@ func (r *RaftDB) RecordSnapshot(meta raftlog.SnapshotMeta) error {
 
 // Compact deletes the entries up to and including index; index and its term
 // become the log's base (FirstIndex() = index+1, Term(index) still answers).
-// Compacting at or below the base wraps raftlog.ErrCompacted; beyond the
-// last index wraps ErrInvalid. The caller must not compact past what
-// state.db (or a snapshot) has made durable.
+// If no recorded snapshot covers index, one is recorded at index with the
+// current membership (in the same transaction), so Snapshot() can always
+// serve a follower that needs the dropped entries. Compacting at or below
+// the base wraps raftlog.ErrCompacted; beyond the last index
+// raftlog.ErrUnavailable. The caller must not compact past what state.db
+// (or a snapshot) has made durable.
 func (r *RaftDB) Compact(index uint64) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -151,11 +173,15 @@ func (r *RaftDB) Compact(index uint64) error {
 		return fmt.Errorf("storage: compact %s to %d: base is already %d: %w", r.path, index, r.baseIndex, raftlog.ErrCompacted)
 	}
 	if index > r.lastIndex {
-		return fmt.Errorf("%w: compact %s to %d: beyond the last index %d", ErrInvalid, r.path, index, r.lastIndex)
+		return fmt.Errorf("storage: compact %s to %d: beyond the last index %d: %w", r.path, index, r.lastIndex, raftlog.ErrUnavailable)
 	}
 	term, err := r.termLocked(index)
 	if err != nil {
 		return err
+	}
+	snap := r.snap
+	if snap.Index < index {
+		snap = raftlog.SnapshotMeta{Index: index, Term: term, Conf: cloneConf(r.conf)}
 	}
 	err = r.updateLocked("compact", func(tx *bbolt.Tx) error {
 		logB := tx.Bucket(bucketLog)
@@ -164,11 +190,18 @@ func (r *RaftDB) Compact(index uint64) error {
 				return err
 			}
 		}
-		return putSealed(tx.Bucket(bucketMeta), keyBase, putU64(putU64(nil, index), term))
+		m := tx.Bucket(bucketMeta)
+		if snap.Index != r.snap.Index {
+			if err := putSealed(m, keySnapshot, encodeSnapshotMeta(snap)); err != nil {
+				return err
+			}
+		}
+		return putSealed(m, keyBase, putU64(putU64(nil, index), term))
 	})
 	if err != nil {
 		return err
 	}
 	r.baseIndex, r.baseTerm = index, term
+	r.snap = snap
 	return nil
 }
