@@ -19,6 +19,7 @@ type node struct {
 	incarnation int
 	applied     uint64 // last applied index; survives a crash only if the state machine is kept
 	forgetVotes bool   // sabotage: persist HardState without Vote
+	loseTail    bool   // sabotage: a crash loses the last persisted entries
 }
 
 func (n *node) up() bool { return n.core != nil }
@@ -42,6 +43,9 @@ func (n *node) start(cfg raftlog.Config) error {
 // the storage's snapshot, as a broker without its state.db would.
 func (n *node) crash(keepStateMachine bool) {
 	n.core = nil
+	if n.loseTail {
+		n.dropTail(3)
+	}
 	if !keepStateMachine {
 		snap, err := n.storage.Snapshot()
 		if err != nil {
@@ -49,6 +53,41 @@ func (n *node) crash(keepStateMachine bool) {
 		}
 		n.applied = snap.Index
 	}
+}
+
+// dropTail rebuilds the storage without its last k entries (never below
+// the snapshot): a disk that lied about fsync. Sabotage for harness tests.
+func (n *node) dropTail(k uint64) {
+	hs, conf, err := n.storage.InitialState()
+	if err != nil {
+		panic(fmt.Sprintf("rafttest: InitialState: %v", err))
+	}
+	snap, _ := n.storage.Snapshot()
+	first, _ := n.storage.FirstIndex()
+	last, _ := n.storage.LastIndex()
+	keep := max(first-1, last-min(k, last))
+	ents, err := n.storage.Entries(first, keep+1, 1<<62)
+	if err != nil && keep >= first {
+		panic(fmt.Sprintf("rafttest: Entries(%d, %d): %v", first, keep+1, err))
+	}
+	ms := raftlog.NewMemoryStorage()
+	if !snap.IsEmpty() {
+		if err := ms.ApplySnapshot(snap); err != nil {
+			panic(fmt.Sprintf("rafttest: ApplySnapshot: %v", err))
+		}
+	}
+	if len(conf.Voters) > 0 {
+		ms.SetConfState(conf)
+	}
+	hs.Commit = min(hs.Commit, keep)
+	n.applied = min(n.applied, keep)
+	if err := ms.SetHardState(hs); err != nil {
+		panic(fmt.Sprintf("rafttest: SetHardState: %v", err))
+	}
+	if err := ms.Append(ents); err != nil {
+		panic(fmt.Sprintf("rafttest: Append: %v", err))
+	}
+	n.storage = ms
 }
 
 // readyHooks lets the driver report what a Ready did.

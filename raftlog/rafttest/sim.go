@@ -27,6 +27,8 @@ type Options struct {
 	// forgetVotes makes the driver persist HardState without the vote: a
 	// deliberately broken node for tests that the harness catches it.
 	forgetVotes bool
+	// loseTail makes a crash lose the node's last three persisted entries.
+	loseTail bool
 }
 
 func (o *Options) setDefaults() {
@@ -68,6 +70,10 @@ type Sim struct {
 	step  int
 	stats Stats
 
+	profile    int
+	events     []weightedEvent
+	eventTotal int
+
 	nextData uint64
 	// reads[ctx] is the number of entries known committed when the read was
 	// requested: its ReadState index may not be lower (linearizable reads).
@@ -98,9 +104,15 @@ func New(opts Options) *Sim {
 		MaxUncommittedEntriesBytes: pick(0, 0, 4096),
 		MaxCommittedSizePerReady:   pick(0, 0, 512),
 	}
-	s.nw = newNetwork(rng, rng.Intn(15), rng.Intn(5), rng.Intn(40))
+	s.profile = rng.Intn(numProfiles)
+	s.events = eventTable(s.profile)
+	for _, e := range s.events {
+		s.eventTotal += e.weight
+	}
+	dropPct := [numProfiles]int{2, 8, 20}[s.profile]
+	s.nw = newNetwork(rng, rng.Intn(dropPct), rng.Intn(5), rng.Intn(40))
 	for _, id := range s.ids {
-		s.nodes = append(s.nodes, &node{id: id, storage: raftlog.NewMemoryStorage(), forgetVotes: opts.forgetVotes})
+		s.nodes = append(s.nodes, &node{id: id, storage: raftlog.NewMemoryStorage(), forgetVotes: opts.forgetVotes, loseTail: opts.loseTail})
 	}
 	return s
 }
@@ -108,8 +120,8 @@ func New(opts Options) *Sim {
 // Describe names the seed and what it chose.
 func (s *Sim) Describe() string {
 	c := s.cfg
-	return fmt.Sprintf("seed=%d nodes=%d steps=%d prevote=%v checkquorum=%v heartbeat=%d maxmsg=%d inflight=%d maxuncommitted=%d maxapply=%d drop=%d%% dup=%d%% reorder=%d%%",
-		s.opts.Seed, s.opts.Nodes, s.opts.Steps, c.PreVote, c.CheckQuorum, c.HeartbeatTicks, c.MaxSizePerMsg,
+	return fmt.Sprintf("seed=%d nodes=%d steps=%d profile=%s prevote=%v checkquorum=%v heartbeat=%d maxmsg=%d inflight=%d maxuncommitted=%d maxapply=%d drop=%d%% dup=%d%% reorder=%d%%",
+		s.opts.Seed, s.opts.Nodes, s.opts.Steps, profileNames[s.profile], c.PreVote, c.CheckQuorum, c.HeartbeatTicks, c.MaxSizePerMsg,
 		c.MaxInflightMsgs, c.MaxUncommittedEntriesBytes, c.MaxCommittedSizePerReady,
 		s.nw.dropPct, s.nw.dupPct, s.nw.reorderPct)
 }
@@ -186,37 +198,48 @@ func (s *Sim) check() error {
 	return nil
 }
 
-// Event weights: how often each kind of event happens relative to others.
-var eventWeights = []struct {
+// weightedEvent is one kind of event and how often it happens relative to
+// the others.
+type weightedEvent struct {
 	weight int
 	run    func(*Sim) error
-}{
-	{20, (*Sim).tickAll},
-	{4, (*Sim).tickOne},
-	{40, (*Sim).deliverOne},
-	{3, (*Sim).dropOne},
-	{25, (*Sim).readyOne},
-	{8, (*Sim).propose},
-	{2, (*Sim).read},
-	{1, (*Sim).partitionOrHeal},
-	{2, (*Sim).crash},
-	{4, (*Sim).restart},
-	{1, (*Sim).campaign},
-	{1, (*Sim).transfer},
-	{3, (*Sim).compact},
 }
 
-var eventWeightTotal = func() int {
-	t := 0
-	for _, e := range eventWeights {
-		t += e.weight
+// Fault profiles: each seed runs calm, normal or stormy, so some runs make
+// long progress between faults and others pile faults on each other.
+const (
+	profileCalm = iota
+	profileNormal
+	profileStormy
+	numProfiles
+)
+
+var profileNames = [numProfiles]string{"calm", "normal", "stormy"}
+
+// eventTable returns the event weights for a fault profile.
+func eventTable(profile int) []weightedEvent {
+	fault := [numProfiles]int{1, 2, 6}[profile]
+	return []weightedEvent{
+		{20, (*Sim).tickAll},
+		{4, (*Sim).tickOne},
+		{40, (*Sim).deliverOne},
+		{10, (*Sim).deliverBurst},
+		{fault, (*Sim).dropOne},
+		{25, (*Sim).readyOne},
+		{8, (*Sim).propose},
+		{2, (*Sim).read},
+		{fault, (*Sim).partitionOrHeal},
+		{fault, (*Sim).crash},
+		{4, (*Sim).restart},
+		{1, (*Sim).campaign},
+		{1, (*Sim).transfer},
+		{3, (*Sim).compact},
 	}
-	return t
-}()
+}
 
 func (s *Sim) randomEvent() error {
-	r := s.rng.Intn(eventWeightTotal)
-	for _, e := range eventWeights {
+	r := s.rng.Intn(s.eventTotal)
+	for _, e := range s.events {
 		if r < e.weight {
 			return e.run(s)
 		}
@@ -306,6 +329,16 @@ func (s *Sim) deliver(env envelope, reliable bool) error {
 	s.record(event{kind: "deliver", msg: summarize(m), err: err})
 	if env.typ == raftlog.MsgSnap && from.up() && from.incarnation == env.fromIncarnation {
 		from.core.ReportSnapshot(env.to, true)
+	}
+	return nil
+}
+
+// deliverBurst delivers up to 8 messages: the network catches up.
+func (s *Sim) deliverBurst() error {
+	for range 1 + s.rng.Intn(8) {
+		if err := s.deliverOne(); err != nil {
+			return err
+		}
 	}
 	return nil
 }
