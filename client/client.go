@@ -134,7 +134,7 @@ func (c *Client) do(ctx context.Context, req request, mutates bool) ([]byte, err
 		if errors.Is(err, ErrClosed) {
 			return nil, err
 		}
-		if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+		if errors.Is(err, ErrUnreachable) || !(errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) {
 			lastErr = err
 		}
 		if ctx.Err() != nil {

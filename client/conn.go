@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -67,6 +68,9 @@ func (c *conn) close() {
 // (nothing within replyTimeout), ErrBadResponse, or a zmq error.
 func (c *conn) roundTrip(ctx context.Context, abort <-chan struct{}, frame []byte, connectTimeout, replyTimeout time.Duration) ([]byte, error) {
 	ok, err := wait(ctx, abort, c.pollOut, connectTimeout)
+	if errors.Is(err, context.DeadlineExceeded) {
+		return nil, fmt.Errorf("%w: no connection to %s before the deadline: %w", ErrUnreachable, c.addr, err)
+	}
 	if err != nil {
 		return nil, err
 	}

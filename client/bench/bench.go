@@ -38,7 +38,8 @@ type Config struct {
 	Seed       uint64        // payload bytes and retry jitter
 }
 
-func (c Config) validate() error {
+// Validate checks the bounds of a Config.
+func (c Config) Validate() error {
 	var errs []error
 	if len(c.Clients) == 0 {
 		errs = append(errs, errors.New("bench: clients: give at least one client count"))
@@ -67,7 +68,7 @@ func (c Config) validate() error {
 // then runs one timed put run per client count. progress, when not nil, is
 // called after each run.
 func Run(ctx context.Context, cfg Config, progress func(Result)) (Report, error) {
-	if err := cfg.validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return Report{}, err
 	}
 	rep := Report{SizeBytes: cfg.SizeBytes, Topic: cfg.Topic}

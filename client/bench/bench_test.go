@@ -48,7 +48,7 @@ func TestConfigValidate(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := good
 			tt.mod(&c)
-			err := c.validate()
+			err := c.Validate()
 			if (tt.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.want)) {
 				t.Fatalf("validate = %v; want %q", err, tt.want)
 			}

@@ -1,0 +1,153 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/raftmq/raftmq/client"
+	"github.com/raftmq/raftmq/config"
+)
+
+// envVar is the environment variable of a flag: RAFTMQ_<NAME>.
+func envVar(flag string) []string {
+	return []string{"RAFTMQ_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))}
+}
+
+// Shared flag names.
+const (
+	flagLogLevel  = "log-level"
+	flagLogFormat = "log-format"
+	flagConfig    = "config"
+	flagServers   = "servers"
+	flagTimeout   = "timeout"
+	flagJSON      = "json"
+	flagTopic     = "topic"
+	flagDataDir   = "data-dir"
+)
+
+const defaultTimeout = 10 * time.Second
+
+// logFlags are global, and repeated on serve so `raftmq serve --log-level
+// debug` works too.
+func logFlags() []cli.Flag {
+	def := config.Default()
+	return []cli.Flag{
+		&cli.StringFlag{Name: flagLogLevel, Value: def.LogLevel, EnvVars: envVar(flagLogLevel), Usage: "debug|info|warn|error"},
+		&cli.StringFlag{Name: flagLogFormat, Value: def.LogFormat, EnvVars: envVar(flagLogFormat), Usage: "auto|console|json (auto: console when stderr is a terminal)"},
+	}
+}
+
+// lineageString is the value of a flag defined at several levels: the
+// innermost level where it was set, else the innermost default.
+func lineageString(c *cli.Context, name string) string {
+	for _, cc := range c.Lineage() {
+		if cc.IsSet(name) {
+			return cc.String(name)
+		}
+	}
+	return c.String(name)
+}
+
+func configFlag() cli.Flag {
+	return &cli.PathFlag{Name: flagConfig, EnvVars: envVar(flagConfig), Usage: "cluster `FILE` (JSON: {\"addresses\":[{\"ip\",\"port\",\"internal_port\"},...]})"}
+}
+
+func jsonFlag() cli.Flag {
+	return &cli.BoolFlag{Name: flagJSON, EnvVars: envVar(flagJSON), Usage: "print JSON for programs"}
+}
+
+// clientFlags are the flags of every command that talks to a cluster.
+func clientFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringSliceFlag{Name: flagServers, Value: cli.NewStringSlice(config.DefaultClientAddr), EnvVars: envVar(flagServers),
+			Usage: "client addresses `ip:port[,ip:port...]` (ignored when --config is given)"},
+		configFlag(),
+		&cli.DurationFlag{Name: flagTimeout, Value: defaultTimeout, EnvVars: envVar(flagTimeout), Usage: "per request, including retries and leader changes"},
+		jsonFlag(),
+	}
+}
+
+// servers returns the cluster's client addresses: from --config when
+// given, else --servers.
+func servers(c *cli.Context) ([]string, error) {
+	if path := c.Path(flagConfig); path != "" {
+		cl, err := config.LoadCluster(path)
+		if err != nil {
+			return nil, usagef("%v", err)
+		}
+		var out []string
+		for _, a := range cl.Addresses {
+			out = append(out, a.ClientAddr())
+		}
+		if len(out) == 0 {
+			return nil, usagef("--config %s lists no addresses", path)
+		}
+		return out, nil
+	}
+	var out []string
+	for _, s := range c.StringSlice(flagServers) {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(s); err != nil {
+			return nil, usagef("--servers: %q is not ip:port (%v)", s, err)
+		}
+		out = append(out, s)
+	}
+	if len(out) == 0 {
+		return nil, usagef("--servers is empty: pass ip:port[,ip:port...] or --config FILE")
+	}
+	return out, nil
+}
+
+// clientOptions builds client.Options from the client flags.
+func clientOptions(c *cli.Context) (client.Options, error) {
+	srv, err := servers(c)
+	if err != nil {
+		return client.Options{}, err
+	}
+	timeout := c.Duration(flagTimeout)
+	if timeout <= 0 {
+		return client.Options{}, usagef("--timeout %s must be positive", timeout)
+	}
+	return client.Options{Servers: srv, Timeout: timeout, AttemptTimeout: min(timeout, client.DefaultAttemptTimeout)}, nil
+}
+
+// newClient is clientOptions then client.New.
+func newClient(c *cli.Context) (*client.Client, error) {
+	o, err := clientOptions(c)
+	if err != nil {
+		return nil, err
+	}
+	cl, err := client.New(o)
+	if err != nil {
+		return nil, usagef("%v", err)
+	}
+	return cl, nil
+}
+
+// oneArg returns the single positional argument named what.
+func oneArg(c *cli.Context, what string) (string, error) {
+	if c.NArg() != 1 {
+		return "", usagef("%s takes exactly one %s, got %d arguments: %s", c.Command.FullName(), what, c.NArg(), fmt.Sprint(c.Args().Slice()))
+	}
+	return c.Args().First(), nil
+}
+
+// requireTopic returns --topic or a usage error.
+func requireTopic(c *cli.Context) (string, error) {
+	t := c.String(flagTopic)
+	if t == "" {
+		return "", usagef("%s needs --topic NAME", c.Command.FullName())
+	}
+	return t, nil
+}
+
+func topicFlag(usage string) cli.Flag {
+	return &cli.StringFlag{Name: flagTopic, Aliases: []string{"t"}, EnvVars: envVar(flagTopic), Usage: usage}
+}
