@@ -112,3 +112,62 @@ func TestSingleNodeElectsItselfOnTimeout(t *testing.T) {
 		}
 	}
 }
+
+func TestSingleNodeReadIndex(t *testing.T) {
+	c, st := newSingle(t, 2)
+	_ = c.Campaign()
+	c.ReadIndex([]byte("early"))
+	rd := c.Ready()
+	if len(rd.ReadStates) != 0 {
+		t.Fatalf("answered before the no-op was committed: %+v", rd.ReadStates)
+	}
+	persistReady(t, st, rd)
+	c.Advance(rd)
+	rd = c.Ready()
+	if len(rd.ReadStates) != 1 || rd.ReadStates[0].Index != 1 || string(rd.ReadStates[0].Context) != "early" {
+		t.Fatalf("read states %+v, want early@1", rd.ReadStates)
+	}
+	persistReady(t, st, rd)
+	c.Advance(rd)
+	c.ReadIndex([]byte("now"))
+	if rd := c.Ready(); len(rd.ReadStates) != 1 || rd.ReadStates[0].Index != 1 {
+		t.Fatalf("read states %+v, want now@1 at once", rd.ReadStates)
+	}
+}
+
+func TestRestartResumesAfterApplied(t *testing.T) {
+	tests := []struct {
+		applied   uint64
+		wantFirst uint64 // first index re-delivered; 0 = none
+	}{
+		{applied: 3, wantFirst: 0},
+		{applied: 1, wantFirst: 2},
+		{applied: 0, wantFirst: 1},
+	}
+	for _, tt := range tests {
+		c, st := newSingle(t, 4)
+		_ = c.Campaign()
+		_ = c.ProposeBatch([][]byte{[]byte("a"), []byte("b")})
+		for c.HasReady() {
+			rd := c.Ready()
+			persistReady(t, st, rd)
+			c.Advance(rd)
+		}
+		cfg := testConfig(1, []uint64{1}, st, 5)
+		cfg.Applied = tt.applied
+		r, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s := r.Status(); s.Term != 1 || s.Vote != 1 || s.Commit != 3 || s.Role != RoleFollower {
+			t.Fatalf("applied %d: restarted status %+v", tt.applied, s)
+		}
+		rd := r.Ready()
+		switch {
+		case tt.wantFirst == 0 && len(rd.CommittedEntries) != 0:
+			t.Fatalf("applied %d: re-delivered %+v", tt.applied, rd.CommittedEntries)
+		case tt.wantFirst != 0 && (len(rd.CommittedEntries) == 0 || rd.CommittedEntries[0].Index != tt.wantFirst):
+			t.Fatalf("applied %d: re-delivered %+v, want from %d", tt.applied, rd.CommittedEntries, tt.wantFirst)
+		}
+	}
+}
