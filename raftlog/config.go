@@ -32,7 +32,8 @@ type Config struct {
 	// ID is this node, != None.
 	ID uint64
 	// Peers are the voters including ID; used only when Storage's ConfState
-	// is empty (a fresh node).
+	// is empty (a fresh node). The caller should persist them as the
+	// ConfState so that snapshots carry the membership.
 	Peers []uint64
 	// ElectionTicks: the randomized election timeout is in
 	// [ElectionTicks, 2*ElectionTicks).

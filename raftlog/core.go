@@ -145,6 +145,9 @@ func (c *Core) loadState(hs HardState, applied uint64) error {
 	c.log.commitTo(applied)
 	if applied > c.log.applied {
 		c.log.appliedTo(applied)
+	} else if applied < c.log.applied {
+		c.logger.Warnf("raftlog: node %d: applied %d is below the log's snapshot %d; entries between are gone",
+			c.id, applied, c.log.applied)
 	}
 	return nil
 }

@@ -197,3 +197,25 @@ func TestMemoryStorage(t *testing.T) {
 		t.Fatalf("older snapshot: %v", err)
 	}
 }
+
+func TestLogTermSearch(t *testing.T) {
+	st := NewMemoryStorage()
+	_ = st.Append(ents(1, 1, 1, 2, 2, 2, 5, 5))
+	l, _ := newLog(st, 0)
+	first := []struct{ i, t, floor, want uint64 }{
+		{5, 2, 1, 3}, {7, 5, 1, 6}, {4, 2, 4, 4}, {2, 1, 1, 1}, {5, 2, 5, 5},
+	}
+	for _, tt := range first {
+		if got := l.firstIndexOfTerm(tt.i, tt.t, tt.floor); got != tt.want {
+			t.Errorf("firstIndexOfTerm(%d, %d, %d) = %d, want %d", tt.i, tt.t, tt.floor, got, tt.want)
+		}
+	}
+	last := []struct{ i, t, want uint64 }{
+		{7, 2, 5}, {7, 3, 0}, {7, 5, 7}, {2, 2, 0}, {7, 1, 2}, {4, 2, 4}, {6, 9, 0},
+	}
+	for _, tt := range last {
+		if got := l.lastIndexOfTerm(tt.i, tt.t); got != tt.want {
+			t.Errorf("lastIndexOfTerm(%d, %d) = %d, want %d", tt.i, tt.t, got, tt.want)
+		}
+	}
+}
