@@ -134,10 +134,11 @@ func (c *Client) do(ctx context.Context, req request, mutates bool) ([]byte, err
 		if errors.Is(err, ErrClosed) {
 			return nil, err
 		}
-		if errors.Is(err, ErrUnreachable) || !(errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) {
+		outOfTime := ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
+		if !outOfTime || (lastErr == nil && errors.Is(err, ErrUnreachable)) {
 			lastErr = err
 		}
-		if ctx.Err() != nil {
+		if outOfTime {
 			return nil, c.finalError(ctx, lastErr, attempts, start)
 		}
 		var se *ServerError
@@ -196,11 +197,15 @@ func (c *Client) withTimeout(ctx context.Context) (context.Context, context.Canc
 // last failure, how long it tried, and the last failure itself.
 func (c *Client) finalError(ctx context.Context, lastErr error, attempts int, start time.Time) error {
 	took := time.Since(start).Round(time.Millisecond)
-	if errors.Is(ctx.Err(), context.Canceled) {
+	ctxErr := ctx.Err()
+	if ctxErr == nil {
+		ctxErr = context.DeadlineExceeded // the deadline passed; ctx.Err() can lag it
+	}
+	if errors.Is(ctxErr, context.Canceled) {
 		if lastErr == nil {
-			return fmt.Errorf("client: %w after %d attempts in %s", ctx.Err(), attempts, took)
+			return fmt.Errorf("client: %w after %d attempts in %s", ctxErr, attempts, took)
 		}
-		return fmt.Errorf("client: %w after %d attempts in %s; last: %w", ctx.Err(), attempts, took, lastErr)
+		return fmt.Errorf("client: %w after %d attempts in %s; last: %w", ctxErr, attempts, took, lastErr)
 	}
 	sentinel := ErrTimeout
 	for _, s := range []error{ErrNoLeader, ErrShuttingDown, ErrUnreachable} {
@@ -210,7 +215,7 @@ func (c *Client) finalError(ctx context.Context, lastErr error, attempts int, st
 		}
 	}
 	if lastErr == nil {
-		return fmt.Errorf("%w after %d attempts in %s: %w", sentinel, attempts, took, ctx.Err())
+		return fmt.Errorf("%w after %d attempts in %s: %w", sentinel, attempts, took, ctxErr)
 	}
 	return fmt.Errorf("%w after %d attempts in %s; last: %w", sentinel, attempts, took, lastErr)
 }

@@ -202,7 +202,7 @@ func runOnce(ctx context.Context, cfg Config, n int, payload string) (runStats, 
 				ok, err := c.Put(runCtx, cfg.Topic, payload)
 				took := time.Since(t0)
 				switch {
-				case err != nil && runCtx.Err() != nil && cfg.Messages == 0:
+				case err != nil && cfg.Messages == 0 && runOver(runCtx):
 					return // cut short by the end of the run
 				case err != nil:
 					errCounts[i]++
@@ -234,4 +234,10 @@ func runOnce(ctx context.Context, cfg Config, n int, payload string) (runStats, 
 		return runStats{}, fmt.Errorf("bench: interrupted: %w", err)
 	}
 	return st, nil
+}
+
+// runOver reports whether ctx's deadline has passed (ctx.Err() can lag it).
+func runOver(ctx context.Context) bool {
+	dl, ok := ctx.Deadline()
+	return ctx.Err() != nil || (ok && !time.Now().Before(dl))
 }

@@ -83,17 +83,29 @@ func TestRunAgainstFakeBroker(t *testing.T) {
 	if got := mem.Depth("bench"); got != 60 {
 		t.Fatalf("queue depth %d, want 60 puts", got)
 	}
-	ids := map[string]bool{}
+	// One Client per worker: each warms up on its own socket, and each
+	// socket puts with its own session.
+	warmups, sessionOf := 0, map[string]string{}
 	for _, s := range b.Requests() {
-		if s.Req.HasSession && s.Req.Type == "message" {
-			ids[s.Req.ClientID] = true
+		switch {
+		case s.Req.Type == "topic" && s.Req.Method == "GET":
+			warmups++
+		case s.Req.Type == "message":
 			if len(s.Req.Message) != 100 {
 				t.Fatalf("message of %d bytes, want 100", len(s.Req.Message))
 			}
+			if id, ok := sessionOf[s.Identity]; ok && id != s.Req.ClientID {
+				t.Fatalf("one socket used client ids %q and %q", id, s.Req.ClientID)
+			}
+			sessionOf[s.Identity] = s.Req.ClientID
 		}
 	}
-	if len(ids) != 4 {
-		t.Fatalf("%d client ids put messages; want one per worker (1+3)", len(ids))
+	ids := map[string]bool{}
+	for _, id := range sessionOf {
+		ids[id] = true
+	}
+	if warmups != 4 || len(ids) != len(sessionOf) {
+		t.Fatalf("%d warm-ups, %d sockets with %d client ids; want 4 warm-ups (1+3 workers), one id per socket", warmups, len(sessionOf), len(ids))
 	}
 
 	// Duration mode stops by itself.
