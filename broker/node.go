@@ -183,7 +183,10 @@ func (n *node) answerNotLeader(route [][]byte) {
 func (n *node) processReady() error {
 	for n.core.HasReady() {
 		rd := n.core.Ready()
-		if !rd.HardState.IsEmpty() || len(rd.Entries) > 0 {
+		// A Ready that only moves the commit index needs no write: commit is
+		// relearned from the leader after a restart, and skipping it saves an
+		// fsync per batch.
+		if rd.MustSync || len(rd.Entries) > 0 {
 			if err := n.raft.Save(rd.HardState, rd.Entries); err != nil {
 				n.log.Error().Err(err).Msg("cannot persist the raft log; stopping this node")
 				return fmt.Errorf("%w: persist raft log: %v", ErrStopped, err)
