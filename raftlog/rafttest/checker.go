@@ -245,6 +245,9 @@ func (c *Checker) Restart(id, applied uint64) {
 // entry committed before or in its term.
 func (c *Checker) Status(st raftlog.Status) error {
 	n := c.node(st.ID)
+	if st.Commit > st.LastIndex {
+		return fmt.Errorf("%w: node %d commit %d beyond its last index %d", ErrStatusInvariant, st.ID, st.Commit, st.LastIndex)
+	}
 	if st.Term < n.term {
 		return fmt.Errorf("%w: node %d is in term %d after term %d", ErrTermRegressed, st.ID, st.Term, n.term)
 	}
@@ -288,6 +291,37 @@ func (c *Checker) checkLeaderComplete(id, term uint64) error {
 	if n.prefixAt(ci) != ce.prefix {
 		return fmt.Errorf("%w: leader %d of term %d holds %d/%d; entry %d/%d committed (applied by node %d in term %d)",
 			ErrLeaderCompleteness, id, term, ci, n.terms[ci-n.base-1], ci, ce.term, ce.node, ce.seenTerm)
+	}
+	return nil
+}
+
+// Send checks a message node m.From is about to send against what it has
+// persisted: its term (pre-votes excepted: they carry a future term that is
+// never persisted), a granted vote, and the entries a successful append
+// response acknowledges.
+func (c *Checker) Send(m raftlog.Message) error {
+	n := c.node(m.From)
+	switch m.Type {
+	case raftlog.MsgPreVote, raftlog.MsgPreVoteResp:
+		return nil
+	}
+	if m.Term > n.hard.Term {
+		return fmt.Errorf("%w: node %d sent %v with term %d; persisted term %d",
+			ErrDurability, m.From, m.Type, m.Term, n.hard.Term)
+	}
+	switch {
+	case m.Type == raftlog.MsgVoteResp && !m.Reject:
+		// A vote superseded by a higher persisted term is safe: the node
+		// can never vote in that term again.
+		if n.hard.Term < m.Term || (n.hard.Term == m.Term && n.hard.Vote != m.To) {
+			return fmt.Errorf("%w: node %d granted its term-%d vote to %d; persisted term %d vote %d",
+				ErrDurability, m.From, m.Term, m.To, n.hard.Term, n.hard.Vote)
+		}
+	case m.Type == raftlog.MsgAppResp && !m.Reject:
+		if m.Index > n.lastIndex() {
+			return fmt.Errorf("%w: node %d acknowledged index %d; persisted last index %d",
+				ErrDurability, m.From, m.Index, n.lastIndex())
+		}
 	}
 	return nil
 }

@@ -12,11 +12,11 @@ func ent(index, term uint64, data string) raftlog.Entry {
 }
 
 func leaderStatus(id, term, commit uint64) raftlog.Status {
-	return raftlog.Status{ID: id, Role: raftlog.RoleLeader, Term: term, Commit: commit}
+	return raftlog.Status{ID: id, Role: raftlog.RoleLeader, Term: term, Commit: commit, LastIndex: commit}
 }
 
 func followerStatus(id, term, commit uint64) raftlog.Status {
-	return raftlog.Status{ID: id, Role: raftlog.RoleFollower, Term: term, Commit: commit}
+	return raftlog.Status{ID: id, Role: raftlog.RoleFollower, Term: term, Commit: commit, LastIndex: commit}
 }
 
 // TestCheckerCatchesViolations feeds the checker hand-made histories, each
@@ -46,13 +46,19 @@ func TestCheckerCatchesViolations(t *testing.T) {
 			return c.InstallSnapshot(id, raftlog.SnapshotMeta{Index: index, Term: term})
 		}
 	}
+	send := func(m raftlog.Message) op {
+		return func(c *Checker) error { return c.Send(m) }
+	}
 	// healthy: node 1 leads term 1, replicates to 2, both apply; node 2
 	// leads term 2 holding everything; node 3 catches up by snapshot.
 	healthy := []op{
+		send(raftlog.Message{Type: raftlog.MsgPreVote, From: 1, To: 2, Term: 1}),
 		hard(1, 1, 1), hard(2, 1, 1),
+		send(raftlog.Message{Type: raftlog.MsgVoteResp, From: 2, To: 1, Term: 1}),
 		status(leaderStatus(1, 1, 0)),
 		persist(1, ent(1, 1, ""), ent(2, 1, "a")),
 		persist(2, ent(1, 1, ""), ent(2, 1, "a")),
+		send(raftlog.Message{Type: raftlog.MsgAppResp, From: 2, To: 1, Term: 1, Index: 2}),
 		status(leaderStatus(1, 1, 2)),
 		apply(1, 1, ent(1, 1, "")), apply(1, 1, ent(2, 1, "a")),
 		apply(2, 1, ent(1, 1, "")),
@@ -139,6 +145,21 @@ func TestCheckerCatchesViolations(t *testing.T) {
 		{"persisted term decreased", []op{
 			hard(1, 5, 0), hard(1, 4, 0),
 		}, ErrTermRegressed},
+		{"message sent with an unpersisted term", []op{
+			hard(1, 2, 0),
+			send(raftlog.Message{Type: raftlog.MsgHeartbeat, From: 1, To: 2, Term: 3}),
+		}, ErrDurability},
+		{"vote granted before it was persisted", []op{
+			hard(2, 3, 0),
+			send(raftlog.Message{Type: raftlog.MsgVoteResp, From: 2, To: 1, Term: 3}),
+		}, ErrDurability},
+		{"entries acknowledged before they were persisted", []op{
+			hard(2, 1, 0), persist(2, ent(1, 1, "")),
+			send(raftlog.Message{Type: raftlog.MsgAppResp, From: 2, To: 1, Term: 1, Index: 2}),
+		}, ErrDurability},
+		{"commit beyond the last index", []op{
+			status(raftlog.Status{ID: 1, Term: 1, Commit: 3, LastIndex: 2}),
+		}, ErrStatusInvariant},
 		{"snapshot of an uncommitted index", []op{
 			snapshot(1, 3, 1),
 		}, ErrStateMachineSafety},

@@ -20,6 +20,11 @@ var (
 	// ErrTermRegressed: a node's term decreased while it lived, or fell below
 	// its persisted term across a restart.
 	ErrTermRegressed = errors.New("rafttest: term decreased")
+	// ErrDurability: a node sent a message that depends on state it had not
+	// persisted (a term, a vote, or entries it acknowledged).
+	ErrDurability = errors.New("rafttest: message sent before its state was persisted")
+	// ErrStatusInvariant: a node reported commit beyond its last index.
+	ErrStatusInvariant = errors.New("rafttest: status invariant broken")
 	// ErrStaleRead: a read index is below an entry committed before the
 	// read was requested.
 	ErrStaleRead = errors.New("rafttest: stale read index")

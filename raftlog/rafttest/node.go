@@ -92,7 +92,7 @@ func (n *node) dropTail(k uint64) {
 
 // readyHooks lets the driver report what a Ready did.
 type readyHooks struct {
-	send      func(m raftlog.Message)
+	send      func(m raftlog.Message) error
 	installed func(meta raftlog.SnapshotMeta)
 	applied   func(e raftlog.Entry)
 	readState func(rs raftlog.ReadState) error
@@ -108,12 +108,12 @@ func (n *node) handleReady(chk *Checker, h readyHooks) error {
 	if !rd.HardState.IsEmpty() {
 		hs := rd.HardState
 		if n.forgetVotes {
-			hs.Vote = raftlog.None
+			hs.Vote = raftlog.None // the disk drops it; the checker is told the truth
 		}
 		if err := n.storage.SetHardState(hs); err != nil {
 			return fmt.Errorf("%w: node %d SetHardState: %w", ErrCore, n.id, err)
 		}
-		if err := chk.PersistHardState(n.id, hs); err != nil {
+		if err := chk.PersistHardState(n.id, rd.HardState); err != nil {
 			return err
 		}
 	}
@@ -136,7 +136,9 @@ func (n *node) handleReady(chk *Checker, h readyHooks) error {
 		}
 	}
 	for _, m := range rd.Messages {
-		h.send(m)
+		if err := h.send(m); err != nil {
+			return err
+		}
 	}
 	term := n.core.Status().Term
 	for _, e := range rd.CommittedEntries {

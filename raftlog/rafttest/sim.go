@@ -369,11 +369,15 @@ func (s *Sim) readyOne() error {
 
 func (s *Sim) handleReady(n *node) error {
 	err := n.handleReady(s.chk, readyHooks{
-		send: func(m raftlog.Message) {
-			if m.From != n.id || m.To == raftlog.None || m.To > uint64(len(s.nodes)) {
-				panic(fmt.Sprintf("rafttest: node %d emitted a message %v from %d to %d", n.id, m.Type, m.From, m.To))
+		send: func(m raftlog.Message) error {
+			if m.From != n.id || m.To == raftlog.None || m.To > uint64(len(s.nodes)) || m.To == n.id {
+				return fmt.Errorf("%w: node %d emitted %v from %d to %d", ErrCore, n.id, m.Type, m.From, m.To)
+			}
+			if err := s.chk.Send(m); err != nil {
+				return err
 			}
 			s.nw.send(m, n.incarnation)
+			return nil
 		},
 		installed: func(raftlog.SnapshotMeta) { s.stats.Snapshots++ },
 		applied: func(e raftlog.Entry) {
