@@ -226,7 +226,7 @@ func (c *Cluster) signalAndWait(i int, sig syscall.Signal, timeout time.Duration
 	if p == nil {
 		return nil, fmt.Errorf("e2e: node %d is not running", i)
 	}
-	if err := p.Process.Signal(sig); err != nil {
+	if err := p.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		return nil, fmt.Errorf("e2e: signal node %d: %w", i, err)
 	}
 	select {
