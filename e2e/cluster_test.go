@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -340,4 +342,38 @@ func rawDo(t *testing.T, addr, req string) map[string]any {
 		t.Fatalf("reply %q: %v", reply, err)
 	}
 	return m
+}
+
+// TestGracefulLeaderStopTransfers: SIGTERM on the leader exits 0 and hands
+// leadership over: the next leader is elected in the very next term (a
+// TimeoutNow campaign), not after a timed-out election round.
+func TestGracefulLeaderStopTransfers(t *testing.T) {
+	c := newCluster(t, 5, "--election-ticks", "50") // 0.5–1 s: a timeout election would be obvious
+	cl := clusterClient(t, c)
+	if ok, err := cl.CreateTopic(context.Background(), "q"); err != nil || !ok {
+		t.Fatalf("create: %v %v", ok, err)
+	}
+	old, term, err := c.WaitLeader(5 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	took, err := c.Stop(old, 6*time.Second)
+	if err != nil {
+		t.Fatalf("graceful stop of leader %d: %v", old, err)
+	}
+	lead, newTerm, err := c.WaitLeader(5 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("leader %d stopped in %v; new leader %d in term %d", old, took, lead, newTerm)
+	if newTerm != term+1 {
+		t.Fatalf("new leader's term %d, want %d: leadership was not transferred", newTerm, term+1)
+	}
+	logs, err := os.ReadFile(c.LogPath(old))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(logs), "leadership transferred") {
+		t.Fatalf("old leader's log does not record the transfer")
+	}
 }
