@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -75,6 +76,10 @@ func New(cfg config.Node, log zerolog.Logger) (*Broker, error) {
 		peers[i] = uint64(i) + 1
 	}
 	b.peers = peers
+	if err := b.checkMembership(); err != nil {
+		b.closeStores()
+		return nil, err
+	}
 	core, err := raftlog.New(raftlog.Config{
 		ID:                         b.self,
 		Peers:                      peers,
@@ -115,6 +120,26 @@ func (b *Broker) checkConsistent() error {
 		return fmt.Errorf("broker: %s has applied index %d but %s ends at index %d: the two files are from different histories; "+
 			"move the data directory aside and let this node rejoin from its peers, or restore both files from one backup",
 			b.state.Path(), applied, b.raft.Path(), last)
+	}
+	return nil
+}
+
+// checkMembership records the voters on first start and refuses to start
+// when the cluster file names a different set later: membership changes are
+// not supported, and a node that silently counted a different majority could
+// break safety.
+func (b *Broker) checkMembership() error {
+	_, cs, err := b.raft.InitialState()
+	if err != nil {
+		return err
+	}
+	if len(cs.Voters) == 0 {
+		return b.raft.SetConfState(raftlog.ConfState{Voters: b.peers})
+	}
+	if !slices.Equal(cs.Voters, b.peers) {
+		return fmt.Errorf("broker: %s was created for a cluster of %d nodes, the cluster file names %d: "+
+			"changing membership is not supported; use the original cluster file, or start this node with an empty data directory in a new cluster",
+			b.raft.Path(), len(cs.Voters), len(b.peers))
 	}
 	return nil
 }
