@@ -208,7 +208,7 @@ func (c *Client) finalError(ctx context.Context, lastErr error, attempts int, st
 		return fmt.Errorf("client: %w after %d attempts in %s; last: %w", ctxErr, attempts, took, lastErr)
 	}
 	sentinel := ErrTimeout
-	for _, s := range []error{ErrNoLeader, ErrShuttingDown, ErrUnreachable} {
+	for _, s := range []error{ErrNoLeader, ErrShuttingDown, ErrUnreachable, ErrBadResponse} {
 		if errors.Is(lastErr, s) {
 			sentinel = s
 			break

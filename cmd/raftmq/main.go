@@ -48,7 +48,8 @@ func serveBroker(ctx context.Context, cfg config.Node, log zerolog.Logger) error
 // run runs the app and turns its error into one line on stderr and an exit
 // code.
 func run(ctx context.Context, e env, args []string) int {
-	err := newApp(e).RunContext(ctx, args)
+	app := newApp(e)
+	err := app.RunContext(ctx, interspersed(app, args))
 	return reportError(e.stderr, err)
 }
 

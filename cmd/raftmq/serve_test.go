@@ -40,7 +40,9 @@ func TestServeFlagsToConfig(t *testing.T) {
 			n.SnapshotChunkBytes, n.LogLevel, n.LogFormat = 8192, "debug", "json"
 		}},
 		{"env vars", map[string]string{"RAFTMQ_ELECTION_TICKS": "30", "RAFTMQ_DATA_DIR": "/env", "RAFTMQ_LOG_LEVEL": "warn", "RAFTMQ_MAX_BATCH_BYTES": "8388608"}, nil,
-			func(n *config.Node) { n.ElectionTicks, n.DataDir, n.LogLevel, n.MaxBatchBytes = 30, "/env", "warn", 8388608 }},
+			func(n *config.Node) {
+				n.ElectionTicks, n.DataDir, n.LogLevel, n.MaxBatchBytes = 30, "/env", "warn", 8388608
+			}},
 		{"a flag beats its env var", map[string]string{"RAFTMQ_ELECTION_TICKS": "30"}, []string{"--election-ticks", "40"},
 			func(n *config.Node) { n.ElectionTicks = 40 }},
 		{"cluster file and id", nil, []string{"--config", cluster, "--id", "2"}, func(n *config.Node) {
