@@ -317,7 +317,12 @@ func (c *Checker) Send(m raftlog.Message) error {
 			return fmt.Errorf("%w: node %d granted its term-%d vote to %d; persisted term %d vote %d",
 				ErrDurability, m.From, m.Term, m.To, n.hard.Term, n.hard.Vote)
 		}
-	case m.Type == raftlog.MsgAppResp && !m.Reject:
+	case m.Type == raftlog.MsgAppResp && !m.Reject && m.Term == n.hard.Term:
+		// An ack of an older term may name entries that a newer leader's
+		// append truncated before this Ready was persisted (etcd raft does
+		// the same). That is safe: truncation proves a leader of a higher
+		// term was elected without them, so no quorum of the older term can
+		// commit them. Acks in the persisted term must be durable.
 		if m.Index > n.lastIndex() {
 			return fmt.Errorf("%w: node %d acknowledged index %d; persisted last index %d",
 				ErrDurability, m.From, m.Index, n.lastIndex())
