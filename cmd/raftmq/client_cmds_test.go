@@ -47,7 +47,7 @@ func TestClientCommandsStory(t *testing.T) {
 			`{"message":"d","topic":"q"}` + "\n" + `{"message":"","topic":"q"}` + "\n" + `{"message":"last","topic":"q"}` + "\n", ""},
 		{"", []string{"consume", "-t", "q"}, exitNo, "", `queue "q" is empty`},
 		{"", []string{"consume", "-t", "nope"}, exitNo, "", `no such topic "nope"`},
-		{"", []string{"produce", "-t", "p", "x"}, 0, "produced 1 messages to p\n", ""},
+		{"", []string{"produce", "-t", "p", "x"}, 0, "produced 1 message to p\n", ""},
 		{"", []string{"consume", "-t", "p", "-n", "3"}, 0, "x\n", `queue "p" emptied after 1 of 3 messages`},
 	}
 	for i, s := range steps {

@@ -51,7 +51,7 @@ func produceCommand(e env) *cli.Command {
 			if c.Bool(flagJSON) {
 				return writeJSON(e.stdout, map[string]any{"topic": topic, "produced": n})
 			}
-			fmt.Fprintf(e.stdout, "produced %d messages to %s\n", n, topic)
+			fmt.Fprintf(e.stdout, "produced %d %s to %s\n", n, plural(n, "message"), topic)
 			return nil
 		},
 	}
