@@ -28,7 +28,11 @@ func (n *node) shutdown(ticker *time.Ticker) error {
 			}); err != nil {
 				return err
 			}
-			n.log.Info().Uint64("leader", n.core.Lead()).Msg("leadership transferred")
+			if lead := n.core.Lead(); lead != n.self && lead != raftlog.None {
+				n.log.Info().Uint64("leader", lead).Msg("leadership transferred")
+			} else {
+				n.log.Warn().Stringer("role", n.core.Role()).Msg("leadership transfer did not complete before the shutdown deadline")
+			}
 		}
 	}
 	n.failAll(wire.ErrShuttingDown, "the broker stopped before this request completed; its outcome is unknown: retry with the same client_id and seq on another broker")
