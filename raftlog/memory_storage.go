@@ -124,7 +124,8 @@ func (ms *MemoryStorage) Append(ents []Entry) error {
 		panic(fmt.Sprintf("raftlog: MemoryStorage append at %d leaves a gap after last index %d",
 			ents[0].Index, ms.lastIndexLocked()))
 	}
-	ms.ents = append(ms.ents[:at:at], ents...)
+	// Overwriting in place is safe: Entries hands out copies.
+	ms.ents = append(ms.ents[:at], ents...)
 	return nil
 }
 
