@@ -6,6 +6,10 @@ import "fmt"
 // local input (MsgHup, MsgProp, ...). Messages of an older term are
 // answered or ignored; a newer term makes the node a follower first (except
 // for pre-votes and during a leader lease).
+//
+// Local types (m.Type.IsLocal()) enter through the methods (Propose,
+// Campaign, Report...); the caller must drop any that arrive from the
+// network. Step may be called between Ready and Advance.
 func (c *Core) Step(m Message) error {
 	switch {
 	case m.Term == 0:
