@@ -1,0 +1,83 @@
+package broker
+
+import (
+	"testing"
+	"time"
+
+	zmq "github.com/pebbe/zmq4"
+
+	"github.com/raftmq/raftmq/raftlog"
+)
+
+// TestForeignPeerFramesDropped sends a running node frames from another
+// cluster, another version, garbage and a forged sender; the node drops them
+// all and keeps serving, still leader in the same term.
+func TestForeignPeerFramesDropped(t *testing.T) {
+	cfg := testCluster(t, 1)[0]
+	startBroker(t, cfg)
+	c := dialRaw(t, cfg.Self().ClientAddr())
+	waitFor(t, 2*time.Second, "leader", func() bool { return c.status().Role == "Leader" })
+	term := c.status().Term
+
+	d, err := zmq.NewSocket(zmq.DEALER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	d.SetLinger(0)
+	if err := d.Connect("tcp://" + cfg.Self().PeerAddr()); err != nil {
+		t.Fatal(err)
+	}
+	// A heartbeat from a leader of a much higher term: if any of these
+	// frames reached the core, this node would become its follower.
+	vote := raftlog.Message{Type: raftlog.MsgHeartbeat, From: 2, To: 1, Term: term + 100}
+	good := encodeFrame(cfg.Cluster.ID(), 2, vote)
+	otherVersion := append([]byte(nil), good...)
+	otherVersion[2] = frameVersion + 1
+	forged := encodeFrame(cfg.Cluster.ID(), 3, vote) // envelope says 3, message says 2
+	frames := [][]byte{
+		encodeFrame("another-cluster", 2, vote),
+		otherVersion,
+		forged,
+		[]byte("garbage"),
+		{},
+		good[:len(good)-3],
+	}
+	for _, f := range frames {
+		if _, err := d.SendBytes(f, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Round-trip a client request after the frames: the peer socket's queue
+	// is handled by then in practice, and the state must be unchanged.
+	for i := 0; i < 5; i++ {
+		c.do(`{"type":"topic","method":"GET"}`)
+	}
+	st := c.status()
+	if st.Role != "Leader" || st.Term != term {
+		t.Fatalf("after foreign frames: role %s term %d, want Leader in term %d", st.Role, st.Term, term)
+	}
+}
+
+// TestDecodeFrameRejects checks the envelope rules one by one.
+func TestDecodeFrameRejects(t *testing.T) {
+	m := raftlog.Message{Type: raftlog.MsgHeartbeat, From: 2, To: 1, Term: 3}
+	good := encodeFrame("c1", 2, m)
+	if got, err := decodeFrame("c1", good); err != nil || got.Term != 3 || got.From != 2 {
+		t.Fatalf("good frame: %+v %v", got, err)
+	}
+	local := encodeFrame("c1", 2, raftlog.Message{Type: raftlog.MsgHup, From: 2, To: 1})
+	tests := map[string][]byte{
+		"other cluster": encodeFrame("c2", 2, m),
+		"forged sender": encodeFrame("c1", 5, m),
+		"local type":    local,
+		"short":         good[:2],
+		"truncated":     good[:len(good)-1],
+		"bad magic":     append([]byte{'X'}, good[1:]...),
+	}
+	for name, f := range tests {
+		if _, err := decodeFrame("c1", f); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
