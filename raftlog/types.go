@@ -5,9 +5,12 @@
 // socket or file. Work leaves it as a Ready batch that the caller must
 // handle in this order:
 //
-//  1. persist HardState and Entries (one durable write, fsync),
-//  2. install Snapshot if set, send Messages,
-//  3. apply CommittedEntries,
+//  1. persist, in one durable write (fsync): Snapshot if set (the storage
+//     is reset to it), then HardState and Entries. The snapshot must come
+//     first: one Ready can carry a snapshot at index i and entries from i+1
+//     on, which would leave a gap in a log that still ends below i;
+//  2. send Messages;
+//  3. apply CommittedEntries (after installing the snapshot's state);
 //  4. call Advance(rd).
 //
 // The caller owns the Ready and the slices in it until Advance returns;
@@ -197,7 +200,9 @@ type Ready struct {
 	// at or below the persisted last index replaces it and every entry after it.
 	Entries []Entry
 	// Snapshot, when not empty, is a snapshot to install (its bytes were
-	// received out of band) before applying CommittedEntries.
+	// received out of band): persist it before Entries, which may start
+	// right after it, and install its state before applying
+	// CommittedEntries.
 	Snapshot SnapshotMeta
 	// CommittedEntries are entries to apply, in order. They have been
 	// persisted (by this or an earlier Ready).
