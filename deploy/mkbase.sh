@@ -11,9 +11,10 @@
 #                                 the host's Go toolchain (see "Go toolchain").
 #   raftmq-base/runtime:bookworm  + libzmq5, ca-certificates.
 #
-# Idempotent: an image that exists is kept unless --force is given. The builder
-# is also rebuilt when the host's Go version differs from the one it carries
-# (label raftmq.go.version).
+# Idempotent: an image that exists is kept unless --force is given, or the
+# recipe that made it (the function below, hashed into label raftmq.recipe)
+# changed; the builder also when the host's Go (raftmq.go.version) or CA bundle
+# changed, and the other two when the base was rebuilt.
 #
 # Go toolchain: Debian's golang is older than go.mod's `go` line. We copy the
 # host's GOROOT (default /usr/local/go, the toolchain this project's tests and
@@ -191,6 +192,7 @@ build_base() {
 			--change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
 			--change 'ENV LANG=C.UTF-8' \
 			--change 'CMD ["bash"]' \
+			--change "LABEL raftmq.recipe=$(recipe_sum build_base)" \
 			--message "debootstrap --variant=minbase $suite $mirror" \
 			- "$base_image" >/dev/null
 	rm -rf --one-file-system "$work"
@@ -236,8 +238,11 @@ build_builder() {
 		COPY host-ca-bundle.crt /etc/ssl/certs/host-ca-bundle.crt
 		ENV PATH=/usr/local/go/bin:/root/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \\
 		    GOTOOLCHAIN=local CGO_ENABLED=1 SSL_CERT_FILE=/etc/ssl/certs/host-ca-bundle.crt
-		RUN go version && pkg-config --modversion libzmq
-		LABEL raftmq.go.version=$gover raftmq.ca.sha256=$(ca_sum)
+		# Warm the build cache with the standard library as the Dockerfile
+		# compiles it (-trimpath, cgo), so an image build compiles only
+		# raftmq and its modules.
+		RUN go version && pkg-config --modversion libzmq && go build -trimpath std
+		LABEL raftmq.go.version=$gover raftmq.ca.sha256=$(ca_sum) raftmq.recipe=$(recipe_sum build_builder)
 	EOF
 	say "docker build -> $builder_image (apt-get install build-essential pkg-config libzmq3-dev)"
 	docker_build "$builder_image" "$work"
@@ -245,9 +250,14 @@ build_builder() {
 	trap - EXIT
 }
 
-builder_label() {
-	docker image inspect --format "{{index .Config.Labels \"$1\"}}" "$builder_image" 2>/dev/null || true
+# image_label IMAGE KEY prints a label of IMAGE (empty when unset).
+image_label() {
+	docker image inspect --format "{{index .Config.Labels \"$2\"}}" "$1" 2>/dev/null || true
 }
+
+# recipe_sum FUNC hashes the shell function that builds an image, so an image
+# made by an older mkbase.sh is rebuilt.
+recipe_sum() { declare -f "$1" | sha256sum | cut -c1-64; }
 
 ca_sum() { sha256sum <"$ca_bundle" | cut -c1-64; }
 
@@ -262,6 +272,7 @@ build_runtime() {
 		 && DEBIAN_FRONTEND=noninteractive apt-get -y upgrade \\
 		 && DEBIAN_FRONTEND=noninteractive apt-get install -y libzmq5 ca-certificates \\
 		 && rm -rf /var/lib/apt/lists/*
+		LABEL raftmq.recipe=$(recipe_sum build_runtime)
 	EOF
 	say "docker build -> $runtime_image (apt-get install libzmq5 ca-certificates)"
 	docker_build "$runtime_image" "$work"
@@ -271,8 +282,18 @@ build_runtime() {
 
 # --- main ---------------------------------------------------------------------
 
+# stale IMAGE FUNC prints why IMAGE must be (re)built by FUNC, or nothing: it is
+# missing, --force was given, or FUNC's recipe changed since the image was made.
+stale() {
+	if ((force)); then echo "--force"; return; fi
+	image_exists "$1" || { echo "missing"; return; }
+	[[ $(image_label "$1" raftmq.recipe) == "$(recipe_sum "$2")" ]] || echo "its recipe in mkbase.sh changed"
+}
+
 rebuilt=0
-if ((force)) || ! image_exists "$base_image"; then
+why=$(stale "$base_image" build_base)
+if [[ -n $why ]]; then
+	say "$base_image: building ($why)"
 	build_base
 	rebuilt=1
 else
@@ -281,19 +302,25 @@ fi
 
 [[ -r $ca_bundle ]] || die "CA bundle $ca_bundle not readable (set RAFTMQ_CA_BUNDLE)"
 host_go=$(go_version_of "$goroot" 2>/dev/null || true)
-if ((force || rebuilt)) || ! image_exists "$builder_image"; then
-	build_builder
-elif [[ $(builder_label raftmq.go.version) != "$host_go" ]]; then
-	say "$builder_image has Go $(builder_label raftmq.go.version), the host Go $host_go: rebuilding"
-	build_builder
-elif [[ $(builder_label raftmq.ca.sha256) != "$(ca_sum)" ]]; then
-	say "$builder_image has another CA bundle than $ca_bundle: rebuilding"
+why=$(stale "$builder_image" build_builder)
+if [[ -z $why ]] && ((rebuilt)); then why="the base was rebuilt"; fi
+if [[ -z $why && $(image_label "$builder_image" raftmq.go.version) != "$host_go" ]]; then
+	why="it has Go $(image_label "$builder_image" raftmq.go.version), the host Go $host_go"
+fi
+if [[ -z $why && $(image_label "$builder_image" raftmq.ca.sha256) != "$(ca_sum)" ]]; then
+	why="$ca_bundle changed"
+fi
+if [[ -n $why ]]; then
+	say "$builder_image: building ($why)"
 	build_builder
 else
 	say "$builder_image exists with Go $host_go"
 fi
 
-if ((force || rebuilt)) || ! image_exists "$runtime_image"; then
+why=$(stale "$runtime_image" build_runtime)
+if [[ -z $why ]] && ((rebuilt)); then why="the base was rebuilt"; fi
+if [[ -n $why ]]; then
+	say "$runtime_image: building ($why)"
 	build_runtime
 else
 	say "$runtime_image exists"
