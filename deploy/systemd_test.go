@@ -114,6 +114,34 @@ func TestSystemdUnitsVerify(t *testing.T) {
 	}
 }
 
+// TestSystemdUnitsSecurity keeps the units' hardening from eroding: the
+// exposure that `systemd-analyze security` computes (0 best, 10 worst; 1.2
+// when written) must stay at or below maxExposure.
+func TestSystemdUnitsSecurity(t *testing.T) {
+	analyze, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		t.Skip("systemd-analyze not installed (Debian: apt-get install systemd)")
+	}
+	if hostUnitDir() == "" {
+		t.Skip("no systemd unit directory with sysinit.target on this host")
+	}
+	const maxExposure = "2.0" // the threshold flag takes tenths: 20
+	root := verifyRoot(t, raftmqBinary(t), func(s string) string { return s })
+	for _, unit := range []string{"raftmq.service", "raftmq@0.service"} {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		res, err := runCmd(ctx, "", analyze, "security", "--offline=true", "--root="+root, "--threshold=20", unit)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.code != 0 {
+			t.Errorf("%s: exposure above %s:\n%s%s", unit, maxExposure, tail(res.stdout, 30), res.stderr)
+			continue
+		}
+		t.Logf("%s: %s", unit, strings.TrimSpace(tail(res.stdout, 1)))
+	}
+}
+
 // execStart returns the argv of a unit's ExecStart= line.
 func execStart(t *testing.T, unit string) []string {
 	t.Helper()
