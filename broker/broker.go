@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	zmq "github.com/pebbe/zmq4"
 	"github.com/rs/zerolog"
@@ -24,6 +25,7 @@ import (
 	"github.com/raftmq/raftmq/broker/wire"
 	"github.com/raftmq/raftmq/config"
 	"github.com/raftmq/raftmq/raftlog"
+	"github.com/raftmq/raftmq/snapshot"
 	"github.com/raftmq/raftmq/storage"
 )
 
@@ -33,12 +35,17 @@ type Broker struct {
 	log   zerolog.Logger
 	raft  *storage.RaftDB
 	state *storage.StateDB
+	store *snapshot.Store
 	core  *raftlog.Core
 	self  uint64
 	peers []uint64 // raft ids of all voters, self included
 
 	status statusBox
 	stats  stats
+
+	// rebuildMinFreeBytes is the node's threshold for rebuilding a bloated
+	// bbolt file; tests lower it.
+	rebuildMinFreeBytes int64
 
 	runOnce sync.Once
 }
@@ -65,8 +72,12 @@ func New(cfg config.Node, log zerolog.Logger) (*Broker, error) {
 		raftDB.Close()
 		return nil, err
 	}
-	b := &Broker{cfg: cfg, raft: raftDB, state: stateDB, self: uint64(cfg.ID) + 1}
+	b := &Broker{cfg: cfg, raft: raftDB, state: stateDB, self: uint64(cfg.ID) + 1, rebuildMinFreeBytes: rebuildMinFreeBytes}
 	b.log = log.With().Int("node", cfg.ID).Logger()
+	if err := b.openSnapshots(); err != nil {
+		b.closeStores()
+		return nil, err
+	}
 	if err := b.checkConsistent(); err != nil {
 		b.closeStores()
 		return nil, err
@@ -103,9 +114,30 @@ func New(cfg config.Node, log zerolog.Logger) (*Broker, error) {
 	b.core = core
 	hs, _, _ := raftDB.InitialState()
 	last, _ := raftDB.LastIndex()
+	first, _ := raftDB.FirstIndex()
+	snap, _ := raftDB.Snapshot()
 	b.log.Info().Str("data_dir", cfg.DataDir).Uint64("term", hs.Term).Uint64("vote", hs.Vote).
-		Uint64("last_index", last).Uint64("applied", stateDB.AppliedIndex()).Msg("storage opened")
+		Uint64("first_index", first).Uint64("last_index", last).Uint64("snapshot_index", snap.Index).
+		Uint64("applied", stateDB.AppliedIndex()).Msg("storage opened")
 	return b, nil
+}
+
+// openSnapshots opens the snapshot store (discarding half-received or
+// half-written snapshots), removes what an interrupted snapshot left in the
+// data directory and finishes an interrupted install.
+func (b *Broker) openSnapshots() error {
+	store, err := snapshot.Open(filepath.Join(b.cfg.DataDir, "snapshots"), b.cfg.Cluster.ID(), b.cfg.SnapshotsKept)
+	if err != nil {
+		return err
+	}
+	if n := store.RemovedTempFiles(); n > 0 {
+		b.log.Info().Int("files", n).Msg("discarded snapshots a crash left half-written or half-received")
+	}
+	b.store = store
+	if err := removeLeftovers(b.cfg.DataDir, b.log); err != nil {
+		return err
+	}
+	return recoverState(b.raft, b.state, store, b.cfg.DataDir, b.log)
 }
 
 // checkConsistent refuses to start when state.db claims to have applied
@@ -257,6 +289,24 @@ func (b *Broker) run(ctx context.Context) (err error) {
 		nextProposal:   uint64(randomSeed()),
 		waiters:        map[uint64]*clientRequest{},
 		reads:          map[uint64]*readWaiter{},
+
+		store:           b.store,
+		clusterID:       b.cfg.Cluster.ID(),
+		dataDir:         b.cfg.DataDir,
+		snapshotEntries: b.cfg.SnapshotEntries,
+		trailingEntries: b.cfg.TrailingEntries,
+		chunkBytes:      b.cfg.SnapshotChunkBytes,
+		snapTiming: snapTiming{
+			resendAfter: b.cfg.ElectionTimeout(),
+			giveUpAfter: max(5*time.Second, 20*b.cfg.ElectionTimeout()),
+		},
+		rebuildMinFreeBytes: b.rebuildMinFreeBytes,
+		senders:             map[uint64]*snapSender{},
+		snapReportCh:        make(chan snapReport),
+		installCh:           make(chan pendingInstall),
+	}
+	if s, err := b.raft.Snapshot(); err == nil {
+		n.snapIndex = s.Index
 	}
 	nodeDone := make(chan struct{})
 	var wg sync.WaitGroup

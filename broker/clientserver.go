@@ -227,7 +227,10 @@ func newReplier(zctx *zmq.Context, endpoint string) (*replier, error) {
 	return &replier{push: push}, nil
 }
 
-func (r *replier) send(route [][]byte, resp wire.Response) {
+func (r *replier) send(route [][]byte, resp wire.Response) { r.sendJSON(route, resp) }
+
+// sendJSON sends any reply shape (the admin answers have their own).
+func (r *replier) sendJSON(route [][]byte, resp any) {
 	b, err := json.Marshal(resp)
 	if err != nil {
 		panic(fmt.Sprintf("broker: marshal reply %#v: %v", resp, err))

@@ -66,10 +66,19 @@ type running struct {
 
 func startBroker(t testing.TB, cfg config.Node) *running {
 	t.Helper()
+	return startBrokerWith(t, cfg, nil)
+}
+
+// startBrokerWith lets a test adjust the Broker between New and Run.
+func startBrokerWith(t testing.TB, cfg config.Node, adjust func(*Broker)) *running {
+	t.Helper()
 	log := zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr}).Level(zerolog.WarnLevel).With().Timestamp().Logger()
 	b, err := New(cfg, log)
 	if err != nil {
 		t.Fatalf("broker.New: %v", err)
+	}
+	if adjust != nil {
+		adjust(b)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{b: b, cancel: cancel, done: make(chan error, 1)}

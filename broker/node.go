@@ -3,12 +3,15 @@ package broker
 import (
 	"encoding/binary"
 	"fmt"
+	"os"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/raftmq/raftmq/broker/wire"
 	"github.com/raftmq/raftmq/raftlog"
+	"github.com/raftmq/raftmq/snapshot"
 	"github.com/raftmq/raftmq/storage"
 )
 
@@ -44,6 +47,27 @@ type node struct {
 	nextRead   uint64
 	reads      map[uint64]*readWaiter // read-index context → request
 	readsReady []*readWaiter          // read index known; waiting for applied >= index
+
+	// Snapshots (snapshotter.go, snapsend.go, install.go).
+	store               *snapshot.Store
+	clusterID           string
+	dataDir             string
+	snapshotEntries     uint64
+	trailingEntries     uint64
+	chunkBytes          int
+	snapTiming          snapTiming
+	rebuildMinFreeBytes int64
+	// snapIndex is the newest snapshot recorded in raft.db.
+	// Invariant: snapIndex <= state.AppliedIndex().
+	snapIndex     uint64
+	forceSnapshot bool // the newest snapshot's file is missing: take one now
+	job           *snapshotJob
+	snapWaiting   [][][]byte // admin requests not yet covered by a job
+	senders       map[uint64]*snapSender
+	snapReportCh  chan snapReport
+	installCh     chan pendingInstall
+	pending       *pendingInstall // received snapshot waiting for Ready.Snapshot
+	snapWG        sync.WaitGroup  // senders and the receiver
 }
 
 type waitRef struct {
@@ -63,8 +87,18 @@ type readWaiter struct {
 func (n *node) run(stop <-chan struct{}) error {
 	ticker := time.NewTicker(n.tick)
 	defer ticker.Stop()
+	recvStop := make(chan struct{})
+	defer n.stopSnapshots(recvStop)
+	rcv := &snapReceiver{store: n.store, trans: n.trans, clusterID: n.clusterID, self: n.self, dataDir: n.dataDir,
+		log: n.log.With().Str("component", "snapshot").Logger(), installCh: n.installCh}
+	n.snapWG.Add(1)
+	go func() {
+		defer n.snapWG.Done()
+		rcv.run(recvStop)
+	}()
 	n.publishStatus()
 	for {
+		var err error
 		select {
 		case <-stop:
 			return n.shutdown(ticker)
@@ -72,17 +106,40 @@ func (n *node) run(stop <-chan struct{}) error {
 			n.core.Tick()
 			n.expire(time.Now())
 		case m := <-n.trans.Recv():
-			if err := n.core.Step(m); err != nil {
-				n.log.Debug().Err(err).Stringer("type", m.Type).Uint64("from", m.From).Msg("step")
-			}
+			n.step(m)
 		case cr := <-n.requestCh:
 			n.handleRequests(cr)
+		case in := <-n.installCh:
+			n.acceptInstall(in)
+		case a := <-n.trans.Acks():
+			n.routeAck(a)
+		case r := <-n.snapReportCh:
+			n.snapshotReported(r)
+		case res := <-n.jobDoneCh():
+			err = n.snapshotDone(res)
 		}
-		if err := n.processReady(); err != nil {
+		if err == nil {
+			err = n.processReady()
+		}
+		if err != nil {
 			n.failAll(wire.ErrInternal, "the broker stopped: "+err.Error()+"; the outcome of this request is unknown: retry with the same client_id and seq on another broker")
 			return err
 		}
+		n.maybeSnapshot()
 		n.publishStatus()
+	}
+}
+
+// stopSnapshots ends the snapshot in progress, the transfers and the
+// receiver, and waits for them: they use the stores the caller closes next.
+func (n *node) stopSnapshots(recvStop chan struct{}) {
+	n.cancelSnapshot()
+	n.stopSenders()
+	close(recvStop)
+	n.snapWG.Wait()
+	if n.pending != nil {
+		os.Remove(n.pending.path)
+		n.pending = nil
 	}
 }
 
@@ -123,6 +180,10 @@ func (n *node) handleRequests(first clientRequest) {
 }
 
 func (n *node) handleRequest(cr clientRequest, batch *[][]byte, ids *[]uint64, batchBytes *uint64) {
+	if cr.req.Type == wire.TypeSnapshot {
+		n.requestSnapshot(cr) // any node snapshots itself
+		return
+	}
 	if n.core.Role() != raftlog.RoleLeader {
 		n.answerNotLeader(cr.route)
 		return
@@ -183,6 +244,13 @@ func (n *node) answerNotLeader(route [][]byte) {
 func (n *node) processReady() error {
 	for n.core.HasReady() {
 		rd := n.core.Ready()
+		// The snapshot first: the entries after it continue its log.
+		if !rd.Snapshot.IsEmpty() {
+			if err := n.installSnapshot(rd.Snapshot); err != nil {
+				n.log.Error().Err(err).Msg("cannot install the snapshot; stopping this node")
+				return err
+			}
+		}
 		// A Ready that only moves the commit index needs no write: commit is
 		// relearned from the leader after a restart, and skipping it saves an
 		// fsync per batch.
@@ -198,9 +266,11 @@ func (n *node) processReady() error {
 			n.log.Info().Stringer("role", rd.SoftState.Role).Uint64("leader", rd.SoftState.Lead).Uint64("term", n.core.Status().Term).Msg("role changed")
 			if rd.SoftState.Role != raftlog.RoleLeader {
 				n.failReads()
+				n.stopSenders()
 			}
 		}
-		n.trans.Send(rd.Messages)
+		msgs, snaps := splitSnapshots(rd.Messages)
+		n.trans.Send(msgs)
 		if len(rd.CommittedEntries) > 0 {
 			applied, err := n.state.Apply(rd.CommittedEntries)
 			if err != nil {
@@ -213,9 +283,33 @@ func (n *node) processReady() error {
 			n.readIndexKnown(rs)
 		}
 		n.core.Advance(rd)
+		for _, m := range snaps {
+			n.startSnapshotSend(m)
+		}
 		n.serveReads()
 	}
 	return nil
+}
+
+// splitSnapshots takes the MsgSnaps out of msgs: their snapshot files travel
+// in chunks (snapsend.go), not as one Raft message.
+func splitSnapshots(msgs []raftlog.Message) (rest, snaps []raftlog.Message) {
+	for i, m := range msgs {
+		if m.Type == raftlog.MsgSnap {
+			if rest == nil {
+				rest = append(make([]raftlog.Message, 0, len(msgs)), msgs[:i]...)
+			}
+			snaps = append(snaps, m)
+			continue
+		}
+		if rest != nil {
+			rest = append(rest, m)
+		}
+	}
+	if rest == nil && snaps == nil {
+		return msgs, nil
+	}
+	return rest, snaps
 }
 
 func (n *node) answerApplied(applied []storage.Applied) {
@@ -337,4 +431,5 @@ func (n *node) failAll(code, detail string) {
 		n.reply.send(w.cr.route, wire.ErrorResponse(code, detail))
 	}
 	n.readsReady = nil
+	n.failSnapshotWaiters(code, detail)
 }

@@ -64,7 +64,7 @@ func (n *node) runUntil(deadline time.Time, ticker *time.Ticker, done func() boo
 			n.core.Tick()
 			n.expire(time.Now())
 		case m := <-n.trans.Recv():
-			_ = n.core.Step(m)
+			n.step(m)
 		case cr := <-n.requestCh:
 			n.reply.send(cr.route, wire.ErrorResponse(wire.ErrShuttingDown, "this broker is stopping; send the request to another broker"))
 		}

@@ -12,6 +12,12 @@ type stats struct {
 	logSyncs   atomic.Uint64 // raft.db write transactions (each one fsync)
 	logEntries atomic.Uint64 // entries persisted to raft.db
 	proposed   atomic.Uint64 // client commands proposed by this node
+
+	snapshotsStarted   atomic.Uint64 // snapshots begun on this node
+	snapshotsTaken     atomic.Uint64 // snapshots recorded in raft.db
+	snapshotsInstalled atomic.Uint64 // snapshots received from a leader and installed
+	raftRebuilds       atomic.Uint64 // raft.db rewritten compactly
+	stateRebuilds      atomic.Uint64 // state.db swapped for a compact copy
 }
 
 // publishStatus stores a fresh status for the client server, which answers
@@ -28,6 +34,7 @@ func (n *node) publishStatus() {
 		Address:    n.clientAddrs[n.self],
 		LogSyncs:   n.stats.logSyncs.Load(),
 		LogEntries: n.stats.logEntries.Load(),
+		Snapshot:   n.snapIndex,
 	}
 	if first, err := n.raft.FirstIndex(); err == nil {
 		ws.FirstIndex = first

@@ -19,6 +19,13 @@ import (
 type transport interface {
 	Send(msgs []raftlog.Message)
 	Recv() <-chan raftlog.Message
+	// SendFrame queues an encoded snapshot frame (chunk or ack) for peer
+	// to; it reports false when the queue is full (the frame is dropped).
+	SendFrame(to uint64, frame []byte) bool
+	// Chunks delivers snapshot chunks addressed to this node; Acks delivers
+	// the acks of chunks this node sent.
+	Chunks() <-chan snapChunk
+	Acks() <-chan snapAck
 	Close() error
 }
 
@@ -28,6 +35,8 @@ var _ transport = (*zmqTransport)(nil)
 const (
 	peerSendQueueMsgs = 4096 // messages queued for the sender goroutine
 	peerRecvQueueMsgs = 4096 // messages queued for the node loop
+	snapSendQueue     = 64   // snapshot frames queued for the sender goroutine
+	snapRecvQueue     = 64   // snapshot chunks (or acks) queued for their consumer
 	peerHWMMsgs       = 1000 // ZeroMQ high-water mark per peer socket
 	peerPollInterval  = 100 * time.Millisecond
 	dropLogInterval   = 10 * time.Second
@@ -41,10 +50,13 @@ type zmqTransport struct {
 	self      uint64
 	log       zerolog.Logger
 
-	sendCh chan []raftlog.Message
-	recvCh chan raftlog.Message
-	done   chan struct{}
-	wg     sync.WaitGroup
+	sendCh  chan []raftlog.Message
+	recvCh  chan raftlog.Message
+	frameCh chan rawFrame
+	chunkCh chan snapChunk
+	ackCh   chan snapAck
+	done    chan struct{}
+	wg      sync.WaitGroup
 
 	closeOnce sync.Once
 	// dropped counts messages dropped because a queue was full or a peer
@@ -62,6 +74,9 @@ func newZMQTransport(zctx *zmq.Context, clusterID string, self uint64, listen st
 		log:       log.With().Str("component", "transport").Logger(),
 		sendCh:    make(chan []raftlog.Message, peerSendQueueMsgs),
 		recvCh:    make(chan raftlog.Message, peerRecvQueueMsgs),
+		frameCh:   make(chan rawFrame, snapSendQueue),
+		chunkCh:   make(chan snapChunk, snapRecvQueue),
+		ackCh:     make(chan snapAck, snapRecvQueue),
 		done:      make(chan struct{}),
 	}
 	router, err := zctx.NewSocket(zmq.ROUTER)
@@ -136,6 +151,25 @@ func (t *zmqTransport) Send(msgs []raftlog.Message) {
 
 func (t *zmqTransport) Recv() <-chan raftlog.Message { return t.recvCh }
 
+// rawFrame is an encoded frame for one peer.
+type rawFrame struct {
+	to    uint64
+	frame []byte
+}
+
+func (t *zmqTransport) SendFrame(to uint64, frame []byte) bool {
+	select {
+	case t.frameCh <- rawFrame{to: to, frame: frame}:
+		return true
+	default:
+		t.dropped.Add(1)
+		return false
+	}
+}
+
+func (t *zmqTransport) Chunks() <-chan snapChunk { return t.chunkCh }
+func (t *zmqTransport) Acks() <-chan snapAck     { return t.ackCh }
+
 func (t *zmqTransport) Close() error {
 	t.closeOnce.Do(func() { close(t.done) })
 	t.wg.Wait()
@@ -157,22 +191,27 @@ func (t *zmqTransport) send(dealers map[uint64]*zmq.Socket) {
 			return
 		case msgs := <-t.sendCh:
 			for _, m := range msgs {
-				d, ok := dealers[m.To]
-				if !ok {
-					t.log.Error().Uint64("to", m.To).Stringer("type", m.Type).Msg("message to unknown peer dropped")
-					continue
-				}
-				_, err := d.SendBytes(encodeFrame(t.clusterID, t.self, m), zmq.DONTWAIT)
-				if err != nil {
-					// EAGAIN: the peer is not connected (ZMQ_IMMEDIATE) or its
-					// queue is full. Raft retries; log now and then.
-					t.dropped.Add(1)
-					if now := time.Now(); now.Sub(lastDropLog[m.To]) > dropLogInterval {
-						lastDropLog[m.To] = now
-						t.log.Debug().Uint64("peer", m.To).Err(err).Msg("peer unreachable, dropping messages")
-					}
-				}
+				t.sendOne(dealers, m.To, encodeFrame(t.clusterID, t.self, m), lastDropLog)
 			}
+		case f := <-t.frameCh:
+			t.sendOne(dealers, f.to, f.frame, lastDropLog)
+		}
+	}
+}
+
+func (t *zmqTransport) sendOne(dealers map[uint64]*zmq.Socket, to uint64, frame []byte, lastDropLog map[uint64]time.Time) {
+	d, ok := dealers[to]
+	if !ok {
+		t.log.Error().Uint64("to", to).Msg("frame to unknown peer dropped")
+		return
+	}
+	if _, err := d.SendBytes(frame, zmq.DONTWAIT); err != nil {
+		// EAGAIN: the peer is not connected (ZMQ_IMMEDIATE) or its queue is
+		// full. Raft and snapshot transfers retry; log now and then.
+		t.dropped.Add(1)
+		if now := time.Now(); now.Sub(lastDropLog[to]) > dropLogInterval {
+			lastDropLog[to] = now
+			t.log.Debug().Uint64("peer", to).Err(err).Msg("peer unreachable, dropping messages")
 		}
 	}
 }
@@ -208,23 +247,72 @@ func (t *zmqTransport) receive(router *zmq.Socket) {
 			if len(frames) != 2 {
 				continue
 			}
-			m, err := decodeFrame(t.clusterID, frames[1])
-			if err != nil || m.To != t.self {
-				if err == nil {
-					err = fmt.Errorf("%w: addressed to node %d", ErrBadFrame, m.To)
-				}
+			if err := t.dispatch(frames[1]); err != nil {
 				peer := string(frames[0])
 				if now := time.Now(); now.Sub(lastBadLog[peer]) > dropLogInterval {
 					lastBadLog[peer] = now
 					t.log.Warn().Str("peer_identity", peer).Err(err).Msg("peer frame dropped")
 				}
-				continue
-			}
-			select {
-			case t.recvCh <- m:
-			default:
-				t.dropped.Add(1)
 			}
 		}
 	}
+}
+
+// dispatch decodes a peer frame and queues it for its consumer; a full
+// queue drops it (Raft and snapshot transfers retry).
+func (t *zmqTransport) dispatch(b []byte) error {
+	kind, from, body, err := decodeEnvelope(t.clusterID, b)
+	if err != nil {
+		return err
+	}
+	var to uint64
+	var queued bool
+	switch kind {
+	case frameRaft:
+		m, err := decodeRaftBody(from, body)
+		if err != nil {
+			return err
+		}
+		to = m.To
+		if to == t.self {
+			select {
+			case t.recvCh <- m:
+				queued = true
+			default:
+			}
+		}
+	case frameSnapChunk:
+		c, err := decodeSnapChunk(from, body)
+		if err != nil {
+			return err
+		}
+		to = c.to
+		if to == t.self {
+			select {
+			case t.chunkCh <- c:
+				queued = true
+			default:
+			}
+		}
+	case frameSnapAck:
+		a, err := decodeSnapAck(from, body)
+		if err != nil {
+			return err
+		}
+		to = a.to
+		if to == t.self {
+			select {
+			case t.ackCh <- a:
+				queued = true
+			default:
+			}
+		}
+	}
+	if to != t.self {
+		return fmt.Errorf("%w: addressed to node %d", ErrBadFrame, to)
+	}
+	if !queued {
+		t.dropped.Add(1)
+	}
+	return nil
 }

@@ -60,6 +60,9 @@ func OpenRaftDB(path, clusterID string) (*RaftDB, error) {
 	if clusterID == "" {
 		return nil, fmt.Errorf("%w: open %s: empty cluster id", ErrInvalid, path)
 	}
+	if err := removeStale(path + rebuildSuffix); err != nil {
+		return nil, err
+	}
 	db, err := openBolt(path, false)
 	if err != nil {
 		return nil, err

@@ -7,6 +7,9 @@ import (
 	"go.etcd.io/bbolt"
 )
 
+// logFillPercent is how full bbolt fills a log page before splitting it.
+const logFillPercent = 0.9
+
 // Save persists hs (unless empty) and ents in one bbolt transaction, fsynced
 // before it returns. ents must be contiguous and start at or below
 // LastIndex()+1; an entry at or below LastIndex replaces the stored one and
@@ -39,6 +42,9 @@ func (r *RaftDB) Save(hs raftlog.HardState, ents []raftlog.Entry) error {
 			return nil
 		}
 		logB := tx.Bucket(bucketLog)
+		// Keys are appended in order: fuller pages make a smaller file
+		// (etcd does the same for its sequential buckets).
+		logB.FillPercent = logFillPercent
 		newLast := ents[len(ents)-1].Index
 		for i := newLast + 1; i <= r.lastIndex; i++ {
 			if err := logB.Delete(indexKey(i)); err != nil {

@@ -62,11 +62,22 @@ func OpenStateDB(path string, opts StateOptions) (*StateDB, error) {
 	if opts.MaxSessions < 1 {
 		return nil, fmt.Errorf("%w: open %s: max sessions %d must be at least 1", ErrInvalid, path, opts.MaxSessions)
 	}
-	db, err := openBolt(path, false)
-	if err != nil {
+	s := &StateDB{path: path, opts: opts}
+	if err := s.openLocked(); err != nil {
 		return nil, err
 	}
-	s := &StateDB{path: path, opts: opts, db: db}
+	return s, nil
+}
+
+// openLocked opens (creating if missing) the file at s.path, checks its
+// format and loads the applied index.
+func (s *StateDB) openLocked() error {
+	path := s.path
+	s.applied = 0
+	db, err := openBolt(path, false)
+	if err != nil {
+		return err
+	}
 	err = guard(path, func() error {
 		return db.Update(func(tx *bbolt.Tx) error {
 			for _, name := range [][]byte{bucketMeta, bucketTopics, bucketTopicNames, bucketQueues, bucketSessions, bucketSessionLRU} {
@@ -91,9 +102,10 @@ func OpenStateDB(path string, opts StateOptions) (*StateDB, error) {
 	})
 	if err != nil {
 		_ = db.Close()
-		return nil, err
+		return err
 	}
-	return s, nil
+	s.db = db
+	return nil
 }
 
 // getCounter reads a u64 record of the meta bucket (0 if absent).
@@ -136,7 +148,10 @@ func (s *StateDB) Close() error {
 }
 
 func (s *StateDB) view(fn func(tx *bbolt.Tx) error) error {
-	return guard(s.path, func() error { return s.db.View(fn) })
+	s.mu.Lock()
+	db := s.db // Replace swaps it
+	s.mu.Unlock()
+	return guard(s.path, func() error { return db.View(fn) })
 }
 
 // Topics returns the topic names in creation order.

@@ -1,0 +1,146 @@
+package broker
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/rs/zerolog"
+
+	"github.com/raftmq/raftmq/raftlog"
+	"github.com/raftmq/raftmq/snapshot"
+	"github.com/raftmq/raftmq/storage"
+)
+
+// pendingInstall is a snapshot received whole and verified by the receiver
+// goroutine, its body already written (fsynced) to path, ready to be
+// swapped in as state.db when the core asks for it in Ready.Snapshot.
+type pendingInstall struct {
+	msg  raftlog.Message // the MsgSnap to step
+	meta snapshot.Meta
+	path string
+}
+
+func installPath(dataDir string, m snapshot.Meta) string {
+	return filepath.Join(dataDir, installPrefix+strings.TrimSuffix(m.Name(), ".snap")+installSuffix)
+}
+
+// acceptInstall steps a received snapshot's MsgSnap into the core. If the
+// core takes it, the next Ready carries it in Ready.Snapshot.
+func (n *node) acceptInstall(in pendingInstall) {
+	if n.pending != nil && n.pending.path != in.path {
+		os.Remove(n.pending.path)
+	}
+	n.pending = &in
+	if err := n.core.Step(in.msg); err != nil {
+		n.log.Debug().Err(err).Msg("step received snapshot")
+	}
+}
+
+// installSnapshot makes the state machine and the log the snapshot s, in
+// the crash-safe order: raft.db first (its log is reset to s), then
+// state.db is swapped for the snapshot body. A crash between the two leaves
+// state.db behind raft.db's base, which New repairs from the snapshot file
+// (recoverState). Called before the Ready's entries are persisted.
+func (n *node) installSnapshot(s raftlog.SnapshotMeta) error {
+	n.cancelSnapshot()
+	var path string
+	if p := n.pending; p != nil && p.meta.Index == s.Index && p.meta.Term == s.Term {
+		path = p.path
+	} else {
+		if p != nil {
+			os.Remove(p.path)
+		}
+		meta, err := n.findSnapshot(s.Index, s.Term)
+		if err != nil {
+			return fmt.Errorf("%w: install snapshot %d/%d: %v", ErrStopped, s.Index, s.Term, err)
+		}
+		path = installPath(n.dataDir, meta)
+		if err := n.store.ExtractBody(meta, path); err != nil {
+			return fmt.Errorf("%w: install snapshot: %v", ErrStopped, err)
+		}
+	}
+	n.pending = nil
+	if err := n.raft.ApplySnapshot(s); err != nil {
+		return fmt.Errorf("%w: install snapshot in raft.db: %v", ErrStopped, err)
+	}
+	if err := n.state.Replace(path); err != nil {
+		return fmt.Errorf("%w: install snapshot as state.db: %v", ErrStopped, err)
+	}
+	if got := n.state.AppliedIndex(); got != s.Index {
+		return fmt.Errorf("%w: the installed snapshot %d/%d holds a state.db applied to %d", ErrStopped, s.Index, s.Term, got)
+	}
+	n.snapIndex = s.Index
+	n.stats.snapshotsInstalled.Add(1)
+	n.log.Info().Uint64("index", s.Index).Uint64("term", s.Term).Msg("snapshot installed")
+	return nil
+}
+
+// removeLeftovers deletes what an interrupted snapshot, state.db rebuild or
+// install left in the data directory. (Half-received snapshot files are
+// removed by snapshot.Open.)
+func removeLeftovers(dataDir string, log zerolog.Logger) error {
+	ents, err := os.ReadDir(dataDir)
+	if err != nil {
+		return fmt.Errorf("broker: read data directory: %w", err)
+	}
+	for _, e := range ents {
+		name := e.Name()
+		stale := name == compactStateFile ||
+			(strings.HasPrefix(name, installPrefix) && strings.HasSuffix(name, installSuffix)) ||
+			(strings.HasPrefix(name, storage.StateDBFile+".") && strings.HasSuffix(name, ".tmp"))
+		if !stale || !e.Type().IsRegular() {
+			continue
+		}
+		if err := os.Remove(filepath.Join(dataDir, name)); err != nil {
+			return fmt.Errorf("broker: remove leftover %s: %w", name, err)
+		}
+		log.Info().Str("file", name).Msg("removed a leftover of an interrupted snapshot")
+	}
+	return nil
+}
+
+// recoverState finishes an install that a crash interrupted: raft.db's log
+// starts after state.db's applied index, so the entries between exist only
+// in the snapshot raft.db names. It swaps that snapshot's body in as
+// state.db. (This also rebuilds a lost state.db once the log is compacted.)
+func recoverState(raft *storage.RaftDB, state *storage.StateDB, store *snapshot.Store, dataDir string, log zerolog.Logger) error {
+	first, err := raft.FirstIndex()
+	if err != nil {
+		return err
+	}
+	applied := state.AppliedIndex()
+	if applied+1 >= first {
+		return nil
+	}
+	s, err := raft.Snapshot()
+	if err != nil {
+		return err
+	}
+	var meta snapshot.Meta
+	found := false
+	metas, listErr := store.List()
+	for _, m := range metas {
+		if m.Index == s.Index && m.Term == s.Term {
+			meta, found = m, true
+		}
+	}
+	if !found || s.Index < first-1 {
+		return fmt.Errorf("broker: %s has applied index %d, %s starts at index %d, and the snapshot it names (%d/%d) is not in %s (%v): "+
+			"move the data directory aside and let this node rejoin from its peers",
+			state.Path(), applied, raft.Path(), first, s.Index, s.Term, store.Dir(), listErr)
+	}
+	path := installPath(dataDir, meta)
+	if err := store.ExtractBody(meta, path); err != nil {
+		return fmt.Errorf("broker: restore state.db from snapshot %s: %w", meta.Name(), err)
+	}
+	if err := state.Replace(path); err != nil {
+		return fmt.Errorf("broker: restore state.db from snapshot %s: %w", meta.Name(), err)
+	}
+	if got := state.AppliedIndex(); got != s.Index {
+		return fmt.Errorf("broker: snapshot %s holds a state.db applied to %d", meta.Name(), got)
+	}
+	log.Warn().Uint64("applied_before", applied).Uint64("snapshot_index", s.Index).Msg("state.db restored from the snapshot (an install was interrupted)")
+	return nil
+}

@@ -1,0 +1,292 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/raftmq/raftmq/broker/wire"
+	"github.com/raftmq/raftmq/raftlog"
+	"github.com/raftmq/raftmq/snapshot"
+)
+
+// Files the snapshot machinery leaves in the data directory only while it
+// works; New removes leftovers of a crash.
+const (
+	compactStateFile = "state.db.compact" // compact copy of state.db at the snapshot index
+	installPrefix    = "install-"         // install-<snapshot name>.db: a received body ready to swap in
+	installSuffix    = ".db"
+)
+
+// rebuildMinFreeBytes: a bbolt file is rebuilt when more than this many
+// bytes, and more than its live data, are free pages.
+const rebuildMinFreeBytes = 16 << 20
+
+// snapshotJob is a snapshot being written in the background. Invariant: at
+// most one at a time; only the node loop starts, cancels and finishes it.
+type snapshotJob struct {
+	cancel  context.CancelFunc
+	done    chan snapshotResult // receives exactly once
+	waiters [][][]byte          // admin requests answered when it finishes
+	started time.Time
+}
+
+type snapshotResult struct {
+	meta        snapshot.Meta
+	compactPath string // compact copy of state.db at meta.Index; removed or swapped in by the node loop
+	err         error
+}
+
+// snapshotReply is the answer to an admin snapshot request.
+type snapshotReply struct {
+	Success bool   `json:"success"`
+	Index   uint64 `json:"index"`
+}
+
+func (n *node) jobDoneCh() <-chan snapshotResult {
+	if n.job == nil {
+		return nil
+	}
+	return n.job.done
+}
+
+// requestSnapshot is the admin request: take a snapshot now, on this node.
+func (n *node) requestSnapshot(cr clientRequest) {
+	n.snapWaiting = append(n.snapWaiting, cr.route)
+	n.maybeSnapshot()
+}
+
+// maybeSnapshot starts a snapshot when the log holds more than
+// snapshotEntries applied entries past the last snapshot, an admin asked,
+// or the newest snapshot's file turned out to be missing (forceSnapshot).
+func (n *node) maybeSnapshot() {
+	if n.job != nil {
+		return
+	}
+	applied := n.state.AppliedIndex()
+	if applied-n.snapIndex <= n.snapshotEntries && len(n.snapWaiting) == 0 && !n.forceSnapshot {
+		return
+	}
+	if applied == 0 || (applied <= n.snapIndex && !n.forceSnapshot) {
+		// Nothing applied since the last snapshot: it is current.
+		for _, route := range n.snapWaiting {
+			if n.snapIndex == 0 {
+				n.reply.send(route, wire.ErrorResponse(wire.ErrInternal, "nothing has been applied yet: there is nothing to snapshot"))
+			} else {
+				n.reply.sendJSON(route, snapshotReply{Success: true, Index: n.snapIndex})
+			}
+		}
+		n.snapWaiting = nil
+		return
+	}
+	n.forceSnapshot = false
+	ctx, cancel := context.WithCancel(context.Background())
+	job := &snapshotJob{cancel: cancel, done: make(chan snapshotResult, 1), waiters: n.snapWaiting, started: time.Now()}
+	n.snapWaiting = nil
+	n.job = job
+	n.stats.snapshotsStarted.Add(1)
+	tmp := filepath.Join(n.dataDir, compactStateFile)
+	go func() { job.done <- n.writeSnapshot(ctx, tmp) }()
+}
+
+// writeSnapshot runs off the node loop. It copies state.db compactly in one
+// read transaction (which fixes the snapshot's index: the applied index that
+// transaction sees, durable since every apply is fsynced), then writes the
+// snapshot file through the store. It touches only concurrency-safe
+// objects: state.db reads, raft.db reads, the store.
+func (n *node) writeSnapshot(ctx context.Context, tmp string) snapshotResult {
+	applied, err := n.state.CopyCompact(ctx, tmp)
+	if err != nil {
+		return snapshotResult{err: err}
+	}
+	fail := func(err error) snapshotResult {
+		os.Remove(tmp)
+		return snapshotResult{err: err}
+	}
+	term, err := n.raft.Term(applied)
+	if err != nil {
+		return fail(fmt.Errorf("term of the snapshot index %d: %w", applied, err))
+	}
+	f, err := os.Open(tmp)
+	if err != nil {
+		return fail(err)
+	}
+	defer f.Close()
+	meta, err := n.store.Create(snapshot.Meta{Index: applied, Term: term, Voters: n.peers}, func(w io.Writer) (int64, error) {
+		return io.Copy(w, ctxReader{ctx: ctx, r: f})
+	})
+	if err != nil {
+		return fail(err)
+	}
+	return snapshotResult{meta: meta, compactPath: tmp}
+}
+
+// ctxReader stops a copy when its context is cancelled.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// snapshotDone records a finished snapshot in raft.db, compacts the log and
+// gives disk back. It returns an error only when the node must stop.
+func (n *node) snapshotDone(res snapshotResult) error {
+	job := n.job
+	n.job = nil
+	if res.err != nil {
+		n.log.Warn().Err(res.err).Msg("snapshot failed")
+		for _, route := range job.waiters {
+			n.reply.send(route, wire.ErrorResponse(wire.ErrInternal, "the snapshot failed: "+res.err.Error()))
+		}
+		return nil
+	}
+	defer os.Remove(res.compactPath) // unless swapped in below
+	if _, err := n.raft.CreateSnapshot(res.meta.Index, raftlog.ConfState{Voters: res.meta.Voters}); err != nil {
+		if !errors.Is(err, raftlog.ErrSnapOutOfDate) {
+			return fmt.Errorf("%w: record snapshot: %v", ErrStopped, err)
+		}
+		// A snapshot from the leader, installed meanwhile, is newer.
+	} else {
+		n.snapIndex = res.meta.Index
+		n.stats.snapshotsTaken.Add(1)
+	}
+	if err := n.compactLog(); err != nil {
+		return err
+	}
+	swapped, err := n.maybeShrinkState(res)
+	if err != nil {
+		return err
+	}
+	first, _ := n.raft.FirstIndex()
+	n.log.Info().Uint64("index", res.meta.Index).Uint64("term", res.meta.Term).Int64("bytes", res.meta.Size).
+		Dur("took", time.Since(job.started)).Uint64("first_index", first).Bool("state_db_rebuilt", swapped).Msg("snapshot taken")
+	for _, route := range job.waiters {
+		n.reply.sendJSON(route, snapshotReply{Success: true, Index: n.snapIndex})
+	}
+	return nil
+}
+
+// compactLog deletes the log up to snapIndex − trailingEntries (never past
+// what state.db holds durably) and rebuilds raft.db when most of it is free
+// pages.
+func (n *node) compactLog() error {
+	target := n.snapIndex - min(n.snapIndex, n.trailingEntries)
+	target = min(target, n.state.AppliedIndex())
+	if first, _ := n.raft.FirstIndex(); target < first {
+		return nil
+	}
+	if err := n.raft.Compact(target); err != nil {
+		return fmt.Errorf("%w: compact the log to %d: %v", ErrStopped, target, err)
+	}
+	st, err := n.raft.Stats()
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrStopped, err)
+	}
+	if !st.Bloated(n.rebuildMinFreeBytes) {
+		return nil
+	}
+	start := time.Now()
+	if err := n.raft.Rebuild(); err != nil {
+		return fmt.Errorf("%w: rebuild raft.db: %v", ErrStopped, err)
+	}
+	after, _ := n.raft.Stats()
+	n.stats.raftRebuilds.Add(1)
+	n.log.Info().Int64("bytes_before", st.FileBytes).Int64("bytes_after", after.FileBytes).Dur("took", time.Since(start)).Msg("raft.db rebuilt")
+	return nil
+}
+
+// maybeShrinkState swaps the compact copy made for the snapshot in as
+// state.db when state.db is mostly free pages, then re-applies the entries
+// applied since the copy (they are still in the log: compaction stops at
+// the snapshot index at most). It reports whether it swapped.
+func (n *node) maybeShrinkState(res snapshotResult) (bool, error) {
+	st, err := n.state.Stats()
+	if err != nil {
+		return false, fmt.Errorf("%w: %v", ErrStopped, err)
+	}
+	if !st.Bloated(n.rebuildMinFreeBytes) {
+		return false, nil
+	}
+	start := time.Now()
+	applied := n.state.AppliedIndex()
+	if err := n.state.Replace(res.compactPath); err != nil {
+		return false, fmt.Errorf("%w: swap in a compact state.db: %v", ErrStopped, err)
+	}
+	if err := n.reapply(applied); err != nil {
+		return false, err
+	}
+	after, _ := n.state.Stats()
+	n.stats.stateRebuilds.Add(1)
+	n.log.Info().Int64("bytes_before", st.FileBytes).Int64("bytes_after", after.FileBytes).Dur("took", time.Since(start)).Msg("state.db rebuilt")
+	return true, nil
+}
+
+// reapply applies the log from state.db's applied index up to to. The
+// results were computed (and answered) the first time; apply is
+// deterministic, so applying again gives the same state.
+func (n *node) reapply(to uint64) error {
+	for lo := n.state.AppliedIndex() + 1; lo <= to; {
+		ents, err := n.raft.Entries(lo, to+1, n.maxBatchBytes)
+		if err != nil {
+			return fmt.Errorf("%w: re-apply from %d: %v", ErrStopped, lo, err)
+		}
+		if _, err := n.state.Apply(ents); err != nil {
+			return fmt.Errorf("%w: re-apply from %d: %v", ErrStopped, lo, err)
+		}
+		lo = ents[len(ents)-1].Index + 1
+	}
+	if got := n.state.AppliedIndex(); got != to {
+		panic(fmt.Sprintf("broker: re-applied state.db to %d, want %d", got, to))
+	}
+	return nil
+}
+
+// cancelSnapshot stops a snapshot in progress and waits for it (its read
+// transaction on state.db must end before state.db can be swapped).
+func (n *node) cancelSnapshot() {
+	if n.job == nil {
+		return
+	}
+	n.job.cancel()
+	res := <-n.job.done
+	if res.compactPath != "" {
+		os.Remove(res.compactPath)
+	}
+	n.snapWaiting = append(n.job.waiters, n.snapWaiting...)
+	n.job = nil
+}
+
+// findSnapshot returns the snapshot file for (index, term).
+func (n *node) findSnapshot(index, term uint64) (snapshot.Meta, error) {
+	metas, listErr := n.store.List()
+	for _, m := range metas {
+		if m.Index == index && m.Term == term {
+			return m, nil
+		}
+	}
+	return snapshot.Meta{}, fmt.Errorf("%w: no intact file for snapshot %d/%d in %s (%v)", snapshot.ErrNotFound, index, term, n.store.Dir(), listErr)
+}
+
+// failSnapshotWaiters answers admin snapshot requests with code.
+func (n *node) failSnapshotWaiters(code, detail string) {
+	for _, route := range n.snapWaiting {
+		n.reply.send(route, wire.ErrorResponse(code, detail))
+	}
+	n.snapWaiting = nil
+	if n.job != nil {
+		for _, route := range n.job.waiters {
+			n.reply.send(route, wire.ErrorResponse(code, detail))
+		}
+		n.job.waiters = nil
+	}
+}
