@@ -1,0 +1,136 @@
+package chaos
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/raftmq/raftmq/e2e"
+)
+
+var (
+	longFlag  = flag.Duration("chaos.long", 0, "run the long suite (rounds of mixed faults) for this long, e.g. 30m")
+	roundFlag = flag.Duration("chaos.round", 2*time.Minute, "fault phase of one long-suite round")
+	seedFlag  = flag.Uint64("chaos.seed", 0, "long suite: first seed (0 = from the clock, printed)")
+	outFlag   = flag.String("chaos.out", "", "long suite: directory for run dirs and summary.txt (default: a temp dir, kept)")
+	raceFlag  = flag.Bool("chaos.race", false, "build the brokers with the race detector")
+	keepFlag  = flag.Bool("chaos.keep", false, "keep the run dirs of passing runs")
+)
+
+// bin is the raftmq binary built once for this package's tests.
+var bin string
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	dir, err := os.MkdirTemp("", "raftmq-chaos-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	bin, err = e2e.Build(dir, *raceFlag)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// runDir is where a run keeps its files: under the test's temp dir, or a
+// kept dir when the run fails (so the logs and visualization survive).
+func runDir(t *testing.T, name string) string {
+	t.Helper()
+	if *keepFlag {
+		d, err := os.MkdirTemp("", "raftmq-chaos-"+name+"-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	return filepath.Join(t.TempDir(), name)
+}
+
+// keepOnFailure copies nothing: it moves a failed run's dir out of the
+// test's temp dir so it is not deleted.
+func keepOnFailure(t *testing.T, rep *Report) {
+	if rep == nil || rep.OK() || *keepFlag {
+		return
+	}
+	dst, err := os.MkdirTemp("", "raftmq-chaos-failed-")
+	if err != nil {
+		return
+	}
+	if err := os.Rename(rep.Dir, filepath.Join(dst, "run")); err == nil {
+		t.Logf("failed run kept in %s", filepath.Join(dst, "run"))
+	}
+}
+
+func runOnce(t *testing.T, cfg Config) *Report {
+	t.Helper()
+	var log strings.Builder
+	cfg.Log = &log
+	rep, err := Run(context.Background(), cfg)
+	var sum strings.Builder
+	if rep != nil {
+		rep.WriteText(&sum)
+	}
+	if err != nil {
+		t.Fatalf("seed %d: run failed: %v\n%s\n%s", cfg.Seed, err, log.String(), sum.String())
+	}
+	if !rep.OK() {
+		keepOnFailure(t, rep)
+		t.Errorf("seed %d: violations (replay: %s):\n%s\nprogress:\n%s", cfg.Seed, rep.Replay, sum.String(), log.String())
+	} else {
+		t.Logf("seed %d: %d ops (%d acked, %d unknown), %d faults, linearizable %d/%d topics",
+			cfg.Seed, rep.Ops.Attempted, rep.Ops.Acked, rep.Ops.Unknown, len(rep.Events), rep.Linear.Ok, rep.Linear.Topics)
+	}
+	return rep
+}
+
+// TestShortSuite runs each fault family on its own for a few seconds, on
+// 3 and 5 nodes, plus a mixed run. Network families are skipped (with a
+// message) where namespaces cannot be made.
+func TestShortSuite(t *testing.T) {
+	if testing.Short() {
+		t.Skip("chaos suite: skipped in -short mode")
+	}
+	tests := []struct {
+		name     string
+		nodes    int
+		families []string
+		seed     uint64
+		duration time.Duration
+	}{
+		{"kill-3", 3, []string{FamilyKill}, 101, 10 * time.Second},
+		{"kill-5", 5, []string{FamilyKill}, 102, 10 * time.Second},
+		{"pause-3", 3, []string{FamilyPause}, 201, 10 * time.Second},
+		{"pause-5", 5, []string{FamilyPause}, 202, 10 * time.Second},
+		{"partition-3", 3, []string{FamilyPartition}, 303, 10 * time.Second},
+		{"partition-5", 5, []string{FamilyPartition}, 304, 10 * time.Second},
+		{"loss-3", 3, []string{FamilyLoss}, 405, 8 * time.Second},
+		{"combo-5", 5, []string{FamilyCombo}, 506, 10 * time.Second},
+		{"mixed-3", 3, AllFamilies, 607, 12 * time.Second},
+		{"mixed-5", 5, AllFamilies, 608, 12 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			cfg.Bin, cfg.Nodes, cfg.Families, cfg.Seed, cfg.Duration = bin, tt.nodes, tt.families, tt.seed, tt.duration
+			cfg.Dir = runDir(t, tt.name)
+			rep := runOnce(t, cfg)
+			if rep != nil && len(rep.Families) > 0 && len(rep.Events) == 0 {
+				t.Errorf("seed %d: no fault was injected in %v", tt.seed, tt.duration)
+			}
+			for _, s := range rep.Skipped {
+				t.Logf("skipped fault family %s", s)
+			}
+		})
+	}
+}

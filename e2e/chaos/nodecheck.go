@@ -1,0 +1,201 @@
+package chaos
+
+import (
+	"bytes"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/raftmq/raftmq/broker/wire"
+	"github.com/raftmq/raftmq/e2e"
+	"github.com/raftmq/raftmq/storage"
+)
+
+// NodeResult is the verdict on the nodes' final state.
+type NodeResult struct {
+	// Status is each node's last status before the stop.
+	Status []wire.Status `json:"status"`
+	// Converged: every node answered with the same last index, commit ==
+	// last index and applied == commit.
+	Converged bool `json:"converged"`
+	// Inspect: each data dir after a graceful stop.
+	Inspect []storage.Report `json:"-"`
+	// LogCompared is the index range compared across every node's raft.db.
+	LogCompared [2]uint64 `json:"log_compared"`
+	Problems    []string  `json:"problems,omitempty"`
+}
+
+// OK reports identical, healthy nodes.
+func (r NodeResult) OK() bool { return r.Converged && len(r.Problems) == 0 }
+
+// waitConverged polls every node until they agree or timeout passes.
+func waitConverged(c *e2e.Cluster, timeout time.Duration) ([]wire.Status, bool) {
+	deadline := time.Now().Add(timeout)
+	for {
+		sts, ok := statusAll(c)
+		if ok && converged(sts) {
+			return sts, true
+		}
+		if time.Now().After(deadline) {
+			return sts, false
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func statusAll(c *e2e.Cluster) ([]wire.Status, bool) {
+	sts := make([]wire.Status, len(c.Addrs))
+	errs := make([]error, len(c.Addrs))
+	var wg sync.WaitGroup
+	for i := range c.Addrs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sts[i], errs[i] = c.Status(i, 500*time.Millisecond)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return sts, false
+		}
+	}
+	return sts, true
+}
+
+func converged(sts []wire.Status) bool {
+	leaders := 0
+	for _, s := range sts {
+		if s.Role == "Leader" {
+			leaders++
+		}
+		if s.LastIndex != sts[0].LastIndex || s.Commit != s.LastIndex || s.Applied != s.Commit || s.Term != sts[0].Term {
+			return false
+		}
+	}
+	return leaders == 1
+}
+
+// checkNodes waits for convergence, stops every node gracefully and
+// compares their data dirs: no damage, same topics and depths, same log
+// over the range every node still holds.
+func checkNodes(c *e2e.Cluster, timeout time.Duration) NodeResult {
+	var r NodeResult
+	problem := func(format string, args ...any) { r.Problems = append(r.Problems, fmt.Sprintf(format, args...)) }
+	r.Status, r.Converged = waitConverged(c, timeout)
+	if !r.Converged {
+		for i, s := range r.Status {
+			problem("node %d did not converge within %v: role %s term %d last %d commit %d applied %d",
+				i, timeout, s.Role, s.Term, s.LastIndex, s.Commit, s.Applied)
+		}
+	}
+	// Followers first, the leader last: no stop triggers an election that
+	// would append an entry the stopped nodes lack.
+	order := make([]int, 0, len(c.Addrs))
+	for i, s := range r.Status {
+		if s.Role != "Leader" {
+			order = append(order, i)
+		}
+	}
+	for i, s := range r.Status {
+		if s.Role == "Leader" {
+			order = append(order, i)
+		}
+	}
+	for _, i := range order {
+		if !c.Running(i) {
+			continue
+		}
+		if _, err := c.Stop(i, 15*time.Second); err != nil {
+			problem("node %d: graceful stop: %v", i, err)
+		}
+	}
+	for i := range c.Addrs {
+		rep, err := storage.Inspect(c.DataDir(i))
+		if err != nil {
+			problem("node %d: inspect: %v", i, err)
+			continue
+		}
+		r.Inspect = append(r.Inspect, rep)
+		for _, p := range rep.Problems {
+			problem("node %d: inspect: %s", i, p)
+		}
+	}
+	if len(r.Inspect) != len(c.Addrs) {
+		return r
+	}
+	base := r.Inspect[0]
+	for i, rep := range r.Inspect[1:] {
+		if !slices.Equal(rep.Topics, base.Topics) {
+			problem("node %d's topics differ from node 0's: %d vs %d topics (first difference %s)", i+1, len(rep.Topics), len(base.Topics), firstDiff(rep.Topics, base.Topics))
+		}
+		if rep.LastIndex != base.LastIndex {
+			problem("node %d's log ends at %d, node 0's at %d", i+1, rep.LastIndex, base.LastIndex)
+		}
+		if rep.AppliedIndex != base.AppliedIndex {
+			problem("node %d applied %d, node 0 applied %d", i+1, rep.AppliedIndex, base.AppliedIndex)
+		}
+	}
+	r.LogCompared, r.Problems = compareLogs(c, r.Inspect, r.Problems)
+	return r
+}
+
+func firstDiff(a, b []storage.TopicDepth) string {
+	for i := 0; i < min(len(a), len(b)); i++ {
+		if a[i] != b[i] {
+			return fmt.Sprintf("%+v vs %+v", a[i], b[i])
+		}
+	}
+	return "in length"
+}
+
+// compareLogs reads every node's raft.db (all nodes stopped) and compares
+// the entries in the range all of them hold.
+func compareLogs(c *e2e.Cluster, reps []storage.Report, problems []string) ([2]uint64, []string) {
+	lo, hi := uint64(0), ^uint64(0)
+	for _, rep := range reps {
+		lo, hi = max(lo, rep.FirstIndex), min(hi, rep.LastIndex)
+	}
+	if lo == 0 || lo > hi {
+		return [2]uint64{}, problems
+	}
+	var logs [][]entryDigest
+	for i, rep := range reps {
+		db, err := storage.OpenRaftDB(filepath.Join(c.DataDir(i), storage.RaftDBFile), rep.ClusterID)
+		if err != nil {
+			return [2]uint64{lo, hi}, append(problems, fmt.Sprintf("node %d: open raft.db: %v", i, err))
+		}
+		ents, err := db.Entries(lo, hi+1, ^uint64(0))
+		db.Close()
+		if err != nil {
+			return [2]uint64{lo, hi}, append(problems, fmt.Sprintf("node %d: read log %d..%d: %v", i, lo, hi, err))
+		}
+		d := make([]entryDigest, len(ents))
+		for k, e := range ents {
+			d[k] = entryDigest{e.Index, e.Term, uint8(e.Type), e.Data}
+		}
+		logs = append(logs, d)
+	}
+	for i := 1; i < len(logs); i++ {
+		if len(logs[i]) != len(logs[0]) {
+			problems = append(problems, fmt.Sprintf("node %d returned %d entries for %d..%d, node 0 %d", i, len(logs[i]), lo, hi, len(logs[0])))
+			continue
+		}
+		for k := range logs[0] {
+			a, b := logs[0][k], logs[i][k]
+			if a.index != b.index || a.term != b.term || a.typ != b.typ || !bytes.Equal(a.data, b.data) {
+				problems = append(problems, fmt.Sprintf("log entry %d differs: node 0 has term %d, node %d has term %d (or other content)", a.index, a.term, i, b.term))
+				break
+			}
+		}
+	}
+	return [2]uint64{lo, hi}, problems
+}
+
+type entryDigest struct {
+	index, term uint64
+	typ         uint8
+	data        []byte
+}

@@ -1,0 +1,279 @@
+package chaos
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/raftmq/raftmq/config"
+	"github.com/raftmq/raftmq/e2e"
+)
+
+// Config is one run of the suite.
+type Config struct {
+	Bin      string        // the raftmq binary to run as brokers
+	Nodes    int           // 3 or 5
+	Duration time.Duration // workload under faults, before healing
+	Seed     uint64
+	Families []string // fault families (AllFamilies when empty)
+	// Dir receives the cluster's data dirs and logs, the report and, on a
+	// linearizability violation, the HTML visualization.
+	Dir      string
+	Workload WorkloadConfig
+	Nemesis  NemesisConfig
+	// BrokerArgs are extra `raftmq serve` flags (after brokerArgs).
+	BrokerArgs []string
+	// LinearTimeout bounds the linearizability search per topic.
+	LinearTimeout time.Duration
+	// Loopback runs on 127.0.0.1 without namespaces (network families are
+	// then skipped).
+	Loopback bool
+	// Log receives progress lines; nil discards them.
+	Log io.Writer
+}
+
+// brokerArgs make elections quick (150–300 ms) and snapshots frequent, so
+// a short run crosses many terms and installs snapshots on lagging nodes.
+var brokerArgs = []string{
+	"--tick-interval", "10ms", "--election-ticks", "15", "--heartbeat-ticks", "2",
+	"--request-timeout", "2s", "--shutdown-timeout", "3s",
+	"--snapshot-entries", "500", "--trailing-entries", "100",
+}
+
+// DefaultConfig is a 3-node, 30-second run of every family.
+func DefaultConfig() Config {
+	return Config{
+		Nodes:         3,
+		Duration:      30 * time.Second,
+		Seed:          1,
+		Families:      AllFamilies,
+		Workload:      WorkloadConfig{Producers: 6, Consumers: 5, Topics: 16, OpsPerTopic: 120, DropPct: 5, ThinkMax: 20 * time.Millisecond},
+		Nemesis:       NemesisConfig{QuietMin: 500 * time.Millisecond, QuietMax: 2 * time.Second, HoldMin: time.Second, HoldMax: 4 * time.Second},
+		LinearTimeout: 20 * time.Second,
+	}
+}
+
+// Validate checks cfg and fills Families and LinearTimeout when unset.
+func (cfg *Config) Validate() error {
+	switch {
+	case cfg.Bin == "":
+		return fmt.Errorf("%w: no broker binary", ErrConfig)
+	case cfg.Nodes < 3 || cfg.Nodes > 7:
+		return fmt.Errorf("%w: nodes %d, want 3..7", ErrConfig, cfg.Nodes)
+	case cfg.Duration <= 0:
+		return fmt.Errorf("%w: duration %v", ErrConfig, cfg.Duration)
+	case cfg.Dir == "":
+		return fmt.Errorf("%w: no output dir", ErrConfig)
+	case cfg.Workload.Topics < 1 || cfg.Workload.Producers < 1 || cfg.Workload.Consumers < 1 || cfg.Workload.OpsPerTopic < 1:
+		return fmt.Errorf("%w: workload %+v", ErrConfig, cfg.Workload)
+	}
+	if len(cfg.Families) == 0 {
+		cfg.Families = AllFamilies
+	}
+	for _, f := range cfg.Families {
+		if _, ok := familyFaults[f]; !ok {
+			return fmt.Errorf("%w: unknown fault family %q (known: %s)", ErrConfig, f, strings.Join(AllFamilies, ","))
+		}
+	}
+	if cfg.LinearTimeout <= 0 {
+		cfg.LinearTimeout = 20 * time.Second
+	}
+	return nil
+}
+
+// ReplayCommand is the command line that reruns cfg's schedule.
+func (cfg Config) ReplayCommand() string {
+	return fmt.Sprintf("raftmq verify --nodes %d --duration %s --seed %d --faults %s",
+		cfg.Nodes, cfg.Duration, cfg.Seed, strings.Join(cfg.Families, ","))
+}
+
+// Run runs the suite once. The error is for a run that could not be carried
+// out (no leader ever, a node that cannot start); violations are in the
+// Report (Report.OK).
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	logf := func(format string, args ...any) {
+		if cfg.Log != nil {
+			fmt.Fprintf(cfg.Log, "chaos: "+format+"\n", args...)
+		}
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("chaos: %w", err)
+	}
+	started := time.Now()
+	rep := &Report{Seed: cfg.Seed, Nodes: cfg.Nodes, Duration: cfg.Duration, Dir: cfg.Dir, Replay: cfg.ReplayCommand(), Started: started}
+
+	var nw *Network
+	if !cfg.Loopback {
+		var err error
+		nw, err = NewNetwork(cfg.Nodes)
+		if err != nil {
+			rep.Notes = append(rep.Notes, fmt.Sprintf("network faults skipped: %v", err))
+			logf("network faults skipped: %v", err)
+		} else {
+			defer nw.Close()
+		}
+	}
+	rep.Network = "loopback 127.0.0.1"
+	if nw != nil {
+		rep.Network = fmt.Sprintf("network namespaces, nodes %v, clients from %s", nw.IPs, nw.HostIP)
+	}
+	for _, f := range cfg.Families {
+		switch {
+		case netFamilies[f] && nw == nil:
+			rep.Skipped = append(rep.Skipped, f+" (no network namespaces)")
+		case f == FamilyDelay && !nw.Netem:
+			rep.Skipped = append(rep.Skipped, f+" (tc netem is not available in this kernel)")
+		default:
+			rep.Families = append(rep.Families, f)
+		}
+	}
+	for _, s := range rep.Skipped {
+		logf("skipping fault family %s", s)
+	}
+
+	c, err := startCluster(cfg, nw)
+	if err != nil {
+		return rep, err
+	}
+	defer c.Close()
+	if _, _, err := c.WaitLeader(20 * time.Second); err != nil {
+		return rep, fmt.Errorf("chaos: initial election: %w", err)
+	}
+	logf("seed %d: %d nodes up (%s), families %v, %v of faults", cfg.Seed, cfg.Nodes, rep.Network, rep.Families, cfg.Duration)
+
+	hist := newHistory()
+	wl := newWorkload(cfg.Workload, c.ClientAddrs(), cfg.Seed, hist)
+	setupCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err = wl.setup(setupCtx)
+	cancel()
+	if err != nil {
+		return rep, err
+	}
+
+	ncfg := cfg.Nemesis
+	ncfg.Families = rep.Families
+	nem := newNemesis(ncfg, c, nw, cfg.Seed, hist)
+	nem.logf = logf
+	phase, cancel := context.WithTimeout(ctx, cfg.Duration)
+	nemDone := make(chan struct{})
+	go func() {
+		defer close(nemDone)
+		nem.run(phase)
+	}()
+	wl.run(phase)
+	<-nemDone
+	cancel()
+
+	rep.HealNotes = nem.healAll()
+	logf("healed; waiting for a leader")
+	if _, _, err := c.WaitLeader(30 * time.Second); err != nil {
+		rep.Errors = append(rep.Errors, fmt.Sprintf("no leader 30 s after healing: %v", err))
+	}
+	resolveCtx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	rep.Ops.Unresolved = wl.resolve(resolveCtx)
+	cancel()
+	logf("draining %d topics", len(wl.topics))
+	drainCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	if err := wl.drain(drainCtx, 4); err != nil {
+		rep.Errors = append(rep.Errors, err.Error())
+	}
+	cancel()
+
+	ops := hist.snapshot()
+	rep.Events = nem.eventLog()
+	rep.Ops.count(ops)
+	rep.Topics = len(wl.topics)
+	logf("checking %d operations", len(ops))
+	rep.Linear = checkLinear(ops, cfg.LinearTimeout, cfg.Dir)
+	rep.Queue = checkQueue(ops)
+	rep.MinorityAcks = checkMinorityAcks(ops, rep.Events)
+	rep.RetryMismatches = wl.retryMismatches()
+	rep.Node = checkNodes(c, 30*time.Second)
+	rep.Crashes = scanLogs(c)
+	if err := writeHistory(filepath.Join(cfg.Dir, "history.jsonl"), ops); err != nil {
+		rep.Notes = append(rep.Notes, err.Error())
+	}
+	rep.Elapsed = time.Since(started)
+	if err := rep.save(cfg.Dir); err != nil {
+		rep.Notes = append(rep.Notes, err.Error())
+	}
+	return rep, nil
+}
+
+// startCluster starts the brokers, inside the namespaces when nw is set.
+func startCluster(cfg Config, nw *Network) (*e2e.Cluster, error) {
+	args := append(slices.Clone(brokerArgs), cfg.BrokerArgs...)
+	c, err := e2e.NewCluster(cfg.Bin, cfg.Dir, e2e.Options{Nodes: cfg.Nodes, Args: args})
+	if err != nil {
+		return nil, fmt.Errorf("chaos: %w", err)
+	}
+	if nw != nil {
+		for i := range c.Addrs {
+			c.Addrs[i].IP = nw.IPs[i]
+		}
+		b, err := json.MarshalIndent(config.Cluster{Addresses: c.Addrs}, "", "  ")
+		if err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(c.ConfigPath, b, 0o644); err != nil {
+			return nil, fmt.Errorf("chaos: %w", err)
+		}
+		if c.Bin, err = nw.WrapBinary(cfg.Dir, cfg.Bin); err != nil {
+			return nil, err
+		}
+	}
+	if err := c.StartAll(); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("chaos: %w", err)
+	}
+	return c, nil
+}
+
+// scanLogs looks for broker crashes in the node logs.
+func scanLogs(c *e2e.Cluster) []string {
+	var out []string
+	for i := range c.Addrs {
+		b, err := os.ReadFile(c.LogPath(i))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(line, "panic:") || strings.HasPrefix(line, "fatal error:") || strings.Contains(line, `"level":"fatal"`) ||
+				strings.HasPrefix(line, "WARNING: DATA RACE") || (strings.Contains(line, `"level":"error"`) && strings.Contains(line, "node stopped")) {
+				out = append(out, fmt.Sprintf("node %d (%s): %s", i, c.LogPath(i), truncate(line, 300)))
+			}
+		}
+	}
+	return out
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
+
+func writeHistory(path string, ops []Op) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("chaos: history: %w", err)
+	}
+	enc := json.NewEncoder(f)
+	for _, op := range ops {
+		if err := enc.Encode(op); err != nil {
+			f.Close()
+			return fmt.Errorf("chaos: history: %w", err)
+		}
+	}
+	return f.Close()
+}

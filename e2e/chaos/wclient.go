@@ -1,0 +1,233 @@
+package chaos
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	zmq "github.com/pebbe/zmq4"
+
+	"github.com/raftmq/raftmq/broker/wire"
+)
+
+// Timeouts of the workload client. attemptTimeout is above the brokers'
+// request timeout (see brokerArgs) so a slow commit is not re-proposed
+// needlessly.
+const (
+	attemptTimeout = 2500 * time.Millisecond
+	connectTimeout = 300 * time.Millisecond
+	backoffMax     = 200 * time.Millisecond
+	pollSlice      = 50 * time.Millisecond
+)
+
+// wreq is the JSON of one request (the client package's request, spelled
+// out here so the suite can resend a frame with the same client_id/seq).
+type wreq struct {
+	Type     string  `json:"type"`
+	Method   string  `json:"method"`
+	Topic    string  `json:"topic,omitempty"`
+	Message  *string `json:"message,omitempty"`
+	ClientID string  `json:"client_id,omitempty"`
+	Seq      uint64  `json:"seq,omitempty"`
+}
+
+// wreply is an executed reply (no "error" key) or a refusal.
+type wreply struct {
+	Success bool      `json:"success"`
+	Topics  *[]string `json:"topics,omitempty"`
+	Message *string   `json:"message,omitempty"`
+	Error   string    `json:"error,omitempty"`
+	Leader  string    `json:"leader,omitempty"`
+}
+
+// same reports whether two executed replies carry the same answer.
+func (r wreply) same(o wreply) bool {
+	if r.Success != o.Success || (r.Message == nil) != (o.Message == nil) {
+		return false
+	}
+	return r.Message == nil || *r.Message == *o.Message
+}
+
+// wclient is one workload session: a client_id, a seq, a DEALER socket to
+// the server it last used. Not safe for concurrent use; each workload
+// goroutine owns one. It can drop executed replies on purpose (dropPct) and
+// resend the same frame, as a client whose reply was lost would.
+type wclient struct {
+	id      string
+	servers []string
+	seq     uint64
+	rng     *rand.Rand
+	dropPct int
+
+	sock   *zmq.Socket
+	target string // server the socket is connected to
+	leader string // last server that executed a request
+
+	// first is the executed answer to the current seq that was dropped on
+	// purpose (nil if none): every later answer to that seq must equal it.
+	first *wreply
+	// retryMismatch records resends whose answer differed from the dropped
+	// first answer: an exactly-once violation.
+	retryMismatch []string
+}
+
+// result of one request.
+type result struct {
+	reply   wreply
+	server  string // who executed it
+	ok      bool   // an executed reply arrived
+	dropped int    // executed replies discarded on purpose
+	refusal string // last error code seen (for the log), "" = none
+}
+
+func newWClient(id string, servers []string, rng *rand.Rand, dropPct int) *wclient {
+	return &wclient{id: id, servers: servers, rng: rng, dropPct: dropPct}
+}
+
+func (c *wclient) close() {
+	if c.sock != nil {
+		_ = c.sock.Close()
+		c.sock = nil
+	}
+}
+
+// next returns a new frame with the next seq for a state-changing request.
+func (c *wclient) next(r wreq) (wreq, []byte) {
+	c.seq++
+	c.first = nil
+	r.ClientID, r.Seq = c.id, c.seq
+	b, err := json.Marshal(r)
+	if err != nil {
+		panic(fmt.Sprintf("chaos: marshal %+v: %v", r, err))
+	}
+	return r, b
+}
+
+// send sends frame (the current seq's) until a server executes it or ctx
+// ends; it may be called again for the same frame. The first executed
+// reply may be discarded (dropPct) and the frame resent to a random server,
+// as after a lost reply; every later answer must equal the dropped one.
+func (c *wclient) send(ctx context.Context, frame []byte) result {
+	var res result
+	target := c.leader
+	if target == "" {
+		target = c.servers[c.rng.IntN(len(c.servers))]
+	}
+	failures := 0
+	for ctx.Err() == nil {
+		rep, err := c.attempt(ctx, target, frame)
+		if err == nil && rep.Error == "" {
+			if c.first != nil && !c.first.same(rep) {
+				c.retryMismatch = append(c.retryMismatch, fmt.Sprintf("%s: first answer %s, resend answered %s by %s",
+					frame, describe(*c.first), describe(rep), target))
+			}
+			if c.first == nil && c.rng.IntN(100) < c.dropPct {
+				r := rep
+				c.first = &r
+				res.dropped++
+				c.close() // the reply is "lost": resend elsewhere, as after a timeout
+				target = c.servers[c.rng.IntN(len(c.servers))]
+				continue
+			}
+			c.leader = target
+			res.reply, res.server, res.ok = rep, target, true
+			return res
+		}
+		if err == nil {
+			res.refusal = rep.Error
+			if rep.Error == wire.ErrNotLeader && rep.Leader != "" && rep.Leader != target {
+				target = rep.Leader
+				continue
+			}
+			switch rep.Error {
+			case wire.ErrNotLeader, wire.ErrNoLeader, wire.ErrTimeout, wire.ErrShuttingDown, wire.ErrOverloaded:
+			default:
+				// bad_request, stale_seq, internal...: never expected from
+				// this workload; keep the request unresolved and say so.
+				res.refusal = rep.Error + " (unexpected)"
+			}
+		}
+		c.leader = ""
+		target = c.servers[c.rng.IntN(len(c.servers))]
+		d := min(backoffMax, 10*time.Millisecond<<min(failures, 5))
+		failures++
+		select {
+		case <-ctx.Done():
+		case <-time.After(d/2 + time.Duration(c.rng.Int64N(int64(d/2)+1))):
+		}
+	}
+	return res
+}
+
+func describe(r wreply) string {
+	if r.Message != nil {
+		return fmt.Sprintf("{success:%v message:%q}", r.Success, *r.Message)
+	}
+	return fmt.Sprintf("{success:%v}", r.Success)
+}
+
+// attempt sends frame to target and waits for one reply. Any failure
+// closes the socket, so a late reply cannot answer a later request.
+func (c *wclient) attempt(ctx context.Context, target string, frame []byte) (wreply, error) {
+	if c.sock != nil && c.target != target {
+		c.close()
+	}
+	if c.sock == nil {
+		s, err := zmq.NewSocket(zmq.DEALER)
+		if err != nil {
+			return wreply{}, err
+		}
+		_ = s.SetLinger(0)
+		_ = s.SetImmediate(true)
+		if err := s.Connect("tcp://" + target); err != nil {
+			s.Close()
+			return wreply{}, err
+		}
+		c.sock, c.target = s, target
+	}
+	if ok, err := c.wait(ctx, zmq.POLLOUT, connectTimeout); err != nil || !ok {
+		c.close()
+		return wreply{}, fmt.Errorf("no connection to %s: %v", target, err)
+	}
+	if _, err := c.sock.SendMessageDontwait("", frame); err != nil {
+		c.close()
+		return wreply{}, err
+	}
+	if ok, err := c.wait(ctx, zmq.POLLIN, attemptTimeout); err != nil || !ok {
+		c.close()
+		return wreply{}, fmt.Errorf("no reply from %s: %v", target, err)
+	}
+	parts, err := c.sock.RecvMessageBytes(zmq.DONTWAIT)
+	if err != nil || len(parts) != 2 {
+		c.close()
+		return wreply{}, fmt.Errorf("bad reply from %s: %v (%d parts)", target, err, len(parts))
+	}
+	var rep wreply
+	if err := json.Unmarshal(parts[1], &rep); err != nil {
+		c.close()
+		return wreply{}, fmt.Errorf("bad reply from %s: %v", target, err)
+	}
+	return rep, nil
+}
+
+func (c *wclient) wait(ctx context.Context, ev zmq.State, d time.Duration) (bool, error) {
+	p := zmq.NewPoller()
+	p.Add(c.sock, ev)
+	deadline := time.Now().Add(d)
+	for ctx.Err() == nil {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return false, nil
+		}
+		polled, err := p.Poll(min(left, pollSlice))
+		if err != nil {
+			return false, err
+		}
+		if len(polled) > 0 {
+			return true, nil
+		}
+	}
+	return false, ctx.Err()
+}
