@@ -112,6 +112,12 @@ fi
 
 # --- base: debootstrap + docker import ---------------------------------------
 
+# show_phases prints debootstrap's phases, not its ~300 per-package lines.
+show_phases() {
+	grep --line-buffered -v -E '^I: (Retrieving|Validating|Extracting|Unpacking|Configuring) [^ ]+( [0-9][^ ]*|\.\.\.)$' |
+		sed -u 's/^/    /'
+}
+
 build_base() {
 	if ! command -v debootstrap >/dev/null; then
 		if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
@@ -132,11 +138,8 @@ build_base() {
 	local rootfs=$work/rootfs
 
 	say "debootstrap --variant=minbase $suite from $mirror (takes a few minutes)"
-	# Show debootstrap's phases, not its ~300 per-package lines.
 	if ! debootstrap --variant=minbase --components=main --merged-usr \
-		"$suite" "$rootfs" "$mirror" 2>&1 | tee "$work/debootstrap.log" |
-		grep --line-buffered -v -E '^I: (Retrieving|Validating|Extracting|Unpacking|Configuring) [^ ]+ [^ ]' |
-		sed -u 's/^/    /'; then
+		"$suite" "$rootfs" "$mirror" 2>&1 | tee "$work/debootstrap.log" | show_phases; then
 		tail -n 30 "$work/debootstrap.log" >&2
 		[[ -f $rootfs/debootstrap/debootstrap.log ]] && tail -n 30 "$rootfs/debootstrap/debootstrap.log" >&2
 		die "debootstrap failed (log above)"
