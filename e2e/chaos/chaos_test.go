@@ -27,6 +27,9 @@ var bin string
 
 func TestMain(m *testing.M) {
 	flag.Parse()
+	if testing.Short() {
+		os.Exit(m.Run()) // the checker tests need no brokers
+	}
 	dir, err := os.MkdirTemp("", "raftmq-chaos-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -132,5 +135,45 @@ func TestShortSuite(t *testing.T) {
 				t.Logf("skipped fault family %s", s)
 			}
 		})
+	}
+}
+
+// TestLongSuite runs rounds of mixed faults, alternating 3 and 5 nodes,
+// for -chaos.long (skipped without it), and writes a summary a person can
+// read to -chaos.out/summary.txt.
+func TestLongSuite(t *testing.T) {
+	if *longFlag <= 0 {
+		t.Skip("long chaos suite: run with -chaos.long=30m (and -timeout above it)")
+	}
+	seed := *seedFlag
+	if seed == 0 {
+		seed = uint64(time.Now().UnixNano()%1_000_000) + 1
+	}
+	out := *outFlag
+	if out == "" {
+		d, err := os.MkdirTemp("", "raftmq-chaos-long-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = d
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(filepath.Join(out, "summary.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cfg := DefaultConfig()
+	cfg.Bin, cfg.Dir, cfg.Seed, cfg.Duration = bin, out, seed, *roundFlag
+	t.Logf("long suite: first seed %d, rounds of %v for %v, summary %s", seed, *roundFlag, *longFlag, f.Name())
+	totals, err := RunSeries(context.Background(), SeriesConfig{Base: cfg, Until: *longFlag, AlternateNodes: true}, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d rounds, %d faults, %d ops (%d acked, %d unknown); summary %s", totals.Rounds, totals.Faults, totals.Ops, totals.Acked, totals.Unknown, f.Name())
+	if totals.Failed+totals.Errors > 0 {
+		t.Errorf("rounds with violations or errors: seeds %v (see %s)", totals.FailedSeeds, f.Name())
 	}
 }

@@ -50,8 +50,17 @@ type Event struct {
 	// themselves) the whole time: none of them may acknowledge a new request.
 	Cut      [][2]int `json:"cut,omitempty"`
 	Minority []int    `json:"minority,omitempty"`
-	Err      string   `json:"error,omitempty"`
+	// StaleLeaders: minority nodes that still claimed leadership at the end
+	// of a cut that outlasted checkQuorumGrace (CheckQuorum must have made
+	// them step down).
+	StaleLeaders []string `json:"stale_leaders,omitempty"`
+	Err          string   `json:"error,omitempty"`
 }
+
+// checkQuorumGrace is how long a leader cut off from a majority may keep
+// claiming leadership: well above the brokers' election timeout (see
+// brokerArgs: 150–300 ms).
+const checkQuorumGrace = 900 * time.Millisecond
 
 // NemesisConfig shapes the fault schedule.
 type NemesisConfig struct {
@@ -272,7 +281,11 @@ func (n *nemesis) inject(ctx context.Context, fault string, hold time.Duration) 
 		n.events[ev].Cut, n.events[ev].Minority = cut, minority(n.nodes(), cut)
 		n.mu.Unlock()
 		n.note(ev, err)
+		cutAt := time.Now()
 		sleepCtx(ctx, hold)
+		if time.Since(cutAt) > checkQuorumGrace {
+			n.probeStaleLeaders(ev)
+		}
 		n.end(ev, n.net.Cut(nil))
 	case "loss":
 		pct := 10 + n.rng.IntN(21)
@@ -472,8 +485,33 @@ func (e Event) String() string {
 	if len(e.Minority) > 0 {
 		fmt.Fprintf(&b, " minority %v", e.Minority)
 	}
+	for _, sl := range e.StaleLeaders {
+		fmt.Fprintf(&b, " STALE LEADER: %s", sl)
+	}
 	if e.Err != "" {
 		fmt.Fprintf(&b, " ERROR %s", e.Err)
 	}
 	return b.String()
+}
+
+// probeStaleLeaders asks each minority node of event ev (still cut off)
+// for its role.
+func (n *nemesis) probeStaleLeaders(ev int) {
+	n.mu.Lock()
+	var minority []int
+	for _, m := range n.events[ev].Minority {
+		if !n.killed[m] && !n.paused[m] {
+			minority = append(minority, m)
+		}
+	}
+	n.mu.Unlock()
+	for _, m := range minority {
+		st, err := n.c.Status(m, 300*time.Millisecond)
+		if err == nil && st.Role == "Leader" {
+			n.mu.Lock()
+			n.events[ev].StaleLeaders = append(n.events[ev].StaleLeaders,
+				fmt.Sprintf("node %d still leader of term %d %.3fs into the cut", m, st.Term, (n.hist.now()-n.events[ev].Start).Seconds()))
+			n.mu.Unlock()
+		}
+	}
 }

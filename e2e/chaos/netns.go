@@ -206,8 +206,9 @@ func (nw *Network) applyLocked() error {
 			}
 		}
 		if nw.lossPc > 0 {
-			fmt.Fprintf(&rules, "-A CHAOS_IN -s %s.0/24 ! -s %s -m statistic --mode random --probability %.2f -j DROP\n",
-				nw.subnet, nw.HostIP, float64(nw.lossPc)/100)
+			// Client traffic (from the host) is never dropped.
+			fmt.Fprintf(&rules, "-A CHAOS_IN -s %s -j RETURN\n-A CHAOS_IN -s %s.0/24 -m statistic --mode random --probability %.2f -j DROP\n",
+				nw.HostIP, nw.subnet, float64(nw.lossPc)/100)
 		}
 		rules.WriteString("COMMIT\n")
 		wg.Add(1)
@@ -216,7 +217,7 @@ func (nw *Network) applyLocked() error {
 			cmd := exec.Command("ip", "netns", "exec", nw.NodeNS(i), "iptables-restore", "--noflush")
 			cmd.Stdin = &rules
 			if out, err := cmd.CombinedOutput(); err != nil {
-				errs[i] = fmt.Errorf("chaos: iptables-restore in %s: %v: %s", nw.NodeNS(i), err, out)
+				errs[i] = fmt.Errorf("chaos: iptables-restore in %s: %v: %s", nw.NodeNS(i), err, oneLine(out))
 			}
 		}()
 	}
@@ -312,7 +313,18 @@ func freeSubnet() (int, error) {
 func run(name string, args ...string) error {
 	out, err := exec.Command(name, args...).CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("%s %s: %v: %s", name, strings.Join(args, " "), err, bytes.TrimSpace(out))
+		return fmt.Errorf("%s %s: %v: %s", name, strings.Join(args, " "), err, oneLine(out))
 	}
 	return nil
+}
+
+// oneLine joins a tool's output lines with "; ".
+func oneLine(out []byte) string {
+	var parts []string
+	for _, l := range strings.Split(string(out), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			parts = append(parts, l)
+		}
+	}
+	return strings.Join(parts, "; ")
 }

@@ -104,6 +104,11 @@ func (r *Report) Violations() []string {
 	if n := len(r.MinorityAcks); n > 0 {
 		v = append(v, fmt.Sprintf("minority acknowledged %d request(s): %s", n, strings.Join(first(r.MinorityAcks, 3), "; ")))
 	}
+	for _, ev := range r.Events {
+		for _, sl := range ev.StaleLeaders {
+			v = append(v, fmt.Sprintf("CheckQuorum: %s (%s)", sl, ev.Fault))
+		}
+	}
 	if n := len(r.RetryMismatches); n > 0 {
 		v = append(v, fmt.Sprintf("exactly-once: %d resend(s) answered differently: %s", n, strings.Join(first(r.RetryMismatches, 3), "; ")))
 	}

@@ -187,9 +187,21 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		rep.Errors = append(rep.Errors, err.Error())
 	}
 	cancel()
+	if err := ctx.Err(); err != nil {
+		// Interrupted: the drain is incomplete, so the checkers would
+		// report the undrained messages as lost.
+		rep.Errors = append(rep.Errors, "interrupted before the checks: "+err.Error())
+		rep.Elapsed = time.Since(started)
+		return rep, fmt.Errorf("chaos: interrupted: %w", err)
+	}
 
 	ops := hist.snapshot()
 	rep.Events = nem.eventLog()
+	for _, ev := range rep.Events {
+		if ev.Err != "" {
+			rep.Errors = append(rep.Errors, fmt.Sprintf("fault %s at %.3fs did not inject or heal cleanly: %s", ev.Fault, ev.Start.Seconds(), ev.Err))
+		}
+	}
 	rep.Ops.count(ops)
 	rep.Topics = len(wl.topics)
 	logf("checking %d operations", len(ops))
