@@ -194,3 +194,19 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 }
 
 func (b *bodyReader) Close() error { return b.f.Close() }
+
+// VerifyFile checks the snapshot file at path offline and read-only (no
+// Store is opened, so nothing is deleted): its header, its cluster id
+// against clusterID (skipped when clusterID is empty), its length and its
+// body checksum. It returns the header even when the body fails.
+func VerifyFile(path, clusterID string) (Meta, error) {
+	m, err := ReadMeta(path)
+	if err != nil {
+		return Meta{}, err
+	}
+	if clusterID == "" {
+		clusterID = m.ClusterID
+	}
+	s := &Store{dir: filepath.Dir(path), clusterID: clusterID, keep: 1}
+	return m, s.Verify(path)
+}

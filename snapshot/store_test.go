@@ -398,3 +398,40 @@ func assertNoTempFiles(t *testing.T, dirs ...string) {
 		}
 	}
 }
+
+func TestVerifyFileReadOnly(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, "c1", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := s.Create(Meta{Index: 5, Term: 1}, func(w io.Writer) (int64, error) {
+		n, err := w.Write([]byte("a body of some bytes"))
+		return int64(n), err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := s.Path(m)
+	tmp := filepath.Join(dir, "x.recv.1.tmp")
+	if err := os.WriteFile(tmp, []byte("half"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := VerifyFile(path, "c1"); err != nil || !got.Same(m) {
+		t.Fatalf("VerifyFile = %+v, %v; want %+v", got, err, m)
+	}
+	if _, err := VerifyFile(path, "c2"); !errors.Is(err, ErrClusterMismatch) {
+		t.Fatalf("VerifyFile for another cluster = %v, want ErrClusterMismatch", err)
+	}
+	b, _ := os.ReadFile(path)
+	b[len(b)-1] ^= 1
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := VerifyFile(path, ""); !errors.Is(err, ErrChecksum) {
+		t.Fatalf("VerifyFile of a flipped byte = %v, want ErrChecksum", err)
+	}
+	if _, err := os.Stat(tmp); err != nil {
+		t.Fatalf("VerifyFile touched the directory: %v", err)
+	}
+}
