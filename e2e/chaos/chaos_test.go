@@ -111,21 +111,24 @@ func TestShortSuite(t *testing.T) {
 		seed     uint64
 		duration time.Duration
 	}{
-		{"kill-3", 3, []string{FamilyKill}, 101, 10 * time.Second},
-		{"kill-5", 5, []string{FamilyKill}, 102, 10 * time.Second},
-		{"pause-3", 3, []string{FamilyPause}, 201, 10 * time.Second},
-		{"pause-5", 5, []string{FamilyPause}, 202, 10 * time.Second},
-		{"partition-3", 3, []string{FamilyPartition}, 303, 10 * time.Second},
-		{"partition-5", 5, []string{FamilyPartition}, 304, 10 * time.Second},
+		{"kill-3", 3, []string{FamilyKill}, 101, 8 * time.Second},
+		{"kill-5", 5, []string{FamilyKill}, 102, 8 * time.Second},
+		{"pause-3", 3, []string{FamilyPause}, 201, 8 * time.Second},
+		{"pause-5", 5, []string{FamilyPause}, 202, 8 * time.Second},
+		{"partition-3", 3, []string{FamilyPartition}, 303, 8 * time.Second},
+		{"partition-5", 5, []string{FamilyPartition}, 304, 8 * time.Second},
 		{"loss-3", 3, []string{FamilyLoss}, 405, 8 * time.Second},
-		{"combo-5", 5, []string{FamilyCombo}, 506, 10 * time.Second},
-		{"mixed-3", 3, AllFamilies, 607, 12 * time.Second},
-		{"mixed-5", 5, AllFamilies, 608, 12 * time.Second},
+		{"combo-5", 5, []string{FamilyCombo}, 506, 8 * time.Second},
+		{"mixed-3", 3, AllFamilies, 607, 10 * time.Second},
+		{"mixed-5", 5, AllFamilies, 608, 10 * time.Second},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := DefaultConfig()
 			cfg.Bin, cfg.Nodes, cfg.Families, cfg.Seed, cfg.Duration = bin, tt.nodes, tt.families, tt.seed, tt.duration
+			// Shorter gaps and holds than the default: more faults per
+			// second, each still longer than an election timeout.
+			cfg.Nemesis = NemesisConfig{QuietMin: 300 * time.Millisecond, QuietMax: 1200 * time.Millisecond, HoldMin: 800 * time.Millisecond, HoldMax: 2500 * time.Millisecond}
 			cfg.Dir = runDir(t, tt.name)
 			rep := runOnce(t, cfg)
 			if rep != nil && len(rep.Families) > 0 && len(rep.Events) == 0 {

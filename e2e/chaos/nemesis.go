@@ -35,7 +35,7 @@ var familyFaults = map[string][]string{
 	FamilyPartition: {"partition-leader", "partition-halves", "partition-ring", "partition-node"},
 	FamilyLoss:      {"loss"},
 	FamilyDelay:     {"delay"},
-	FamilyCombo:     {"combo-kill-pause"},
+	FamilyCombo:     {"combo-kill-pause", "combo-pause-kill-leader"},
 }
 
 // Event is one injected fault, from injection to heal.
@@ -303,6 +303,7 @@ func (n *nemesis) inject(ctx context.Context, fault string, hold time.Duration) 
 		// enough of the rest that no quorum is left; restart the killed
 		// node: its stale log must complete a quorum without losing or
 		// inventing anything. Then resume the paused nodes.
+		hold = max(hold, 3*time.Second) // each of its three phases outlasts an election
 		k := n.others()[0]
 		rest := n.others(k)
 		paused := rest[:n.nodes()-n.quorum()]
@@ -316,6 +317,27 @@ func (n *nemesis) inject(ctx context.Context, fault string, hold time.Duration) 
 		sleepCtx(ctx, hold/3)
 		n.note(ev, n.restart(k))
 		sleepCtx(ctx, hold/3)
+		var err error
+		for _, p := range paused {
+			if e := n.resume(p); err == nil {
+				err = e
+			}
+		}
+		n.end(ev, err)
+	case "combo-pause-kill-leader":
+		// Pause a minority that excludes the leader, then kill the leader:
+		// the rest cannot elect until the killed leader restarts and joins
+		// them; the paused nodes resume last, behind everyone.
+		hold = max(hold, 2*time.Second)
+		paused := n.others(ldr)[:n.quorum()-1]
+		ev := n.begin(fault, append([]int{ldr}, paused...), fmt.Sprintf("pause %v, kill leader %d, restart it, resume", paused, ldr))
+		for _, p := range paused {
+			n.note(ev, n.pause(p))
+		}
+		n.note(ev, n.kill(ldr))
+		sleepCtx(ctx, hold/2)
+		n.note(ev, n.restart(ldr))
+		sleepCtx(ctx, hold/2)
 		var err error
 		for _, p := range paused {
 			if e := n.resume(p); err == nil {
