@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 )
 
 // Names of everything a Network creates start with netPrefix followed by the
@@ -270,7 +271,7 @@ exec ip netns exec "%s-n$id" %s "$@"
 }
 
 // removeStaleNetworks deletes namespaces and host links left by runs whose
-// process is gone.
+// process is gone, killing the brokers such a run left running inside.
 func removeStaleNetworks() {
 	out, err := exec.Command("ip", "netns", "list").Output()
 	if err != nil {
@@ -288,6 +289,14 @@ func removeStaleNetworks() {
 		}
 		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil {
 			continue // its run is alive
+		}
+		// Brokers a crashed run left inside keep the namespace alive.
+		if pids, err := exec.Command("ip", "netns", "pids", name).Output(); err == nil {
+			for _, f := range strings.Fields(string(pids)) {
+				if pid, err := strconv.Atoi(f); err == nil {
+					_ = syscall.Kill(pid, syscall.SIGKILL)
+				}
+			}
 		}
 		_ = run("ip", "link", "del", token+"-h")
 		_ = run("ip", "netns", "del", name)

@@ -2,9 +2,12 @@ package chaos
 
 import (
 	"errors"
+	"fmt"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestNetworkRules: cuts and loss turn into the iptables rules they should
@@ -59,5 +62,48 @@ func TestNetworkRules(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestRemoveStaleNetworks: a namespace left by a run whose process is gone
+// is deleted, and the process still running inside it is killed.
+func TestRemoveStaleNetworks(t *testing.T) {
+	if nw, err := NewNetwork(1); errors.Is(err, ErrNoNetns) {
+		t.Skipf("network namespaces: %v", err)
+	} else if err != nil {
+		t.Fatal(err)
+	} else {
+		nw.Close()
+	}
+	deadPID := 0
+	for pid := 4194000; pid < 4194300; pid++ {
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err != nil {
+			deadPID = pid
+			break
+		}
+	}
+	if deadPID == 0 {
+		t.Skip("no unused pid found")
+	}
+	name := fmt.Sprintf("%s%xz-n0", netPrefix, deadPID)
+	if err := run("ip", "netns", "add", name); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = run("ip", "netns", "del", name) })
+	sleeper := exec.Command("ip", "netns", "exec", name, "sleep", "300")
+	if err := sleeper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- sleeper.Wait() }()
+	removeStaleNetworks()
+	select {
+	case <-exited:
+	case <-time.After(5 * time.Second):
+		_ = sleeper.Process.Kill()
+		t.Fatalf("the process inside stale namespace %s was not killed", name)
+	}
+	if out, _ := exec.Command("ip", "netns", "list").Output(); strings.Contains(string(out), name) {
+		t.Fatalf("stale namespace %s still listed:\n%s", name, out)
 	}
 }
