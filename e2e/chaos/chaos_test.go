@@ -141,6 +141,42 @@ func TestShortSuite(t *testing.T) {
 	}
 }
 
+// TestRunFindsSabotage: on a real run without faults, a history that
+// claims an acknowledged put nobody popped, and a pop of a message nobody
+// sent, fails the linearizability and total-queue checks, and the failing
+// topic's visualization is written next to the run.
+func TestRunFindsSabotage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs brokers")
+	}
+	cfg := DefaultConfig()
+	cfg.Bin, cfg.Seed, cfg.Duration, cfg.Families, cfg.Loopback = bin, 7, 2*time.Second, []string{FamilyKill}, true
+	cfg.Nemesis.QuietMin = time.Hour // no fault: only the sabotage may fail the run
+	cfg.Dir = runDir(t, "sabotage")
+	cfg.sabotage = func(ops []Op) []Op {
+		end := ops[len(ops)-1].Return
+		topic := ops[0].Topic
+		return append(ops,
+			Op{ID: len(ops), Client: 0, Kind: OpPut, Topic: topic, Value: "ghost-ack", Call: end + 1, Return: end + 2, Status: StatusOK, Node: 0},
+			Op{ID: len(ops) + 1, Client: 1, Kind: OpPop, Topic: topic, Value: "never-sent", Call: end + 3, Return: end + 4, Status: StatusOK, Node: 0})
+	}
+	rep, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.OK() || rep.Queue.LostSuffix != 1 || rep.Queue.NeverSent != 1 || len(rep.Linear.Illegal) != 1 {
+		var sum strings.Builder
+		rep.WriteText(&sum)
+		t.Fatalf("sabotage not reported as one lost suffix message, one never-sent, one illegal topic:\n%s", sum.String())
+	}
+	if _, err := os.Stat(rep.Linear.Visualization); err != nil {
+		t.Fatalf("visualization: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.Dir, "summary.txt")); err != nil {
+		t.Fatalf("summary: %v", err)
+	}
+}
+
 // TestLongSuite runs rounds of mixed faults, alternating 3 and 5 nodes,
 // for -chaos.long (skipped without it), and writes a summary a person can
 // read to -chaos.out/summary.txt.

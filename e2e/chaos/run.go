@@ -36,6 +36,10 @@ type Config struct {
 	Loopback bool
 	// Log receives progress lines; nil discards them.
 	Log io.Writer
+
+	// sabotage, set by tests only, rewrites the history before the checks
+	// to prove they fire on a real run.
+	sabotage func([]Op) []Op
 }
 
 // brokerArgs make elections quick (150–300 ms) and snapshots frequent, so
@@ -196,6 +200,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 
 	ops := hist.snapshot()
+	if cfg.sabotage != nil {
+		ops = cfg.sabotage(ops)
+	}
 	rep.Events = nem.eventLog()
 	for _, ev := range rep.Events {
 		if ev.Err != "" {
