@@ -22,10 +22,16 @@ type SeriesConfig struct {
 
 // SeriesTotals add up a series.
 type SeriesTotals struct {
-	Rounds, Failed, Errors            int
-	Ops, Acked, Unknown, Late, Faults int
-	Seeds                             []uint64
-	FailedSeeds                       []uint64
+	Rounds      int      `json:"rounds"`
+	Failed      int      `json:"failed"` // rounds with violations
+	Errors      int      `json:"errors"` // rounds that could not run
+	Ops         int      `json:"ops"`
+	Acked       int      `json:"acked"`
+	Unknown     int      `json:"unknown"`
+	Late        int      `json:"late"`
+	Faults      int      `json:"faults"`
+	Seeds       []uint64 `json:"seeds"`
+	FailedSeeds []uint64 `json:"failed_seeds,omitempty"`
 }
 
 // RunSeries runs the rounds, writing each round's summary to summary as it
