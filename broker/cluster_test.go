@@ -8,7 +8,7 @@ import (
 
 // leaderOf polls the nodes' status until one reports Leader and every
 // other live node follows it in the same term.
-func leaderOf(t *testing.T, clients map[int]*rawClient) int {
+func leaderOf(t testing.TB, clients map[int]*rawClient) int {
 	t.Helper()
 	leader := -1
 	waitFor(t, 5*time.Second, "one leader followed by all", func() bool {

@@ -110,33 +110,38 @@ func (c *snapCluster) makeLeader(f int) {
 // broker keeps their order (one socket, one queue).
 func (c *snapCluster) pipeline(i int, reqs []string) []map[string]any {
 	c.t.Helper()
+	return pipelineTo(c.t, c.cfgs[i], reqs)
+}
+
+func pipelineTo(t testing.TB, cfg config.Node, reqs []string) []map[string]any {
+	t.Helper()
 	d, err := zmq.NewSocket(zmq.DEALER)
 	if err != nil {
-		c.t.Fatal(err)
+		t.Fatal(err)
 	}
 	defer d.Close()
 	d.SetLinger(0)
-	d.SetRcvtimeo(10 * time.Second)
-	if err := d.Connect("tcp://" + c.cfgs[i].Self().ClientAddr()); err != nil {
-		c.t.Fatal(err)
+	d.SetRcvtimeo(30 * time.Second)
+	if err := d.Connect("tcp://" + cfg.Self().ClientAddr()); err != nil {
+		t.Fatal(err)
 	}
-	const window = 200
+	const window = 500
 	sent, got := 0, 0
 	var out []map[string]any
 	for got < len(reqs) {
 		for sent < len(reqs) && sent-got < window {
 			if _, err := d.SendMessage("", reqs[sent]); err != nil {
-				c.t.Fatal(err)
+				t.Fatal(err)
 			}
 			sent++
 		}
 		frames, err := d.RecvMessageBytes(0)
 		if err != nil {
-			c.t.Fatalf("node %d: reply %d of %d: %v", i, got, len(reqs), err)
+			t.Fatalf("node %d: reply %d of %d: %v", cfg.ID, got, len(reqs), err)
 		}
 		var r map[string]any
 		if err := json.Unmarshal(frames[len(frames)-1], &r); err != nil || r["success"] != true {
-			c.t.Fatalf("node %d: a pipelined request answered %s (%v)", i, frames[len(frames)-1], err)
+			t.Fatalf("node %d: a pipelined request answered %s (%v)", cfg.ID, frames[len(frames)-1], err)
 		}
 		out = append(out, r)
 		got++
@@ -144,7 +149,7 @@ func (c *snapCluster) pipeline(i int, reqs []string) []map[string]any {
 	return out
 }
 
-func dirBytes(t *testing.T, dir string) int64 {
+func dirBytes(t testing.TB, dir string) int64 {
 	t.Helper()
 	var total int64
 	err := filepath.Walk(dir, func(_ string, info os.FileInfo, err error) error {
