@@ -81,3 +81,32 @@ func TestDecodeFrameRejects(t *testing.T) {
 		}
 	}
 }
+
+// TestNonMemberFramesDropped: a well-formed frame of this cluster from a node
+// id that is not in the cluster file is dropped like a foreign one.
+func TestNonMemberFramesDropped(t *testing.T) {
+	cfg := testCluster(t, 1)[0]
+	startBroker(t, cfg)
+	c := dialRaw(t, cfg.Self().ClientAddr())
+	waitFor(t, 2*time.Second, "leader", func() bool { return c.status().Role == "Leader" })
+	term := c.status().Term
+	d, err := zmq.NewSocket(zmq.DEALER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	d.SetLinger(0)
+	if err := d.Connect("tcp://" + cfg.Self().PeerAddr()); err != nil {
+		t.Fatal(err)
+	}
+	hb := raftlog.Message{Type: raftlog.MsgHeartbeat, From: 2, To: 1, Term: term + 100}
+	if _, err := d.SendBytes(encodeFrame(cfg.Cluster.ID(), 2, hb), 0); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		c.do(`{"type":"topic","method":"GET"}`)
+	}
+	if st := c.status(); st.Role != "Leader" || st.Term != term {
+		t.Fatalf("after a heartbeat from non-member 2: role %s term %d, want Leader in term %d", st.Role, st.Term, term)
+	}
+}

@@ -48,6 +48,7 @@ const (
 type zmqTransport struct {
 	clusterID string
 	self      uint64
+	peers     map[uint64]string // the other voters: id → peer address; read-only after construction
 	log       zerolog.Logger
 
 	sendCh  chan []raftlog.Message
@@ -71,6 +72,7 @@ func newZMQTransport(zctx *zmq.Context, clusterID string, self uint64, listen st
 	t := &zmqTransport{
 		clusterID: clusterID,
 		self:      self,
+		peers:     peers,
 		log:       log.With().Str("component", "transport").Logger(),
 		sendCh:    make(chan []raftlog.Message, peerSendQueueMsgs),
 		recvCh:    make(chan raftlog.Message, peerRecvQueueMsgs),
@@ -264,6 +266,11 @@ func (t *zmqTransport) dispatch(b []byte) error {
 	kind, from, body, err := decodeEnvelope(t.clusterID, b)
 	if err != nil {
 		return err
+	}
+	if _, ok := t.peers[from]; !ok {
+		// Not one of the voters in the cluster file: a node that is not a
+		// member must never move this node's term or leader.
+		return fmt.Errorf("%w: sender %d is not a peer of node %d", ErrBadFrame, from, t.self)
 	}
 	var to uint64
 	var queued bool
