@@ -255,12 +255,14 @@ func (n *node) processReady() error {
 		// relearned from the leader after a restart, and skipping it saves an
 		// fsync per batch.
 		if rd.MustSync || len(rd.Entries) > 0 {
+			n.failpoint(fpLogBeforePersist)
 			if err := n.raft.Save(rd.HardState, rd.Entries); err != nil {
 				n.log.Error().Err(err).Msg("cannot persist the raft log; stopping this node")
 				return fmt.Errorf("%w: persist raft log: %v", ErrStopped, err)
 			}
 			n.stats.logSyncs.Add(1)
 			n.stats.logEntries.Add(uint64(len(rd.Entries)))
+			n.failpoint(fpLogAfterPersist)
 		}
 		if rd.SoftState != nil {
 			n.log.Info().Stringer("role", rd.SoftState.Role).Uint64("leader", rd.SoftState.Lead).Uint64("term", n.core.Status().Term).Msg("role changed")
@@ -272,11 +274,13 @@ func (n *node) processReady() error {
 		msgs, snaps := splitSnapshots(rd.Messages)
 		n.trans.Send(msgs)
 		if len(rd.CommittedEntries) > 0 {
+			n.failpoint(fpStateBeforeCommit)
 			applied, err := n.state.Apply(rd.CommittedEntries)
 			if err != nil {
 				n.log.Error().Err(err).Msg("cannot apply committed entries; stopping this node")
 				return fmt.Errorf("%w: apply: %v", ErrStopped, err)
 			}
+			n.failpoint(fpStateAfterCommit)
 			n.answerApplied(applied)
 		}
 		for _, rs := range rd.ReadStates {
@@ -319,6 +323,7 @@ func (n *node) answerApplied(applied []storage.Applied) {
 			continue
 		}
 		delete(n.waiters, a.ProposalID)
+		n.failpoint(fpBeforeReply)
 		n.reply.send(w.route, responseOf(a.Result))
 	}
 }
