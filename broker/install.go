@@ -65,6 +65,7 @@ func (n *node) installSnapshot(s raftlog.SnapshotMeta) error {
 	if err := n.raft.ApplySnapshot(s); err != nil {
 		return fmt.Errorf("%w: install snapshot in raft.db: %v", ErrStopped, err)
 	}
+	n.failpoint(fpInstallBetweenSwaps)
 	if err := n.state.Replace(path); err != nil {
 		return fmt.Errorf("%w: install snapshot as state.db: %v", ErrStopped, err)
 	}

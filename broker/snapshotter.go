@@ -150,6 +150,7 @@ func (n *node) snapshotDone(res snapshotResult) error {
 		}
 		return nil
 	}
+	n.failpoint(fpSnapshotBeforeRecord)
 	defer os.Remove(res.compactPath) // unless swapped in below
 	if _, err := n.raft.CreateSnapshot(res.meta.Index, raftlog.ConfState{Voters: res.meta.Voters}); err != nil {
 		if !errors.Is(err, raftlog.ErrSnapOutOfDate) {
