@@ -25,16 +25,24 @@ import (
 )
 
 // Build compiles ./cmd/raftmq into dir and returns the binary's path.
-// With race set it builds with the race detector.
-func Build(dir string, race bool) (string, error) {
+// With race set it builds with the race detector; tags are build tags (e.g.
+// "failpoints"), and a tagged binary gets its own name so both fit in dir.
+func Build(dir string, race bool, tags ...string) (string, error) {
 	root, err := moduleRoot()
 	if err != nil {
 		return "", err
 	}
-	bin := filepath.Join(dir, "raftmq")
+	name := "raftmq"
+	if len(tags) > 0 {
+		name += "-" + strings.Join(tags, "-")
+	}
+	bin := filepath.Join(dir, name)
 	args := []string{"build", "-o", bin}
 	if race {
 		args = append(args, "-race")
+	}
+	if len(tags) > 0 {
+		args = append(args, "-tags", strings.Join(tags, ","))
 	}
 	args = append(args, "./cmd/raftmq")
 	cmd := exec.Command("go", args...)
@@ -62,6 +70,9 @@ type Options struct {
 	Nodes int
 	// Args are extra `raftmq serve` flags for every node (e.g. faster ticks).
 	Args []string
+	// Env is extra environment ("KEY=value") per node index, added to the
+	// test's own; SetEnv changes it for the next Start.
+	Env map[int][]string
 }
 
 // Cluster is a set of broker processes sharing one cluster file.
@@ -73,7 +84,8 @@ type Cluster struct {
 	args       []string
 
 	mu    sync.Mutex
-	procs []*exec.Cmd // nil when the node is not running
+	env   map[int][]string // per node, see Options.Env
+	procs []*exec.Cmd      // nil when the node is not running
 	exits []chan error
 }
 
@@ -84,7 +96,10 @@ func NewCluster(bin, dir string, opts Options) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Cluster{Bin: bin, Dir: dir, args: opts.Args}
+	c := &Cluster{Bin: bin, Dir: dir, args: opts.Args, env: map[int][]string{}}
+	for i, env := range opts.Env {
+		c.env[i] = append([]string(nil), env...)
+	}
 	for i := 0; i < opts.Nodes; i++ {
 		c.Addrs = append(c.Addrs, config.Address{IP: "127.0.0.1", Port: ports[2*i], InternalPort: ports[2*i+1]})
 	}
@@ -161,6 +176,9 @@ func (c *Cluster) Start(i int) error {
 	args := append([]string{"serve", "--config", c.ConfigPath, "--id", strconv.Itoa(i),
 		"--data-dir", c.DataDir(i), "--log-format", "json"}, c.args...)
 	cmd := exec.Command(c.Bin, args...)
+	if env := c.env[i]; len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		logf.Close()
@@ -173,6 +191,34 @@ func (c *Cluster) Start(i int) error {
 	}()
 	c.procs[i], c.exits[i] = cmd, exit
 	return nil
+}
+
+// SetEnv replaces node i's extra environment from its next Start on.
+func (c *Cluster) SetEnv(i int, env []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.env[i] = append([]string(nil), env...)
+}
+
+// WaitExit waits up to timeout for node i to exit by itself (a failpoint, a
+// fatal error) and returns how it exited: the *exec.ExitError, or nil for
+// exit 0. err is set if it is not running or still runs after timeout.
+func (c *Cluster) WaitExit(i int, timeout time.Duration) (exitErr, err error) {
+	c.mu.Lock()
+	p, exit := c.procs[i], c.exits[i]
+	c.mu.Unlock()
+	if p == nil {
+		return nil, fmt.Errorf("e2e: node %d is not running", i)
+	}
+	select {
+	case exitErr = <-exit:
+	case <-time.After(timeout):
+		return nil, fmt.Errorf("e2e: node %d still runs after %v", i, timeout)
+	}
+	c.mu.Lock()
+	c.procs[i], c.exits[i] = nil, nil
+	c.mu.Unlock()
+	return exitErr, nil
 }
 
 // Running reports whether node i's process was started and not yet reaped.
