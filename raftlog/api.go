@@ -123,6 +123,7 @@ func (c *Core) Advance(rd Ready) {
 			c.uncommittedBytes -= min(c.uncommittedBytes, payloadSize(rd.CommittedEntries))
 		}
 	}
+	c.maybeEndRecovery()
 	if c.role == RoleLeader {
 		// Our own entries count toward commit only now that they are
 		// durable: this is what commits a one-node cluster.
@@ -135,14 +136,15 @@ func (c *Core) Advance(rd Ready) {
 // Status reports this node's state; Progress is set on a leader.
 func (c *Core) Status() Status {
 	s := Status{
-		ID:        c.id,
-		Role:      c.role,
-		Term:      c.term,
-		Vote:      c.vote,
-		Lead:      c.lead,
-		Commit:    c.log.committed,
-		Applied:   c.log.applied,
-		LastIndex: c.log.lastIndex(),
+		ID:         c.id,
+		Role:       c.role,
+		Term:       c.term,
+		Vote:       c.vote,
+		Lead:       c.lead,
+		Commit:     c.log.committed,
+		Applied:    c.log.applied,
+		LastIndex:  c.log.lastIndex(),
+		Recovering: c.rec.active,
 	}
 	if c.role == RoleLeader {
 		s.Progress = make(map[uint64]PeerProgress, len(c.prs))

@@ -62,6 +62,14 @@ type Config struct {
 	MaxCommittedSizePerReady uint64
 	// Logger is optional; nil discards.
 	Logger Logger
+	// Recovering starts the node in recovering mode: its data was lost or
+	// damaged, so it may have forgotten a vote and entries it acknowledged.
+	// It never campaigns and rejects every Vote/PreVote until its commit
+	// index (entries persisted) reaches the leader's commit index learned
+	// from the first MsgApp or MsgSnap it receives; SoftState.Recovering
+	// then turns false. Invalid in a one-voter cluster (nothing to recover
+	// from).
+	Recovering bool
 }
 
 func (cfg *Config) validate() error {

@@ -72,6 +72,15 @@ type Core struct {
 	rand   *rand.Rand
 	logger Logger
 
+	// verified is the highest index the current leader has shown to match
+	// our log in this term (the last index of an accepted MsgApp, or an
+	// installed snapshot); 0 after a change of term or leader. A heartbeat
+	// advances the commit index only up to it: the leader's view of our
+	// match may predate a loss of our data.
+	verified uint64
+	// rec is the recovering mode (Config.Recovering).
+	rec recovery
+
 	// prevSoft and prevHard are what the last Ready reported.
 	prevSoft SoftState
 	prevHard HardState
@@ -115,6 +124,10 @@ func New(cfg Config) (*Core, error) {
 		rand:                cfg.Rand,
 		logger:              cfg.Logger,
 		readOnly:            newReadOnly(),
+		rec:                 recovery{active: cfg.Recovering},
+	}
+	if cfg.Recovering && len(c.voters) == 1 {
+		return nil, fmt.Errorf("recovering node %d is the only voter, nothing to recover from: %w", cfg.ID, ErrBadConfig)
 	}
 	if c.logger == nil {
 		c.logger = discardLogger{}
@@ -125,8 +138,8 @@ func New(cfg Config) (*Core, error) {
 	c.becomeFollower(c.term, None)
 	c.prevHard = c.hardState()
 	c.prevSoft = c.softState()
-	c.logger.Infof("raftlog: node %d starts: term=%d vote=%d commit=%d applied=%d last=%d voters=%v",
-		c.id, c.term, c.vote, c.log.committed, c.log.applied, c.log.lastIndex(), c.voters)
+	c.logger.Infof("raftlog: node %d starts: term=%d vote=%d commit=%d applied=%d last=%d voters=%v recovering=%v",
+		c.id, c.term, c.vote, c.log.committed, c.log.applied, c.log.lastIndex(), c.voters, c.rec.active)
 	return c, nil
 }
 
@@ -152,7 +165,9 @@ func (c *Core) loadState(hs HardState, applied uint64) error {
 	return nil
 }
 
-func (c *Core) softState() SoftState { return SoftState{Lead: c.lead, Role: c.role} }
+func (c *Core) softState() SoftState {
+	return SoftState{Lead: c.lead, Role: c.role, Recovering: c.rec.active}
+}
 
 func (c *Core) hardState() HardState {
 	return HardState{Term: c.term, Vote: c.vote, Commit: c.log.committed}
@@ -193,6 +208,7 @@ func (c *Core) reset(term uint64) {
 		c.vote = None
 	}
 	c.lead = None
+	c.verified = 0
 	c.electionElapsed = 0
 	c.heartbeatElapsed = 0
 	c.resetRandomizedElectionTimeout()
@@ -276,10 +292,11 @@ func (c *Core) appendEntries(ents []Entry) {
 	c.log.append(ents...)
 }
 
-// promotable reports whether this node may campaign.
+// promotable reports whether this node may campaign: a voter, not
+// installing a snapshot, not recovering.
 func (c *Core) promotable() bool {
 	_, ok := c.prs[c.id]
-	return ok && c.log.unstable.snapshot == nil
+	return ok && c.log.unstable.snapshot == nil && !c.rec.active
 }
 
 func (c *Core) pastElectionTimeout() bool {

@@ -3,16 +3,23 @@ package raftlog
 // handleAppend checks a MsgApp against the log (Raft §5.3) and answers
 // with the last matching index, or a rejection with a back-off hint.
 func (c *Core) handleAppend(m Message) {
+	c.learnRecoveryTarget(m)
 	if m.Index < c.log.committed {
 		// Everything up to committed matches the leader already.
 		c.send(Message{Type: MsgAppResp, To: m.From, Index: c.log.committed})
 		return
 	}
 	if lastNew, ok := c.log.maybeAppend(m.Index, m.LogTerm, m.Commit, m.Entries); ok {
+		// The leader never truncates its own log in its term, so what it
+		// verified stays verified.
+		c.verified = max(c.verified, lastNew)
 		c.send(Message{Type: MsgAppResp, To: m.From, Index: lastNew})
 		return
 	}
-	resp := Message{Type: MsgAppResp, To: m.From, Index: m.Index, Reject: true}
+	// Commit tells the leader how much of our log is proven to match its
+	// own (committed entries are in every later leader's log): all it may
+	// keep of its recorded match if we lost data.
+	resp := Message{Type: MsgAppResp, To: m.From, Index: m.Index, Reject: true, Commit: c.log.committed}
 	if last := c.log.lastIndex(); m.Index > last {
 		// Too short: try after our last entry.
 		resp.RejectHint = last + 1
@@ -27,18 +34,24 @@ func (c *Core) handleAppend(m Message) {
 	c.send(resp)
 }
 
-// handleHeartbeat learns the commit index (the leader caps it at our match)
-// and echoes the read-index context.
+// handleHeartbeat learns the commit index and echoes the read-index
+// context. The leader caps the commit at its recorded match for us, but
+// that match may predate a loss of our data (and our log may since hold a
+// stale leader's entries at those indexes), so we cap it again at what
+// this leader verified in this term. The answer carries our commit index:
+// a leader seeing it lag sends a MsgApp, whose acceptance verifies.
 func (c *Core) handleHeartbeat(m Message) {
-	c.log.commitTo(m.Commit)
-	c.send(Message{Type: MsgHeartbeatResp, To: m.From, Context: m.Context})
+	c.log.commitTo(min(m.Commit, c.verified))
+	c.send(Message{Type: MsgHeartbeatResp, To: m.From, Context: m.Context, Commit: c.log.committed})
 }
 
 // handleSnapshot restores the log from a snapshot newer than our commit
 // index; Ready.Snapshot then asks the caller to install it.
 func (c *Core) handleSnapshot(m Message) {
+	c.learnRecoveryTarget(m)
 	s := m.Snapshot
 	if c.restore(s) {
+		c.verified = s.Index
 		c.logger.Infof("raftlog: node %d restored snapshot %d/%d", c.id, s.Index, s.Term)
 		c.send(Message{Type: MsgAppResp, To: m.From, Index: c.log.lastIndex()})
 		return
@@ -54,6 +67,7 @@ func (c *Core) restore(s SnapshotMeta) bool {
 		// We hold the snapshot's last entry, hence everything before it:
 		// just learn that it is committed.
 		c.log.commitTo(s.Index)
+		c.verified = max(c.verified, s.Index)
 		return false
 	}
 	c.log.restore(s)

@@ -38,7 +38,10 @@ func (c *Core) stepLeader(m Message) error {
 		if pr.state == stateReplicate && pr.inflights.full() {
 			pr.inflights.freeFirstOne()
 		}
-		if pr.match < c.log.lastIndex() {
+		// A follower whose commit lags what a heartbeat offers it has not
+		// verified our log in this term (it restarted, or lost data): an
+		// append, even an empty one, lets it.
+		if pr.match < c.log.lastIndex() || m.Commit < min(pr.match, c.log.committed) {
 			c.sendAppend(m.From)
 		}
 		c.handleReadAck(m)
@@ -120,6 +123,9 @@ func (c *Core) handleAppendReject(m Message, pr *progress) {
 		if i := c.log.lastIndexOfTerm(min(m.Index, c.log.lastIndex()), m.LogTerm); i > 0 {
 			nextProbe = max(i+1, m.RejectHint)
 		}
+	}
+	if c.lostData(m, pr, nextProbe) {
+		return
 	}
 	if pr.maybeDecrTo(m.Index, nextProbe) {
 		if pr.state == stateReplicate {
@@ -245,4 +251,37 @@ func (c *Core) handleTransferLeader(to uint64, pr *progress) {
 		return
 	}
 	c.sendAppend(to)
+}
+
+// lostData handles a fresh rejection that asks for an entry at or below
+// the follower's recorded match: the follower lost data it acknowledged
+// (its data directory was wiped or repaired), so match no longer holds.
+// Without this the leader never probes below match and the follower is
+// stuck. Match drops to the follower's commit index (committed entries are
+// in our log too), and probing resumes from the hint, or a snapshot if
+// those entries are compacted. A duplicated probe's late rejection may
+// trigger this too; that costs one more probe round trip.
+func (c *Core) lostData(m Message, pr *progress, nextProbe uint64) bool {
+	if nextProbe > pr.match {
+		return false
+	}
+	switch pr.state {
+	case stateReplicate:
+		if m.Index < pr.match {
+			return false // older than what matched: stale
+		}
+	case stateProbe:
+		if pr.next-1 != m.Index {
+			return false // not the probe we are waiting for
+		}
+	default:
+		return false
+	}
+	c.logger.Warnf("raftlog: leader %d: follower %d rejects index %d (hint %d, its commit %d) below its acknowledged match %d: it lost data; probing again",
+		c.id, m.From, m.Index, m.RejectHint, m.Commit, pr.match)
+	pr.match = min(pr.match, m.Commit)
+	pr.becomeProbe()
+	pr.next = max(min(nextProbe, m.Index), pr.match+1)
+	c.sendAppend(m.From)
+	return true
 }

@@ -95,6 +95,22 @@ func (n *network) addNode(id uint64, st *MemoryStorage, opt func(*Config)) {
 
 func (n *network) core(id uint64) *Core { return n.nodes[id].core }
 
+// wipe replaces node id with a fresh one that lost all its data (the
+// membership the broker bootstraps with excepted), as after an operator
+// wiped its data directory; recovering says whether it starts in
+// recovering mode. Messages in flight to it stay queued.
+func (n *network) wipe(id uint64, recovering bool) {
+	n.t.Helper()
+	st := NewMemoryStorage()
+	st.SetConfState(ConfState{Voters: n.ids})
+	old := n.nodes[id].cfg
+	n.addNode(id, st, func(c *Config) {
+		c.PreVote, c.CheckQuorum = old.PreVote, old.CheckQuorum
+		c.MaxSizePerMsg, c.MaxInflightMsgs = old.MaxSizePerMsg, old.MaxInflightMsgs
+		c.Recovering = recovering
+	})
+}
+
 // restart rebuilds node id from its storage alone: unstable entries and
 // unsent messages are lost, as in a crash.
 func (n *network) restart(id uint64) {
@@ -145,6 +161,10 @@ func (n *network) persist(id uint64) bool {
 			tn.applied = append(tn.applied, e)
 		}
 		tn.readStates = append(tn.readStates, rd.ReadStates...)
+		if rd.SoftState != nil && !rd.SoftState.Recovering {
+			// The broker clears its persisted recovering flag here.
+			tn.cfg.Recovering = false
+		}
 		tn.core.Advance(rd)
 	}
 	return did

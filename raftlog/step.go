@@ -69,10 +69,20 @@ func (c *Core) inLease(t MessageType) bool {
 }
 
 func (c *Core) handleVoteRequest(m Message) {
+	resp := voteRespType(m.Type)
+	if c.rec.active {
+		// It may have forgotten a vote of this term, or entries that make
+		// the candidate's log not up to date.
+		c.logger.Infof("raftlog: node %d rejects %v from %d at term %d: recovering", c.id, m.Type, m.From, m.Term)
+		if c.term > 0 {
+			// (A rejection needs a term; at term 0 silence says as much.)
+			c.send(Message{To: m.From, Type: resp, Term: c.term, Reject: true})
+		}
+		return
+	}
 	canVote := c.vote == m.From ||
 		(c.vote == None && c.lead == None) ||
 		(m.Type == MsgPreVote && m.Term > c.term)
-	resp := voteRespType(m.Type)
 	if canVote && c.log.isUpToDate(m.Index, m.LogTerm) {
 		// A pre-vote is granted at the term the candidate would take.
 		c.send(Message{To: m.From, Type: resp, Term: m.Term})
@@ -213,15 +223,15 @@ func (c *Core) stepFollower(m Message) error {
 		return ErrProposalDropped
 	case MsgApp:
 		c.electionElapsed = 0
-		c.lead = m.From
+		c.setLead(m.From)
 		c.handleAppend(m)
 	case MsgHeartbeat:
 		c.electionElapsed = 0
-		c.lead = m.From
+		c.setLead(m.From)
 		c.handleHeartbeat(m)
 	case MsgSnap:
 		c.electionElapsed = 0
-		c.lead = m.From
+		c.setLead(m.From)
 		c.handleSnapshot(m)
 	case MsgTransferLeader:
 		if c.lead == None {
@@ -230,6 +240,10 @@ func (c *Core) stepFollower(m Message) error {
 		}
 		c.msgs = append(c.msgs, Message{Type: MsgTransferLeader, To: c.lead, From: m.From, Term: c.term})
 	case MsgTimeoutNow:
+		if c.rec.active {
+			c.logger.Warnf("raftlog: node %d ignores timeout-now from %d: recovering", c.id, m.From)
+			return nil
+		}
 		c.logger.Infof("raftlog: node %d campaigns at term %d: leader transfer", c.id, c.term)
 		c.hup(campaignTransfer)
 	case MsgReadIndex:
@@ -242,4 +256,13 @@ func (c *Core) stepFollower(m Message) error {
 		c.readStates = append(c.readStates, ReadState{Index: m.Index, Context: m.Context})
 	}
 	return nil
+}
+
+// setLead records the leader of this term. What an earlier leader verified
+// of our log says nothing about this one's.
+func (c *Core) setLead(id uint64) {
+	if c.lead != id {
+		c.verified = 0
+	}
+	c.lead = id
 }

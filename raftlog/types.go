@@ -186,6 +186,10 @@ type ReadState struct {
 type SoftState struct {
 	Lead uint64
 	Role Role
+	// Recovering: the node started with Config.Recovering and has not yet
+	// caught up (it neither votes nor campaigns). A SoftState with it false
+	// after true tells the caller to clear its persisted recovering flag.
+	Recovering bool
 }
 
 // Ready is a batch of work the caller must do, in the order documented in
@@ -226,6 +230,8 @@ type Status struct {
 	Commit    uint64
 	Applied   uint64
 	LastIndex uint64
+	// Recovering: see SoftState.Recovering.
+	Recovering bool
 	// Progress is set on a leader: each peer's match and next index.
 	Progress map[uint64]PeerProgress
 }
