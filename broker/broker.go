@@ -63,6 +63,16 @@ func New(cfg config.Node, log zerolog.Logger) (*Broker, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("broker: create data directory: %w", err)
 	}
+	nodeLog := log.With().Int("node", cfg.ID).Logger()
+	if cfg.Recover && len(cfg.Cluster.Addresses) == 1 {
+		return nil, fmt.Errorf("broker: --recover in a one-node cluster: there is no peer to recover from; restore the data directory from a backup")
+	}
+	verifyStart := time.Now()
+	repaired, err := repairDataDir(cfg, nodeLog)
+	if err != nil {
+		return nil, err
+	}
+	verifyTook := time.Since(verifyStart)
 	raftDB, err := storage.OpenRaftDB(filepath.Join(cfg.DataDir, "raft.db"), cfg.Cluster.ID())
 	if err != nil {
 		return nil, err
@@ -73,7 +83,15 @@ func New(cfg config.Node, log zerolog.Logger) (*Broker, error) {
 		return nil, err
 	}
 	b := &Broker{cfg: cfg, raft: raftDB, state: stateDB, self: uint64(cfg.ID) + 1, rebuildMinFreeBytes: rebuildMinFreeBytes}
-	b.log = log.With().Int("node", cfg.ID).Logger()
+	b.log = nodeLog
+	if repaired || cfg.Recover {
+		// Persisted first: a crash before the node catches up must not let
+		// it restart as a voter with a log that lacks what it acknowledged.
+		if err := raftDB.SetRecovering(true); err != nil {
+			b.closeStores()
+			return nil, err
+		}
+	}
 	if err := b.openSnapshots(); err != nil {
 		b.closeStores()
 		return nil, err
@@ -106,6 +124,7 @@ func New(cfg config.Node, log zerolog.Logger) (*Broker, error) {
 		MaxUncommittedEntriesBytes: uint64(cfg.MaxPendingRequests) * uint64(cfg.MaxMessageBytes+requestOverheadBytes),
 		MaxCommittedSizePerReady:   cfg.MaxBatchBytes,
 		Logger:                     coreLogger{b.log.With().Str("component", "raft").Logger()},
+		Recovering:                 raftDB.Recovering(),
 	})
 	if err != nil {
 		b.closeStores()
@@ -118,7 +137,8 @@ func New(cfg config.Node, log zerolog.Logger) (*Broker, error) {
 	snap, _ := raftDB.Snapshot()
 	b.log.Info().Str("data_dir", cfg.DataDir).Uint64("term", hs.Term).Uint64("vote", hs.Vote).
 		Uint64("first_index", first).Uint64("last_index", last).Uint64("snapshot_index", snap.Index).
-		Uint64("applied", stateDB.AppliedIndex()).Msg("storage opened")
+		Uint64("applied", stateDB.AppliedIndex()).Bool("recovering", raftDB.Recovering()).
+		Dur("verify_took", verifyTook).Msg("storage opened")
 	return b, nil
 }
 

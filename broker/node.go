@@ -264,6 +264,9 @@ func (n *node) processReady() error {
 			n.stats.logEntries.Add(uint64(len(rd.Entries)))
 			n.failpoint(fpLogAfterPersist)
 		}
+		if err := n.noteRecovered(rd.SoftState); err != nil {
+			return err
+		}
 		if rd.SoftState != nil {
 			n.log.Info().Stringer("role", rd.SoftState.Role).Uint64("leader", rd.SoftState.Lead).Uint64("term", n.core.Status().Term).Msg("role changed")
 			if rd.SoftState.Role != raftlog.RoleLeader {

@@ -1,56 +1,191 @@
 package broker
 
 import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/raftmq/raftmq/config"
 	"github.com/raftmq/raftmq/raftlog"
+	"github.com/raftmq/raftmq/snapshot"
+	"github.com/raftmq/raftmq/storage"
 )
 
-// step passes a peer message to the core, guarding against a peer whose
-// data directory was wiped (it rejoins with an empty log under the same id,
-// which Raft's model does not allow for):
-//
-//   - a follower with an empty log may get a heartbeat whose commit index is
-//     beyond its last entry (the leader still believes what the node acked
-//     before it lost its data); the commit is capped at the last index, which
-//     is always safe: a lower commit index only delays applying;
-//   - a leader whose follower rejects appends with a log shorter than what
-//     it acknowledged before cannot back off below that acknowledgement; the
-//     broker sends such a follower the newest snapshot directly, after which
-//     the follower's answers move the core's progress again.
+// step passes a peer message to the core. A follower that lost its data
+// (wiped or repaired data directory) needs nothing from the broker any
+// more: the core advances a follower's commit from heartbeats only up to
+// what the current leader verified in this term, a leader re-probes (and
+// if compacted, sends a snapshot to) a follower that rejects below its
+// acknowledged match, and a node started recovering neither votes nor
+// campaigns until caught up (docs/decisions.md, 8).
 func (n *node) step(m raftlog.Message) {
-	if m.Type == raftlog.MsgHeartbeat {
-		if last := n.core.Status().LastIndex; m.Commit > last {
-			m.Commit = last
-		}
-	}
 	if err := n.core.Step(m); err != nil {
 		n.log.Debug().Err(err).Stringer("type", m.Type).Uint64("from", m.From).Msg("step")
-		return
-	}
-	if m.Type == raftlog.MsgAppResp && m.Reject && n.core.Role() == raftlog.RoleLeader {
-		n.maybeRescue(m)
 	}
 }
 
-// maybeRescue sends the newest snapshot to a follower that lost entries it
-// had acknowledged (RejectHint is its last index + 1).
-func (n *node) maybeRescue(m raftlog.Message) {
+// noteRecovered clears raft.db's recovering flag once the core reports it
+// caught up (ss from a Ready, before that Ready's messages are sent, so
+// the flag is gone before the node's first vote can be). Kept in the
+// broker: the flag is the broker's persisted record, not the core's.
+func (n *node) noteRecovered(ss *raftlog.SoftState) error {
+	if ss == nil || ss.Recovering || !n.raft.Recovering() {
+		return nil
+	}
+	if err := n.raft.SetRecovering(false); err != nil {
+		return fmt.Errorf("%w: clear the recovering flag: %v", ErrStopped, err)
+	}
 	st := n.core.Status()
-	pr, ok := st.Progress[m.From]
-	if !ok || m.RejectHint > pr.Match || n.senders[m.From] != nil {
-		return
-	}
-	snap, err := n.raft.Snapshot()
-	if err != nil || snap.Index < pr.Match || snap.Index == 0 {
-		// A snapshot at or beyond what it had acknowledged is needed, so
-		// that the core's view of it holds again once it is installed.
-		if n.job == nil {
-			n.log.Warn().Uint64("peer", m.From).Uint64("acked", pr.Match).Uint64("has", m.RejectHint-1).
-				Msg("peer lost log entries it had acknowledged (data directory wiped?); taking a snapshot to send it")
+	n.log.Info().Uint64("commit", st.Commit).Uint64("term", st.Term).
+		Msg("recovered: caught up with the cluster; this node votes and may lead again")
+	return nil
+}
+
+// ErrDamaged is returned by New when the data directory is damaged and
+// cannot be repaired from peers (a one-node cluster). (Declared here, with
+// the repair path, rather than in errors.go.)
+var ErrDamaged = errors.New("broker: data directory damaged")
+
+// damagedDirPrefix names the directories damaged files are moved into:
+// <data-dir>/damaged-<UTC timestamp>/.
+const damagedDirPrefix = "damaged-"
+
+// repairDataDir verifies the data directory before anything opens it:
+// raft.db (bbolt's consistency check, every entry's checksum, the meta
+// records), state.db (bbolt's check, every record's checksum) and every
+// snapshot file (header and body checksum).
+//
+// Damaged raft.db or state.db: in a cluster of more than one node, the
+// whole data (both files and the snapshots, which belong to that log) is
+// moved into <data-dir>/damaged-<UTC time>/, never deleted, and
+// repairDataDir reports that the node must start empty and recovering; in
+// a one-node cluster there is nothing to repair from, so it refuses. A
+// damaged snapshot alone is moved aside and the node starts normally.
+func repairDataDir(cfg config.Node, log zerolog.Logger) (recover bool, err error) {
+	dir := cfg.DataDir
+	raftPath, statePath := filepath.Join(dir, storage.RaftDBFile), filepath.Join(dir, storage.StateDBFile)
+	snapDir := filepath.Join(dir, "snapshots")
+	var damaged []string
+	var problems []string
+	if fileExists(raftPath) || fileExists(statePath) {
+		rep, err := storage.Inspect(dir)
+		if err != nil {
+			return false, fmt.Errorf("broker: verify %s: %w", dir, err)
 		}
-		n.forceSnapshot = true
-		return
+		if rep.RaftDBDamaged {
+			damaged = append(damaged, raftPath)
+		}
+		if rep.StateDBDamaged {
+			damaged = append(damaged, statePath)
+		}
+		if len(damaged) > 0 {
+			problems = rep.Problems
+		}
 	}
-	n.log.Warn().Uint64("peer", m.From).Uint64("acked", pr.Match).Uint64("has", m.RejectHint-1).Uint64("snapshot_index", snap.Index).
-		Msg("peer lost log entries it had acknowledged (data directory wiped?); sending it a snapshot")
-	n.startSnapshotSend(raftlog.Message{Type: raftlog.MsgSnap, To: m.From, From: n.self, Term: st.Term, Snapshot: snap})
+	var badSnaps []snapshot.Damaged
+	if fileExists(snapDir) {
+		store, err := snapshot.Open(snapDir, cfg.Cluster.ID(), cfg.SnapshotsKept)
+		if err != nil {
+			return false, err
+		}
+		if badSnaps, err = store.CheckAll(); err != nil {
+			return false, err
+		}
+	}
+	if len(damaged) == 0 && len(badSnaps) == 0 {
+		return false, nil
+	}
+	for _, s := range badSnaps {
+		problems = append(problems, s.Err.Error())
+	}
+	if len(damaged) > 0 && len(cfg.Cluster.Addresses) == 1 {
+		for _, s := range badSnaps {
+			damaged = append(damaged, s.Path)
+		}
+		return false, fmt.Errorf("%w: %v are damaged (%v) and this is a one-node cluster: there is no peer to repair from; "+
+			"restore the data directory from a backup (raftmq inspect --data-dir %s shows the damage)", ErrDamaged, damaged, problems, dir)
+	}
+	aside, err := makeDamagedDir(dir)
+	if err != nil {
+		return false, err
+	}
+	if len(damaged) == 0 {
+		// Only snapshots: the log and state are fine, a new snapshot will
+		// be taken; move just the damaged files out of use.
+		var moved []string
+		for _, s := range badSnaps {
+			if err := moveAside(s.Path, filepath.Join(aside, "snapshots", s.Name)); err != nil {
+				return false, err
+			}
+			moved = append(moved, s.Path)
+		}
+		log.Error().Strs("files", moved).Strs("problems", problems).Str("moved_to", aside).
+			Msg("damaged snapshot files moved out of use; raft.db and state.db verified fine")
+		return false, nil
+	}
+	var moved []string
+	for _, p := range []string{raftPath, statePath, snapDir} {
+		if !fileExists(p) {
+			continue
+		}
+		if err := moveAside(p, filepath.Join(aside, filepath.Base(p))); err != nil {
+			return false, err
+		}
+		moved = append(moved, p)
+	}
+	log.Error().Strs("damaged", damaged).Strs("problems", problems).Strs("moved", moved).Str("moved_to", aside).
+		Msg("damaged data files moved aside (not deleted); starting empty in recovering mode: this node rejoins from the leader " +
+			"by snapshot and log, and neither votes nor leads until it has caught up")
+	return true, nil
+}
+
+// makeDamagedDir creates a fresh <dir>/damaged-<UTC time>[-N] directory.
+func makeDamagedDir(dir string) (string, error) {
+	base := filepath.Join(dir, damagedDirPrefix+time.Now().UTC().Format("20060102T150405Z"))
+	path := base
+	for i := 1; ; i++ {
+		err := os.Mkdir(path, 0o750)
+		if err == nil {
+			return path, nil
+		}
+		if !errors.Is(err, os.ErrExist) || i > 100 {
+			return "", fmt.Errorf("broker: create %s: %w", path, err)
+		}
+		path = fmt.Sprintf("%s-%d", base, i)
+	}
+}
+
+// moveAside renames src to dst (creating dst's directory) and fsyncs both
+// directories, so the move survives a crash.
+func moveAside(src, dst string) error {
+	if err := os.MkdirAll(filepath.Dir(dst), 0o750); err != nil {
+		return fmt.Errorf("broker: move %s aside: %w", src, err)
+	}
+	if err := os.Rename(src, dst); err != nil {
+		return fmt.Errorf("broker: move %s aside: %w", src, err)
+	}
+	for _, d := range []string{filepath.Dir(src), filepath.Dir(dst)} {
+		if err := syncDirectory(d); err != nil {
+			return fmt.Errorf("broker: move %s aside: %w", src, err)
+		}
+	}
+	return nil
+}
+
+func syncDirectory(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }

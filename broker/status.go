@@ -35,6 +35,7 @@ func (n *node) publishStatus() {
 		LogSyncs:   n.stats.logSyncs.Load(),
 		LogEntries: n.stats.logEntries.Load(),
 		Snapshot:   n.snapIndex,
+		Recovering: st.Recovering,
 	}
 	if first, err := n.raft.FirstIndex(); err == nil {
 		ws.FirstIndex = first

@@ -48,6 +48,10 @@ type Node struct {
 	SnapshotChunkBytes int           // bytes per InstallSnapshot chunk
 	LogLevel           string        // debug|info|warn|error
 	LogFormat          string        // auto|console|json
+	// Recover starts the node in recovering mode (serve --recover): its data
+	// directory was wiped or lost, so it must not vote or lead until it has
+	// caught up with the cluster. Persisted in raft.db until then.
+	Recover bool
 }
 
 // Default returns a valid single-node configuration: node 0 of a one-node

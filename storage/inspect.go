@@ -38,6 +38,12 @@ type Report struct {
 	Topics         []TopicDepth `json:"topics"`
 	Sessions       uint64       `json:"sessions"`
 	Problems       []string     `json:"problems"`
+	// RaftDBDamaged and StateDBDamaged say which existing file a problem was
+	// found in (a missing file is a problem but not damage).
+	RaftDBDamaged  bool `json:"raft_db_damaged"`
+	StateDBDamaged bool `json:"state_db_damaged"`
+	// Recovering: raft.db is marked recovering (RaftDB.SetRecovering).
+	Recovering bool `json:"recovering"`
 
 	droppedProblems int
 }
@@ -76,10 +82,12 @@ func Inspect(dataDir string) (Report, error) {
 	if err != nil {
 		return rep, err
 	}
+	rep.RaftDBDamaged = !raftOK && exists(rep.RaftDB)
 	stateOK, err := inspectFile(&rep, rep.StateDB, inspectState)
 	if err != nil {
 		return rep, err
 	}
+	rep.StateDBDamaged = !stateOK && exists(rep.StateDB)
 	if raftOK && stateOK {
 		if rep.AppliedIndex > rep.LastIndex {
 			rep.problem("state.db has applied index %d, beyond raft.db's last index %d", rep.AppliedIndex, rep.LastIndex)
@@ -137,6 +145,7 @@ func inspectRaft(rep *Report, tx *bbolt.Tx, path string) error {
 		rep.problem("%v", err)
 	}
 	rep.ClusterID = st.clusterID
+	rep.Recovering = st.recovering
 	rep.Term, rep.Vote, rep.Commit = st.hs.Term, st.hs.Vote, st.hs.Commit
 	rep.Voters = st.conf.Voters
 	rep.SnapshotIndex = st.snap.Index
@@ -174,6 +183,16 @@ func inspectState(rep *Report, tx *bbolt.Tx, path string) error {
 	if rep.Sessions, err = sessionCount(tx, path); err != nil {
 		return err
 	}
-	rep.Topics, err = readTopicDepths(tx, path)
-	return err
+	if rep.Topics, err = readTopicDepths(tx, path); err != nil {
+		return err
+	}
+	verifyStateRecords(rep, tx, path)
+	return nil
 }
+
+// exists reports whether path names an existing file.
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+

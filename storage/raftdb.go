@@ -25,6 +25,7 @@ const (
 	keyConf      = "conf"       // membership
 	keyBase      = "base"       // index and term of the entry before the first one kept
 	keySnapshot  = "snapshot"   // meta of the newest snapshot (CreateSnapshot/ApplySnapshot/Compact)
+	keyRecover   = "recovering" // 1 byte, present while the node recovers lost data (SetRecovering)
 )
 
 // RaftDB is raft.db: the node's hard state, membership and Raft log.
@@ -48,6 +49,7 @@ type RaftDB struct {
 	lastIndex uint64
 	lastTerm  uint64
 	snap      raftlog.SnapshotMeta
+	recover   bool
 }
 
 var _ raftlog.Storage = (*RaftDB)(nil)
@@ -114,7 +116,7 @@ func (r *RaftDB) initLocked(tx *bbolt.Tx) error {
 		return fmt.Errorf("%w: %s belongs to cluster %q but this node is configured for cluster %q; point --data-dir at this cluster's data or use the cluster file that created it",
 			ErrClusterMismatch, r.path, st.clusterID, r.clusterID)
 	}
-	r.hs, r.conf, r.snap = st.hs, st.conf, st.snap
+	r.hs, r.conf, r.snap, r.recover = st.hs, st.conf, st.snap, st.recovering
 	r.baseIndex, r.baseTerm = st.baseIndex, st.baseTerm
 	r.lastIndex, r.lastTerm = st.lastIndex, st.lastTerm
 	return nil
@@ -129,6 +131,7 @@ type raftState struct {
 	baseIndex, baseTerm uint64
 	lastIndex, lastTerm uint64
 	firstKey            uint64 // first key in the log bucket, 0 if empty
+	recovering          bool
 }
 
 // loadRaftState reads and checks the meta records and the log's bounds.
@@ -176,6 +179,14 @@ func loadRaftState(tx *bbolt.Tx, path string) (raftState, error) {
 		if st.snap, err = decodeSnapshotMeta(v); err != nil {
 			return st, corruptError(path, err.Error())
 		}
+	}
+	if v, ok, err := get(keyRecover); err != nil {
+		return st, err
+	} else if ok {
+		if len(v) != 1 || v[0] != 1 {
+			return st, corruptError(path, fmt.Sprintf("recovering record %x, want 01", v))
+		}
+		st.recovering = true
 	}
 	if v, ok, err := get(keyBase); err != nil {
 		return st, err

@@ -250,4 +250,7 @@ type Status struct {
 	// per fsync.
 	LogSyncs   uint64 `json:"log_syncs"`
 	LogEntries uint64 `json:"log_entries"`
+	// Recovering: the node lost or damaged its data and is catching up from
+	// the leader; it neither votes nor leads until then.
+	Recovering bool `json:"recovering,omitempty"`
 }

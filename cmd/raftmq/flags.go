@@ -27,6 +27,7 @@ const (
 	flagJSON      = "json"
 	flagTopic     = "topic"
 	flagDataDir   = "data-dir"
+	flagRecover   = "recover" // serve: the data directory was wiped; rejoin without voting until caught up
 )
 
 const defaultTimeout = 10 * time.Second
