@@ -220,8 +220,23 @@ func TestWipedFollowerRejoinsViaSnapshot(t *testing.T) {
 	wantTopics := c.must(lead, `{"type":"topic","method":"GET"}`)["topics"]
 
 	logStep(t, start, "written")
-	c.start(f)
+	// A wiped node is started once with --recover: it neither votes nor
+	// leads until it has caught up.
+	c.cfgs[f].Recover = true
+	var markedRecovering bool
+	c.nodes[f] = startBrokerWith(t, c.cfgs[f], func(b *Broker) {
+		b.rebuildMinFreeBytes = 64 << 10
+		markedRecovering = b.raft.Recovering() && b.core.Status().Recovering
+	})
+	c.clients[f] = dialRaw(t, c.cfgs[f].Self().ClientAddr())
+	c.cfgs[f].Recover = false
+	if !markedRecovering {
+		t.Fatalf("node started with --recover: not recovering")
+	}
 	c.waitApplied(f, lead)
+	waitFor(t, 20*time.Second, "the wiped follower to end recovering", func() bool {
+		return !c.clients[f].status().Recovering && !c.nodes[f].b.raft.Recovering()
+	})
 	logStep(t, start, "caught up")
 	if n := c.nodes[f].b.stats.snapshotsInstalled.Load(); n == 0 {
 		t.Fatalf("the wiped follower caught up without installing a snapshot")
