@@ -66,8 +66,8 @@ type Config struct {
 	// damaged, so it may have forgotten a vote and entries it acknowledged.
 	// It never campaigns and rejects every Vote/PreVote until its commit
 	// index (entries persisted) reaches the leader's commit index learned
-	// from the first MsgApp or MsgSnap it receives; SoftState.Recovering
-	// then turns false. Invalid in a one-voter cluster (nothing to recover
+	// from the first MsgApp whose commit index covers an entry of the
+	// leader's term; SoftState.Recovering then turns false. Invalid in a one-voter cluster (nothing to recover
 	// from).
 	Recovering bool
 }

@@ -3,7 +3,7 @@ package raftlog
 // handleAppend checks a MsgApp against the log (Raft §5.3) and answers
 // with the last matching index, or a rejection with a back-off hint.
 func (c *Core) handleAppend(m Message) {
-	c.learnRecoveryTarget(m)
+	defer c.learnRecoveryTarget(m)
 	if m.Index < c.log.committed {
 		// Everything up to committed matches the leader already.
 		c.send(Message{Type: MsgAppResp, To: m.From, Index: c.log.committed})
@@ -48,7 +48,6 @@ func (c *Core) handleHeartbeat(m Message) {
 // handleSnapshot restores the log from a snapshot newer than our commit
 // index; Ready.Snapshot then asks the caller to install it.
 func (c *Core) handleSnapshot(m Message) {
-	c.learnRecoveryTarget(m)
 	s := m.Snapshot
 	if c.restore(s) {
 		c.verified = s.Index

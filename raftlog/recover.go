@@ -15,21 +15,21 @@ type recovery struct {
 }
 
 // learnRecoveryTarget records the leader's commit index from the first
-// leader message carrying it. A heartbeat does not: its commit is capped
-// at the leader's view of our match, not the leader's commit index.
+// MsgApp (after it is handled) whose commit index covers an entry of the
+// leader's own term. Until a new leader commits an entry of its term, its
+// commit index may lag what earlier leaders committed (Raft §5.4.2), so a
+// target taken then could be too low; once our log holds the leader's term
+// at that index (one leader per term: the entry is the leader's), the
+// commit index includes everything committed before. Heartbeats carry a
+// commit capped at our match, not the leader's, and never count.
 func (c *Core) learnRecoveryTarget(m Message) {
-	if !c.rec.active || c.rec.known {
+	if !c.rec.active || c.rec.known || m.Type != MsgApp {
 		return
 	}
-	switch m.Type {
-	case MsgApp:
-		c.rec.target = m.Commit
-	case MsgSnap:
-		c.rec.target = max(m.Commit, m.Snapshot.Index)
-	default:
+	if m.Commit > c.log.lastIndex() || c.log.termOrZero(m.Commit) != m.Term {
 		return
 	}
-	c.rec.known = true
+	c.rec.target, c.rec.known = m.Commit, true
 	c.logger.Infof("raftlog: node %d recovering: catching up to leader %d's commit index %d (term %d)",
 		c.id, m.From, c.rec.target, c.term)
 }

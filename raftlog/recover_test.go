@@ -420,3 +420,47 @@ func TestRandomizedWipes(t *testing.T) {
 		})
 	}
 }
+
+// TestRecoveryTargetWaitsForLeaderTermCommit: a new leader's commit index
+// may lag what earlier leaders committed until it commits an entry of its
+// own term, so a recovering node does not take it as its target before.
+func TestRecoveryTargetWaitsForLeaderTermCommit(t *testing.T) {
+	st := NewMemoryStorage()
+	st.SetConfState(ConfState{Voters: ids(3)})
+	cfg := testConfig(3, ids(3), st, 2)
+	cfg.Recovering = true
+	c, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ents := []Entry{{Index: 1, Term: 1}, {Index: 2, Term: 1}, {Index: 3, Term: 2}, {Index: 4, Term: 3}}
+	step := func(m Message) {
+		t.Helper()
+		if err := c.Step(m); err != nil {
+			t.Fatal(err)
+		}
+		for c.HasReady() {
+			rd := c.Ready()
+			persistReady(t, st, rd)
+			c.Advance(rd)
+		}
+	}
+	tests := []struct {
+		m              Message
+		wantCommit     uint64
+		wantRecovering bool
+	}{
+		// The term-3 leader has not yet committed its no-op (4): commit 2
+		// is a term-1 entry, maybe behind what leader 2 committed.
+		{Message{Type: MsgApp, From: 2, To: 3, Term: 3, Entries: ents, Commit: 2}, 2, true},
+		{Message{Type: MsgHeartbeat, From: 2, To: 3, Term: 3, Commit: 3}, 3, true},
+		{Message{Type: MsgApp, From: 2, To: 3, Term: 3, Index: 4, LogTerm: 3, Commit: 4}, 4, false},
+	}
+	for i, tc := range tests {
+		step(tc.m)
+		if s := c.Status(); s.Commit != tc.wantCommit || s.Recovering != tc.wantRecovering {
+			t.Fatalf("after step %d (%v commit %d): commit %d recovering %v, want %d %v",
+				i, tc.m.Type, tc.m.Commit, s.Commit, s.Recovering, tc.wantCommit, tc.wantRecovering)
+		}
+	}
+}
