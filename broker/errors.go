@@ -9,4 +9,7 @@ var (
 	// ErrBadFrame is returned by decodeFrame for a peer frame that is not
 	// ours: wrong magic, version or cluster, or a corrupt message.
 	ErrBadFrame = errors.New("broker: bad peer frame")
+	// ErrDamaged is returned by New when the data directory is damaged and
+	// cannot be repaired from peers (a one-node cluster).
+	ErrDamaged = errors.New("broker: data directory damaged")
 )

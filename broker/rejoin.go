@@ -45,11 +45,6 @@ func (n *node) noteRecovered(ss *raftlog.SoftState) error {
 	return nil
 }
 
-// ErrDamaged is returned by New when the data directory is damaged and
-// cannot be repaired from peers (a one-node cluster). (Declared here, with
-// the repair path, rather than in errors.go.)
-var ErrDamaged = errors.New("broker: data directory damaged")
-
 // damagedDirPrefix names the directories damaged files are moved into:
 // <data-dir>/damaged-<UTC timestamp>/.
 const damagedDirPrefix = "damaged-"
