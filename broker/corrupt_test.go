@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/raftmq/raftmq/internal/damage"
 	"os"
 	"path/filepath"
 	"slices"
@@ -60,44 +61,6 @@ func startLogged(t *testing.T, cfg config.Node, lines *lineLog) *running {
 	return r
 }
 
-// flipAll flips a bit in the middle of every copy of marker in path (bbolt
-// may keep an old copy of a page in free space) and returns the count.
-func flipAll(t *testing.T, path string, marker []byte) int {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for off := 0; ; {
-		i := bytes.Index(b[off:], marker)
-		if i < 0 {
-			break
-		}
-		b[off+i+len(marker)/2] ^= 0x10
-		off += i + len(marker)
-		n++
-	}
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
-
-// truncateHalf cuts a file to half its used length. bbolt grows files
-// ahead of use, so for a .db file "used" is up to its last non-zero page.
-func truncateHalf(t *testing.T, path string) {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	used := len(bytes.TrimRight(b, "\x00"))
-	if err := os.Truncate(path, int64(used/2)); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // damagedDirs lists <dataDir>/damaged-* directories.
 func damagedDirs(t *testing.T, dataDir string) []string {
 	t.Helper()
@@ -126,12 +89,12 @@ func TestCorruptedMinorityNodeRepairs(t *testing.T) {
 		file   string
 	}{
 		{"raft.db entry bit flipped", func(t *testing.T, dir string) {
-			if flipAll(t, filepath.Join(dir, "raft.db"), []byte(corruptMarker)) == 0 {
+			if damage.FlipAll(t, filepath.Join(dir, "raft.db"), []byte(corruptMarker), 0x10) == 0 {
 				t.Fatal("marker not found in raft.db")
 			}
 		}, "raft.db"},
 		{"state.db truncated", func(t *testing.T, dir string) {
-			truncateHalf(t, filepath.Join(dir, "state.db"))
+			damage.TruncateUsedHalf(t, filepath.Join(dir, "state.db"))
 		}, "state.db"},
 	}
 	for _, tc := range tests {
@@ -289,11 +252,11 @@ func TestStartWithDamage(t *testing.T) {
 		named      string // the damaged file the error names ("": the snapshot)
 	}{
 		{"raft.db entry bit flipped", func(t *testing.T, dir string) {
-			if flipAll(t, filepath.Join(dir, "raft.db"), []byte(corruptMarker)) == 0 {
+			if damage.FlipAll(t, filepath.Join(dir, "raft.db"), []byte(corruptMarker), 0x10) == 0 {
 				t.Fatal("marker not in raft.db")
 			}
 		}, true, []string{"raft.db", "state.db", "snapshots"}, "raft.db"},
-		{"raft.db truncated", func(t *testing.T, dir string) { truncateHalf(t, filepath.Join(dir, "raft.db")) },
+		{"raft.db truncated", func(t *testing.T, dir string) { damage.TruncateUsedHalf(t, filepath.Join(dir, "raft.db")) },
 			true, []string{"raft.db", "state.db", "snapshots"}, "raft.db"},
 		{"raft.db garbage", func(t *testing.T, dir string) {
 			if err := os.WriteFile(filepath.Join(dir, "raft.db"), bytes.Repeat([]byte("garbage!"), 8192), 0o600); err != nil {
@@ -301,11 +264,11 @@ func TestStartWithDamage(t *testing.T) {
 			}
 		}, true, []string{"raft.db", "state.db", "snapshots"}, "raft.db"},
 		{"state.db message byte flipped", func(t *testing.T, dir string) {
-			if flipAll(t, filepath.Join(dir, "state.db"), []byte(corruptMarker)) == 0 {
+			if damage.FlipAll(t, filepath.Join(dir, "state.db"), []byte(corruptMarker), 0x10) == 0 {
 				t.Fatal("marker not in state.db")
 			}
 		}, true, []string{"raft.db", "state.db", "snapshots"}, "state.db"},
-		{"state.db truncated", func(t *testing.T, dir string) { truncateHalf(t, filepath.Join(dir, "state.db")) },
+		{"state.db truncated", func(t *testing.T, dir string) { damage.TruncateUsedHalf(t, filepath.Join(dir, "state.db")) },
 			true, []string{"raft.db", "state.db", "snapshots"}, "state.db"},
 		{"snapshot byte flipped", func(t *testing.T, dir string) {
 			p := snapFile(t, dir)
@@ -318,7 +281,7 @@ func TestStartWithDamage(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, false, []string{"snapshots/"}, ""},
-		{"snapshot truncated", func(t *testing.T, dir string) { truncateHalf(t, snapFile(t, dir)) },
+		{"snapshot truncated", func(t *testing.T, dir string) { damage.TruncateUsedHalf(t, snapFile(t, dir)) },
 			false, []string{"snapshots/"}, ""},
 	}
 	copyDir := func(t *testing.T, src string) string {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/raftmq/raftmq/internal/damage"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,43 +18,6 @@ import (
 // corruptMarker is the body of a message written after the last snapshot,
 // so its log entry is in raft.db and, applied, in state.db.
 const corruptMarker = "corrupt-me-0123456789abcdef"
-
-// flipEvery flips a bit in the middle of every copy of marker in path and
-// returns the count (bbolt may keep an old copy of a page in free space).
-func flipEvery(t *testing.T, path string, marker []byte) int {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for off := 0; ; {
-		i := bytes.Index(b[off:], marker)
-		if i < 0 {
-			break
-		}
-		b[off+i+len(marker)/2] ^= 0x04
-		off += i + len(marker)
-		n++
-	}
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
-
-// cutUsedHalf truncates a file to half of its used length (bbolt grows
-// files ahead of use; "used" ends at the last non-zero byte).
-func cutUsedHalf(t *testing.T, path string) {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Truncate(path, int64(len(bytes.TrimRight(b, "\x00"))/2)); err != nil {
-		t.Fatal(err)
-	}
-}
 
 func logCount(t *testing.T, c *Cluster, i int, sub string) int {
 	t.Helper()
@@ -79,12 +43,12 @@ func TestCorruptedMinorityNodeIsRepaired(t *testing.T) {
 		logLine    string
 	}{
 		{"raft.db bits flipped", func(t *testing.T, dir string) {
-			if flipEvery(t, filepath.Join(dir, "raft.db"), []byte(corruptMarker)) == 0 {
+			if damage.FlipAll(t, filepath.Join(dir, "raft.db"), []byte(corruptMarker), 0x04) == 0 {
 				t.Fatal("marker not in raft.db")
 			}
 		}, true, "damaged data files moved aside"},
 		{"state.db truncated", func(t *testing.T, dir string) {
-			cutUsedHalf(t, filepath.Join(dir, "state.db"))
+			damage.TruncateUsedHalf(t, filepath.Join(dir, "state.db"))
 		}, true, "damaged data files moved aside"},
 		{"snapshot bits flipped", func(t *testing.T, dir string) {
 			snaps, err := filepath.Glob(filepath.Join(dir, "snapshots", "*.snap"))

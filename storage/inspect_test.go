@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"github.com/raftmq/raftmq/internal/damage"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -85,7 +86,7 @@ func TestInspectCorruptedEntry(t *testing.T) {
 	payloads := testPayloads()
 	dir := makeDataDir(t, payloads)
 	// Entry 3's payload ends with this message; damage it in raft.db only.
-	if n := flipInFile(t, filepath.Join(dir, RaftDBFile), []byte("second-message-payload")); n == 0 {
+	if n := damage.FlipAll(t, filepath.Join(dir, RaftDBFile), []byte("second-message-payload"), 0x40); n == 0 {
 		t.Fatal("marker not found in raft.db")
 	}
 	rep, err := Inspect(dir)

@@ -3,6 +3,7 @@ package storage
 import (
 	"bytes"
 	"errors"
+	"github.com/raftmq/raftmq/internal/damage"
 	"math"
 	"math/rand"
 	"os"
@@ -13,30 +14,6 @@ import (
 
 	"github.com/raftmq/raftmq/raftlog"
 )
-
-// flipInFile flips one byte inside every copy of marker in the file (bbolt
-// may keep an older copy of a page in free space), returning the count.
-func flipInFile(t *testing.T, path string, marker []byte) int {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for off := 0; ; {
-		i := bytes.Index(b[off:], marker)
-		if i < 0 {
-			break
-		}
-		b[off+i+len(marker)/2] ^= 0x40
-		off += i + len(marker)
-		n++
-	}
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
 
 func TestRaftDBFlippedByteDetected(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "raft.db")
@@ -51,7 +28,7 @@ func TestRaftDBFlippedByteDetected(t *testing.T) {
 	if err := r.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if n := flipInFile(t, path, es[2].Data); n == 0 {
+	if n := damage.FlipAll(t, path, es[2].Data, 0x40); n == 0 {
 		t.Fatal("marker of entry 3 not found in the file")
 	}
 	r2 := openTestRaftDB(t, path)

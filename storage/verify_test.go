@@ -2,6 +2,7 @@ package storage
 
 import (
 	"bytes"
+	"github.com/raftmq/raftmq/internal/damage"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,7 +31,7 @@ func TestInspectNamesTheDamagedFile(t *testing.T) {
 	}{
 		{"healthy", func(*testing.T, string) {}, false, false, ""},
 		{"flipped bit in a raft.db entry", func(t *testing.T, dir string) {
-			if flipInFile(t, filepath.Join(dir, RaftDBFile), []byte("second-message-payload")) == 0 {
+			if damage.FlipAll(t, filepath.Join(dir, RaftDBFile), []byte("second-message-payload"), 0x40) == 0 {
 				t.Fatal("marker not in raft.db")
 			}
 		}, true, false, "log entry 3"},
@@ -41,7 +42,7 @@ func TestInspectNamesTheDamagedFile(t *testing.T) {
 			writeFile(t, filepath.Join(dir, RaftDBFile), bytes.Repeat([]byte("garbage!"), 4096))
 		}, true, false, "raft.db"},
 		{"flipped byte in a state.db message", func(t *testing.T, dir string) {
-			if flipInFile(t, filepath.Join(dir, StateDBFile), []byte("second-message-payload")) == 0 {
+			if damage.FlipAll(t, filepath.Join(dir, StateDBFile), []byte("second-message-payload"), 0x40) == 0 {
 				t.Fatal("marker not in state.db")
 			}
 		}, false, true, "checksum mismatch"},
