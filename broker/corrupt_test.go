@@ -187,18 +187,7 @@ func TestCorruptedMinorityNodeRepairs(t *testing.T) {
 			want["alpha"] = append(want["alpha"], corruptMarker)
 			want["zeta"] = want["zeta"][1:]
 			want["alpha"] = want["alpha"][10:]
-			for topic, msgs := range want {
-				var got []string
-				for _, r := range c.pipeline(f, slices.Repeat([]string{popReq(topic)}, len(msgs))) {
-					got = append(got, r["message"].(string))
-				}
-				if r := c.clients[f].do(popReq(topic)); r["success"] != false {
-					t.Fatalf("%s not empty after draining: %v", topic, r)
-				}
-				if !slices.Equal(got, msgs) {
-					t.Fatalf("drained %d from %s on the repaired leader, want %d (%s)", len(got), topic, len(msgs), firstDiff(got, msgs))
-				}
-			}
+			c.drainExpect(t, f, want)
 		})
 	}
 }

@@ -103,8 +103,7 @@ func (n *node) run(stop <-chan struct{}) error {
 		case <-stop:
 			return n.shutdown(ticker)
 		case <-ticker.C:
-			n.core.Tick()
-			n.expire(time.Now())
+			n.onTick()
 		case m := <-n.trans.Recv():
 			n.step(m)
 		case cr := <-n.requestCh:
@@ -128,6 +127,12 @@ func (n *node) run(stop <-chan struct{}) error {
 		n.maybeSnapshot()
 		n.publishStatus()
 	}
+}
+
+// onTick advances the core's clock and answers requests that timed out.
+func (n *node) onTick() {
+	n.core.Tick()
+	n.expire(time.Now())
 }
 
 // stopSnapshots ends the snapshot in progress, the transfers and the

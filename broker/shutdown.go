@@ -61,8 +61,7 @@ func (n *node) runUntil(deadline time.Time, ticker *time.Ticker, done func() boo
 		case <-timer.C:
 			return nil
 		case <-ticker.C:
-			n.core.Tick()
-			n.expire(time.Now())
+			n.onTick()
 		case m := <-n.trans.Recv():
 			n.step(m)
 		case cr := <-n.requestCh:

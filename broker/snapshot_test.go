@@ -108,6 +108,24 @@ func (c *snapCluster) makeLeader(f int) {
 // pipeline sends reqs to node i on one DEALER socket without waiting, so
 // that they commit in batches, then checks every answer is success. The
 // broker keeps their order (one socket, one queue).
+// drainExpect pops every queue in want from node i and checks it held
+// exactly those messages, in order, and is empty afterwards.
+func (c *snapCluster) drainExpect(t *testing.T, i int, want map[string][]string) {
+	t.Helper()
+	for topic, msgs := range want {
+		var got []string
+		for _, r := range c.pipeline(i, slices.Repeat([]string{popReq(topic)}, len(msgs))) {
+			got = append(got, r["message"].(string))
+		}
+		if r := c.clients[i].do(popReq(topic)); r["success"] != false {
+			t.Fatalf("%s not empty after draining node %d: %v", topic, i, r)
+		}
+		if !slices.Equal(got, msgs) {
+			t.Fatalf("drained %d messages from %s on node %d, want %d (first diff near %v)", len(got), topic, i, len(msgs), firstDiff(got, msgs))
+		}
+	}
+}
+
 func (c *snapCluster) pipeline(i int, reqs []string) []map[string]any {
 	c.t.Helper()
 	return pipelineTo(c.t, c.cfgs[i], reqs)
@@ -266,18 +284,7 @@ func TestWipedFollowerRejoinsViaSnapshot(t *testing.T) {
 	}
 	want["zeta"] = want["zeta"][1:]
 	want["alpha"] = want["alpha"][20:]
-	for topic, msgs := range want {
-		var got []string
-		for _, r := range c.pipeline(f, slices.Repeat([]string{popReq(topic)}, len(msgs))) {
-			got = append(got, r["message"].(string))
-		}
-		if r := c.clients[f].do(popReq(topic)); r["success"] != false {
-			t.Fatalf("%s not empty after draining: %v", topic, r)
-		}
-		if !slices.Equal(got, msgs) {
-			t.Fatalf("drained %d messages from %s on the rejoined leader, want %d (first diff near %v)", len(got), topic, len(msgs), firstDiff(got, msgs))
-		}
-	}
+	c.drainExpect(t, f, want)
 }
 
 func firstDiff(a, b []string) string {

@@ -137,23 +137,7 @@ func newFailpointCluster(t *testing.T, fpBin string, nodes int, env map[int][]st
 			opts.Env[i] = e
 		}
 	}
-	c, err := NewCluster(fpBin, t.TempDir(), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		c.Close()
-		if t.Failed() {
-			for i := range c.Addrs {
-				if b, err := os.ReadFile(c.LogPath(i)); err == nil {
-					t.Logf("node %d log (tail):\n%s", i, tail(b, 3000))
-				}
-			}
-		}
-	})
-	if err := c.StartAll(); err != nil {
-		t.Fatal(err)
-	}
+	c := startCluster(t, fpBin, opts)
 	leader, _, err := c.WaitLeader(5 * time.Second)
 	if err != nil {
 		t.Fatal(err)

@@ -33,7 +33,18 @@ var fastArgs = []string{"--tick-interval", "10ms", "--election-ticks", "15", "--
 
 func newCluster(t *testing.T, n int, extra ...string) *Cluster {
 	t.Helper()
-	c, err := NewCluster(bin, t.TempDir(), Options{Nodes: n, Args: append(append([]string{}, fastArgs...), extra...)})
+	c := startCluster(t, bin, Options{Nodes: n, Args: append(append([]string{}, fastArgs...), extra...)})
+	if _, _, err := c.WaitLeader(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// startCluster starts every node of a new cluster of binary b and, when the
+// test fails, logs the tail of each node's log.
+func startCluster(t *testing.T, b string, opts Options) *Cluster {
+	t.Helper()
+	c, err := NewCluster(b, t.TempDir(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,9 +59,6 @@ func newCluster(t *testing.T, n int, extra ...string) *Cluster {
 		}
 	})
 	if err := c.StartAll(); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := c.WaitLeader(5 * time.Second); err != nil {
 		t.Fatal(err)
 	}
 	return c
