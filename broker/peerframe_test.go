@@ -6,6 +6,7 @@ import (
 
 	zmq "github.com/pebbe/zmq4"
 
+	"github.com/raftmq/raftmq/config"
 	"github.com/raftmq/raftmq/raftlog"
 )
 
@@ -13,21 +14,7 @@ import (
 // cluster, another version, garbage and a forged sender; the node drops them
 // all and keeps serving, still leader in the same term.
 func TestForeignPeerFramesDropped(t *testing.T) {
-	cfg := testCluster(t, 1)[0]
-	startBroker(t, cfg)
-	c := dialRaw(t, cfg.Self().ClientAddr())
-	waitFor(t, 2*time.Second, "leader", func() bool { return c.status().Role == "Leader" })
-	term := c.status().Term
-
-	d, err := zmq.NewSocket(zmq.DEALER)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	d.SetLinger(0)
-	if err := d.Connect("tcp://" + cfg.Self().PeerAddr()); err != nil {
-		t.Fatal(err)
-	}
+	cfg, c, term, d := leaderWithPeerSocket(t)
 	// A heartbeat from a leader of a much higher term: if any of these
 	// frames reached the core, this node would become its follower.
 	vote := raftlog.Message{Type: raftlog.MsgHeartbeat, From: 2, To: 1, Term: term + 100}
@@ -85,20 +72,7 @@ func TestDecodeFrameRejects(t *testing.T) {
 // TestNonMemberFramesDropped: a well-formed frame of this cluster from a node
 // id that is not in the cluster file is dropped like a foreign one.
 func TestNonMemberFramesDropped(t *testing.T) {
-	cfg := testCluster(t, 1)[0]
-	startBroker(t, cfg)
-	c := dialRaw(t, cfg.Self().ClientAddr())
-	waitFor(t, 2*time.Second, "leader", func() bool { return c.status().Role == "Leader" })
-	term := c.status().Term
-	d, err := zmq.NewSocket(zmq.DEALER)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	d.SetLinger(0)
-	if err := d.Connect("tcp://" + cfg.Self().PeerAddr()); err != nil {
-		t.Fatal(err)
-	}
+	cfg, c, term, d := leaderWithPeerSocket(t)
 	hb := raftlog.Message{Type: raftlog.MsgHeartbeat, From: 2, To: 1, Term: term + 100}
 	if _, err := d.SendBytes(encodeFrame(cfg.Cluster.ID(), 2, hb), 0); err != nil {
 		t.Fatal(err)
@@ -109,4 +83,25 @@ func TestNonMemberFramesDropped(t *testing.T) {
 	if st := c.status(); st.Role != "Leader" || st.Term != term {
 		t.Fatalf("after a heartbeat from non-member 2: role %s term %d, want Leader in term %d", st.Role, st.Term, term)
 	}
+}
+
+// leaderWithPeerSocket starts a one-node broker, waits until it leads, and
+// returns its config, a client, its term and a DEALER connected to its peer
+// port, for sending it hand-made frames.
+func leaderWithPeerSocket(t *testing.T) (config.Node, *rawClient, uint64, *zmq.Socket) {
+	t.Helper()
+	cfg := testCluster(t, 1)[0]
+	startBroker(t, cfg)
+	c := dialRaw(t, cfg.Self().ClientAddr())
+	waitFor(t, 2*time.Second, "leader", func() bool { return c.status().Role == "Leader" })
+	d, err := zmq.NewSocket(zmq.DEALER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	d.SetLinger(0)
+	if err := d.Connect("tcp://" + cfg.Self().PeerAddr()); err != nil {
+		t.Fatal(err)
+	}
+	return cfg, c, c.status().Term, d
 }
