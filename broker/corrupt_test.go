@@ -110,7 +110,14 @@ func TestCorruptedMinorityNodeRepairs(t *testing.T) {
 				reqs = append(reqs, putReq([]string{"zeta", "alpha"}[i%2], fmt.Sprintf("m%03d", i)))
 			}
 			c.pipeline(lead, reqs)
-			c.must(lead, snapshotReq)
+			// Every node snapshots now, so the marker written next stays in
+			// every node's log: the next automatic snapshot is 100 entries
+			// away (a follower's own earlier one could otherwise fall due
+			// right after the marker and compact it away).
+			for i := range c.cfgs {
+				c.waitApplied(i, lead)
+				c.must(i, snapshotReq)
+			}
 			c.must(lead, putReq("alpha", corruptMarker))
 			first := c.must(lead, `{"type":"message","method":"GET","topic":"zeta","client_id":"c1","seq":1}`)
 			c.pipeline(lead, slices.Repeat([]string{popReq("alpha")}, 10))
