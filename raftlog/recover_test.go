@@ -3,7 +3,6 @@ package raftlog
 import (
 	"errors"
 	"fmt"
-	"math/rand"
 	"slices"
 	"strings"
 	"sync"
@@ -354,51 +353,8 @@ func TestRandomizedWipes(t *testing.T) {
 		size := []int{3, 5}[seed%2]
 		preVote, checkQuorum := seed%3 != 0, seed%4 < 2
 		t.Run(fmt.Sprintf("seed=%d size=%d prevote=%v cq=%v", seed, size, preVote, checkQuorum), func(t *testing.T) {
-			rng := rand.New(rand.NewSource(seed))
-			n := newNetwork(t, seed, ids(size), func(c *Config) {
-				c.PreVote, c.CheckQuorum = preVote, checkQuorum
-				c.MaxSizePerMsg, c.MaxInflightMsgs = 64, 4
-			})
-			dropPct := 0
-			n.filter = func(m Message) (Message, bool) { return m, rng.Intn(100) >= dropPct }
-			wipes := 0
-			recovering := func() bool {
-				for _, id := range n.ids {
-					if n.core(id).Recovering() {
-						return true
-					}
-				}
-				return false
-			}
-			for step := range steps {
-				switch r := rng.Intn(100); {
-				case r < 50:
-					n.tick(1)
-				case r < 72:
-					if lead := n.leader(); lead != None {
-						_ = n.core(lead).Propose([]byte(fmt.Sprintf("v%d", step)))
-						n.stabilize()
-					}
-				case r < 79:
-					n.isolate(uint64(rng.Intn(size) + 1))
-				case r < 86:
-					n.heal()
-				case r < 90:
-					dropPct = rng.Intn(30)
-				case r < 94:
-					n.restart(uint64(rng.Intn(size) + 1))
-				case r < 97:
-					if !recovering() {
-						n.wipe(uint64(rng.Intn(size)+1), true)
-						wipes++
-					}
-				default:
-					id := uint64(rng.Intn(size) + 1)
-					if applied := n.nodes[id].appliedIndex(); applied > 2 {
-						_ = n.nodes[id].storage.Compact(applied - 1)
-					}
-				}
-			}
+			n, rng := newRandomNetwork(t, seed, size, preVote, checkQuorum)
+			_, wipes := randomFaults(n, rng, size, steps, true)
 			n.heal()
 			n.filter = nil
 			n.tick(80)
