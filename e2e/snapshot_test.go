@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/raftmq/raftmq/client"
+	"github.com/raftmq/raftmq/internal/proccluster"
 	"github.com/raftmq/raftmq/storage"
 )
 
@@ -22,7 +23,7 @@ var snapArgs = []string{"--snapshot-entries", "200", "--trailing-entries", "20",
 // putParallel puts count messages of size bytes to topic from workers
 // clients at once (so they commit in batches); message i of worker w is
 // "w<w>-<i>-..." so per-worker order is checkable.
-func putParallel(t *testing.T, c *Cluster, topic string, workers, count, size int) {
+func putParallel(t *testing.T, c *proccluster.Cluster, topic string, workers, count, size int) {
 	t.Helper()
 	var wg sync.WaitGroup
 	errs := make(chan error, workers)
@@ -53,7 +54,7 @@ func putParallel(t *testing.T, c *Cluster, topic string, workers, count, size in
 }
 
 // stoppedReports stops every node gracefully and inspects each data dir.
-func stoppedReports(t *testing.T, c *Cluster) []storage.Report {
+func stoppedReports(t *testing.T, c *proccluster.Cluster) []storage.Report {
 	t.Helper()
 	var reps []storage.Report
 	for i := range c.Addrs {

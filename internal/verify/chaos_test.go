@@ -1,4 +1,4 @@
-package chaos
+package verify
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/raftmq/raftmq/e2e"
+	"github.com/raftmq/raftmq/internal/testbin"
 )
 
 var (
@@ -35,7 +35,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	bin, err = e2e.Build(dir, *raceFlag)
+	bin, err = testbin.Build(dir, *raceFlag)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.RemoveAll(dir)

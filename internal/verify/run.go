@@ -1,4 +1,4 @@
-package chaos
+package verify
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/raftmq/raftmq/config"
-	"github.com/raftmq/raftmq/e2e"
+	"github.com/raftmq/raftmq/internal/proccluster"
 )
 
 // Config is one run of the suite.
@@ -229,9 +229,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 }
 
 // startCluster starts the brokers, inside the namespaces when nw is set.
-func startCluster(cfg Config, nw *Network) (*e2e.Cluster, error) {
+func startCluster(cfg Config, nw *Network) (*proccluster.Cluster, error) {
 	args := append(slices.Clone(brokerArgs), cfg.BrokerArgs...)
-	c, err := e2e.NewCluster(cfg.Bin, cfg.Dir, e2e.Options{Nodes: cfg.Nodes, Args: args})
+	c, err := proccluster.NewCluster(cfg.Bin, cfg.Dir, proccluster.Options{Nodes: cfg.Nodes, Args: args})
 	if err != nil {
 		return nil, fmt.Errorf("chaos: %w", err)
 	}
@@ -258,7 +258,7 @@ func startCluster(cfg Config, nw *Network) (*e2e.Cluster, error) {
 }
 
 // scanLogs looks for broker crashes in the node logs.
-func scanLogs(c *e2e.Cluster) []string {
+func scanLogs(c *proccluster.Cluster) []string {
 	var out []string
 	for i := range c.Addrs {
 		b, err := os.ReadFile(c.LogPath(i))
