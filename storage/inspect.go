@@ -9,10 +9,11 @@ import (
 	"go.etcd.io/bbolt"
 )
 
-// File names inside a data directory.
+// Names inside a data directory.
 const (
-	RaftDBFile  = "raft.db"
-	StateDBFile = "state.db"
+	RaftDBFile   = "raft.db"
+	StateDBFile  = "state.db"
+	SnapshotsDir = "snapshots"
 )
 
 // maxReportedProblems bounds Report.Problems; the rest are counted.

@@ -33,7 +33,7 @@ type snapshotInfo struct {
 // inspectSnapshots reads every snapshot file in dataDir/snapshots, newest
 // last, read-only. A file that does not verify is a problem.
 func inspectSnapshots(rep *inspectReport) error {
-	dir := filepath.Join(rep.DataDir, "snapshots")
+	dir := filepath.Join(rep.DataDir, storage.SnapshotsDir)
 	ents, err := os.ReadDir(dir)
 	if os.IsNotExist(err) {
 		return nil
