@@ -19,6 +19,7 @@ import (
 	"github.com/raftmq/raftmq/client"
 	"github.com/raftmq/raftmq/internal/proccluster"
 	"github.com/raftmq/raftmq/internal/testbin"
+	"github.com/raftmq/raftmq/internal/testwait"
 )
 
 // failpointKillMsg is the line a failpoint logs just before its SIGKILL
@@ -244,7 +245,7 @@ func restartAndCheck(t *testing.T, c *proccluster.Cluster, h *history, i int) {
 		}
 		drained = append(drained, msgNum(t, m))
 	}
-	waitUntil(t, 10*time.Second, "every node applied the same index", func() bool {
+	testwait.For(t, 10*time.Second, "every node applied the same index", func() bool {
 		var applied []uint64
 		for j := range c.Addrs {
 			st, err := c.Status(j, 300*time.Millisecond)
@@ -280,7 +281,7 @@ func runInstallCase(t *testing.T, fpBin string, snap []string) {
 	}
 	h := &history{ackedPuts: map[int]bool{}, unknown: map[int]bool{}}
 	stop, wait := runWorkload(c, h, false)
-	waitUntil(t, 20*time.Second, "the leader compacted past the stopped follower", func() bool {
+	testwait.For(t, 20*time.Second, "the leader compacted past the stopped follower", func() bool {
 		st, err := c.Status(0, 300*time.Millisecond)
 		h.mu.Lock()
 		defer h.mu.Unlock()

@@ -14,6 +14,7 @@ import (
 
 	"github.com/raftmq/raftmq/client"
 	"github.com/raftmq/raftmq/internal/proccluster"
+	"github.com/raftmq/raftmq/internal/testwait"
 	"github.com/raftmq/raftmq/storage"
 )
 
@@ -99,7 +100,7 @@ func TestSnapshotReceiverKilledMidTransfer(t *testing.T) {
 		t.Fatal(err)
 	}
 	snapDir := filepath.Join(c.DataDir(f), "snapshots")
-	waitUntil(t, 20*time.Second, "the follower to be receiving a snapshot", func() bool {
+	testwait.For(t, 20*time.Second, "the follower to be receiving a snapshot", func() bool {
 		ents, _ := os.ReadDir(snapDir)
 		for _, e := range ents {
 			if strings.Contains(e.Name(), ".recv.") {
@@ -118,7 +119,7 @@ func TestSnapshotReceiverKilledMidTransfer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 30*time.Second, "the restarted follower to catch up", func() bool {
+	testwait.For(t, 30*time.Second, "the restarted follower to catch up", func() bool {
 		st, err := c.Status(f, 200*time.Millisecond)
 		return err == nil && st.Applied >= lst.Commit && st.Snapshot > 0
 	})
