@@ -13,6 +13,7 @@ import (
 
 	"github.com/raftmq/raftmq/config"
 	"github.com/raftmq/raftmq/e2e"
+	"github.com/raftmq/raftmq/internal/powerfs"
 )
 
 // Config is one run of the suite.
@@ -134,6 +135,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		switch {
 		case netFamilies[f] && nw == nil:
 			rep.Skipped = append(rep.Skipped, f+" (no network namespaces)")
+		case f == FamilyPowerCut && powerfs.Available() != nil:
+			rep.Skipped = append(rep.Skipped, fmt.Sprintf("%s (%v)", f, powerfs.Available()))
 		case f == FamilyDelay && !nw.Netem:
 			rep.Skipped = append(rep.Skipped, f+" (tc netem is not available in this kernel)")
 		default:
@@ -144,10 +147,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		logf("skipping fault family %s", s)
 	}
 
-	c, err := startCluster(cfg, nw)
+	c, disks, err := startCluster(cfg, nw, slices.Contains(rep.Families, FamilyPowerCut), logf)
 	if err != nil {
 		return rep, err
 	}
+	defer unmountDisks(disks) // after the brokers are dead
 	defer c.Close()
 	if _, _, err := c.WaitLeader(20 * time.Second); err != nil {
 		return rep, fmt.Errorf("chaos: initial election: %w", err)
@@ -166,6 +170,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	ncfg := cfg.Nemesis
 	ncfg.Families = rep.Families
 	nem := newNemesis(ncfg, c, nw, cfg.Seed, hist)
+	nem.disks = disks
 	nem.logf = logf
 	phase, cancel := context.WithTimeout(ctx, cfg.Duration)
 	nemDone := make(chan struct{})
@@ -228,12 +233,24 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	return rep, nil
 }
 
-// startCluster starts the brokers, inside the namespaces when nw is set.
-func startCluster(cfg Config, nw *Network) (*e2e.Cluster, error) {
+// startCluster starts the brokers, inside the namespaces when nw is set,
+// each data directory on a power-cut filesystem when power is set.
+func startCluster(cfg Config, nw *Network, power bool, logf func(string, ...any)) (*e2e.Cluster, []*powerfs.FS, error) {
 	args := append(slices.Clone(brokerArgs), cfg.BrokerArgs...)
 	c, err := e2e.NewCluster(cfg.Bin, cfg.Dir, e2e.Options{Nodes: cfg.Nodes, Args: args})
 	if err != nil {
-		return nil, fmt.Errorf("chaos: %w", err)
+		return nil, nil, fmt.Errorf("chaos: %w", err)
+	}
+	var disks []*powerfs.FS
+	if power {
+		if disks, err = mountDisks(c, cfg.Seed, logf); err != nil {
+			return nil, nil, err
+		}
+	}
+	fail := func(err error) (*e2e.Cluster, []*powerfs.FS, error) {
+		c.Close()
+		unmountDisks(disks)
+		return nil, nil, err
 	}
 	if nw != nil {
 		for i := range c.Addrs {
@@ -241,20 +258,19 @@ func startCluster(cfg Config, nw *Network) (*e2e.Cluster, error) {
 		}
 		b, err := json.MarshalIndent(config.Cluster{Addresses: c.Addrs}, "", "  ")
 		if err != nil {
-			return nil, err
+			return fail(err)
 		}
 		if err := os.WriteFile(c.ConfigPath, b, 0o644); err != nil {
-			return nil, fmt.Errorf("chaos: %w", err)
+			return fail(fmt.Errorf("chaos: %w", err))
 		}
 		if c.Bin, err = nw.WrapBinary(cfg.Dir, cfg.Bin); err != nil {
-			return nil, err
+			return fail(err)
 		}
 	}
 	if err := c.StartAll(); err != nil {
-		c.Close()
-		return nil, fmt.Errorf("chaos: %w", err)
+		return fail(fmt.Errorf("chaos: %w", err))
 	}
-	return c, nil
+	return c, disks, nil
 }
 
 // scanLogs looks for broker crashes in the node logs.

@@ -9,8 +9,10 @@ import (
 	"time"
 )
 
-// unmountTimeout bounds a clean unmount before the connection is aborted.
-const unmountTimeout = 10 * time.Second
+// unmountTimeout bounds a clean unmount before the connection is aborted
+// (a copy of the mount in another mount namespace, made by `ip netns exec`,
+// keeps the connection alive after the unmount here).
+const unmountTimeout = 3 * time.Second
 
 // Cut loses power: it unmounts, throws away everything that was not
 // durable, and mounts again with no cached state. Every process using the
@@ -59,7 +61,9 @@ func (p *FS) unmount() error {
 		p.logf("powerfs: unmount %s hangs; aborting the connection", p.mountpoint)
 	}
 	if conn != "" {
-		_ = os.WriteFile(filepath.Join(conn, "abort"), []byte("1"), 0o200)
+		if err := abort(conn); err != nil {
+			p.logf("powerfs: abort %s: %v", conn, err)
+		}
 	}
 	if err := syscall.Unmount(p.mountpoint, syscall.MNT_DETACH); err != nil && err != syscall.EINVAL {
 		return fmt.Errorf("%w: %s: %v", ErrUnmount, p.mountpoint, err)
@@ -149,4 +153,26 @@ func writeAt(path string, data []byte, off int64) error {
 		return err
 	}
 	return f.Close()
+}
+
+// fusectlDir is where the kernel lists FUSE connections (fusectl).
+const fusectlDir = "/sys/fs/fuse/connections"
+
+// abort ends the FUSE connection conn (a directory under fusectlDir), so
+// every request on it fails and the server's loops stop. fusectl is
+// mounted first when it is not (systemd usually does it; a container
+// often does not).
+func abort(conn string) error {
+	if _, err := os.Stat(conn); err != nil {
+		if merr := syscall.Mount("fusectl", fusectlDir, "fusectl", 0, ""); merr != nil {
+			return fmt.Errorf("mount fusectl: %v (after %v)", merr, err)
+		}
+	}
+	f, err := os.OpenFile(filepath.Join(conn, "abort"), os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = f.Write([]byte("1"))
+	return err
 }

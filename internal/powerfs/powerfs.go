@@ -210,7 +210,7 @@ func (p *FS) mount() error {
 	var mst syscall.Stat_t
 	conn := ""
 	if err := syscall.Stat(p.mountpoint, &mst); err == nil {
-		conn = filepath.Join("/sys/fs/fuse/connections", strconv.FormatUint(uint64(unix.Minor(mst.Dev)), 10))
+		conn = filepath.Join(fusectlDir, strconv.FormatUint(uint64(unix.Minor(mst.Dev)), 10))
 	}
 	p.mu.Lock()
 	p.server, p.connDir = server, conn
