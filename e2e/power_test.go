@@ -40,10 +40,17 @@ type powerCluster struct {
 // nodes get torn writes.
 func newPowerCluster(t *testing.T, b string, nodes int, seed int64, torn map[int]bool, extra ...string) *powerCluster {
 	t.Helper()
+	return startPowerCluster(t, b, Options{Nodes: nodes, Args: append(append([]string{}, fastArgs...), extra...)}, seed, torn)
+}
+
+// startPowerCluster is newPowerCluster with the cluster's options given.
+func startPowerCluster(t *testing.T, b string, opts Options, seed int64, torn map[int]bool) *powerCluster {
+	t.Helper()
 	if err := powerfs.Available(); err != nil {
 		t.Skipf("power-loss scenarios need FUSE: %v (run as root with /dev/fuse; .ci/run installs fuse3)", err)
 	}
-	c, err := NewCluster(b, t.TempDir(), Options{Nodes: nodes, Args: append(append([]string{}, fastArgs...), extra...)})
+	nodes := opts.Nodes
+	c, err := NewCluster(b, t.TempDir(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
