@@ -391,7 +391,7 @@ func TestPowerDuringSnapshots(t *testing.T) {
 // moment while the snapshot is being sent to it.
 func TestPowerDuringInstallSnapshot(t *testing.T) {
 	snap := []string{"--snapshot-entries", "100", "--trailing-entries", "5", "--snapshot-chunk-bytes", "4096"}
-	_, _, err := runPower(t, bin, 3, seedFor(t), nil, func(pc *powerCluster, h *history) error {
+	pc, _, err := runPower(t, bin, 3, seedFor(t), nil, func(pc *powerCluster, h *history) error {
 		for round := 0; round < 2; round++ {
 			lead := leaderOr0(pc)
 			f := (lead + 1) % 3
@@ -416,6 +416,14 @@ func TestPowerDuringInstallSnapshot(t *testing.T) {
 	}, snap...)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if pc != nil {
+		k := 0
+		for i := range pc.Addrs {
+			b, _ := os.ReadFile(pc.LogPath(i))
+			k += strings.Count(string(b), `"snapshot received"`)
+		}
+		t.Logf("snapshots received by followers: %d", k)
 	}
 }
 
