@@ -33,6 +33,8 @@ type powerCluster struct {
 	*Cluster
 	fs  []*powerfs.FS
 	rng *rand.Rand
+	// leaderWait bounds each wait for a leader after a cut.
+	leaderWait time.Duration
 }
 
 // newPowerCluster mounts one powerfs per node and starts the brokers of
@@ -54,7 +56,7 @@ func startPowerCluster(t *testing.T, b string, opts Options, seed int64, torn ma
 	if err != nil {
 		t.Fatal(err)
 	}
-	pc := &powerCluster{Cluster: c, rng: rand.New(rand.NewSource(seed))}
+	pc := &powerCluster{Cluster: c, rng: rand.New(rand.NewSource(seed)), leaderWait: 30 * time.Second}
 	for i := 0; i < nodes; i++ {
 		backing := filepath.Join(c.Dir, fmt.Sprintf("node%d.disk", i))
 		for _, d := range []string{backing, c.DataDir(i)} {
@@ -201,7 +203,7 @@ func waitAcked(h *history, n int, timeout time.Duration) error {
 // settle waits for a leader, then drains the topic and checks the whole
 // history. It returns what it found wrong.
 func (pc *powerCluster) settle(h *history) error {
-	if _, _, err := pc.WaitLeader(30 * time.Second); err != nil {
+	if _, _, err := pc.WaitLeader(pc.leaderWait); err != nil {
 		return err
 	}
 	cl, err := pc.Client(client.Options{Timeout: 5 * time.Second})
@@ -312,7 +314,7 @@ func cutRounds(rounds int, pick func(pc *powerCluster, round int) []int) scenari
 			if err != nil {
 				return fmt.Errorf("round %d: %w", round, err)
 			}
-			if _, _, err := pc.WaitLeader(30 * time.Second); err != nil {
+			if _, _, err := pc.WaitLeader(pc.leaderWait); err != nil {
 				return fmt.Errorf("round %d, after cutting %v: %w", round, nodes, err)
 			}
 		}
@@ -482,11 +484,18 @@ func TestPowerCatchesASkippedFsync(t *testing.T) {
 		t.Fatal(err)
 	}
 	seed := seedFor(t)
-	_, _, err = runPower(t, broken, 1, seed, nil, cutRounds(2, func(*powerCluster, int) []int { return []int{0} }))
+	cut := cutRounds(2, func(*powerCluster, int) []int { return []int{0} })
+	pc, _, err := runPower(t, broken, 1, seed, nil, func(pc *powerCluster, h *history) error {
+		pc.leaderWait = 10 * time.Second // a one-node broker that comes back leads in well under a second
+		return cut(pc, h)
+	})
 	if err == nil {
 		t.Fatalf("seed %d: a broker that never fsyncs raft.db passed the power-loss scenario", seed)
 	}
 	t.Logf("the scenario caught the skipped fsync: %v", err)
+	if b, rerr := os.ReadFile(pc.LogPath(0)); rerr == nil {
+		t.Logf("the broker's last words:\n%s", tail(b, 800))
+	}
 }
 
 // TestPowerAmnesiaNoticed: a follower's data directory comes back empty
