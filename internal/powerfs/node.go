@@ -75,6 +75,10 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 // Open opens a file with a handle that keeps its I/O in powerfs.
 func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
 	fh, fl, errno := n.LoopbackNode.Open(ctx, flags)
+	if errno == 0 && flags&syscall.O_TRUNC != 0 {
+		// In case the kernel passes O_TRUNC instead of a setattr.
+		n.p.noteResize(n.state())
+	}
 	return noPassthrough(fh), fl, errno
 }
 
@@ -218,15 +222,17 @@ func (p *FS) noteResize(f *fileState) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	// The size is compared at fsync; a shrink cancels the torn write past it.
-	f.lastData = nil
+	// A shrink then a grow leaves zeros that no write span covers: copy the
+	// whole file at the next fsync. (Size changes are rare: bbolt grows its
+	// file in large steps.) A torn write past a shrink would be wrong too.
+	f.all, f.spans, f.lastData = true, nil, nil
 }
 
 // syncFile copies the dirty ranges of the file at path into its durable
 // copy and sets the durable size.
 func (p *FS) syncFile(path string, f *fileState) syscall.Errno {
 	if f == nil {
-		return syscall.EIO
+		return 0 // unlinked meanwhile: nothing of it can be durable by name
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()

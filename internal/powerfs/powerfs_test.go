@@ -290,3 +290,25 @@ func TestFailedFsyncForgetsTheData(t *testing.T) {
 		t.Fatalf("stats %+v", s)
 	}
 }
+
+// TestTruncateThenGrowSyncsZeros: after O_TRUNC, the synced file holds
+// zeros where nothing was written again, not the old bytes.
+func TestTruncateThenGrowSyncsZeros(t *testing.T) {
+	p := mountT(t, Options{Seed: 10})
+	a := filepath.Join(p.Mountpoint(), "a")
+	writeFile(t, a, bytes.Repeat([]byte("a"), 8192), true)
+	syncDir(t, p.Mountpoint())
+	f, err := os.OpenFile(a, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("x"), 4096); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	cut(t, p)
+	wantContent(t, a, append(make([]byte, 4096), 'x'))
+}
