@@ -11,7 +11,6 @@ import (
 	"fmt"
 	mrand "math/rand"
 	"net"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -27,6 +26,8 @@ import (
 	"github.com/raftmq/raftmq/raftlog"
 	"github.com/raftmq/raftmq/snapshot"
 	"github.com/raftmq/raftmq/storage"
+
+	"github.com/raftmq/raftmq/internal/fsutil"
 )
 
 // Broker is one node of a raftmq cluster.
@@ -60,7 +61,7 @@ func New(cfg config.Node, log zerolog.Logger) (*Broker, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+	if err := fsutil.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("broker: create data directory: %w", err)
 	}
 	nodeLog := log.With().Int("node", cfg.ID).Logger()

@@ -13,6 +13,8 @@ import (
 	"github.com/raftmq/raftmq/raftlog"
 	"github.com/raftmq/raftmq/snapshot"
 	"github.com/raftmq/raftmq/storage"
+
+	"github.com/raftmq/raftmq/internal/fsutil"
 )
 
 // step passes a peer message to the core. A follower that lost its data
@@ -32,7 +34,21 @@ func (n *node) step(m raftlog.Message) {
 // caught up (ss from a Ready, before that Ready's messages are sent, so
 // the flag is gone before the node's first vote can be). Kept in the
 // broker: the flag is the broker's persisted record, not the core's.
+//
+// It also persists the opposite change: the core put a node with an empty
+// log into recovering mode because the cluster has committed entries (it
+// may have lost its data; docs/decisions.md, 11). The flag is durable
+// before the Ready's messages leave, so a restart cannot turn the node
+// back into a voter before it has caught up.
 func (n *node) noteRecovered(ss *raftlog.SoftState) error {
+	if ss != nil && ss.Recovering && !n.raft.Recovering() {
+		if err := n.raft.SetRecovering(true); err != nil {
+			return fmt.Errorf("%w: set the recovering flag: %v", ErrStopped, err)
+		}
+		n.log.Warn().Uint64("term", n.core.Status().Term).
+			Msg("empty log but the cluster has committed entries: this node may have lost its data; recovering (no votes) until caught up")
+		return nil
+	}
 	if ss == nil || ss.Recovering || !n.raft.Recovering() {
 		return nil
 	}
@@ -145,6 +161,9 @@ func makeDamagedDir(dir string) (string, error) {
 	for i := 1; ; i++ {
 		err := os.Mkdir(path, 0o750)
 		if err == nil {
+			if err := fsutil.SyncDir(dir); err != nil {
+				return "", fmt.Errorf("broker: create %s: %w", path, err)
+			}
 			return path, nil
 		}
 		if !errors.Is(err, os.ErrExist) || i > 100 {
@@ -157,27 +176,20 @@ func makeDamagedDir(dir string) (string, error) {
 // moveAside renames src to dst (creating dst's directory) and fsyncs both
 // directories, so the move survives a crash.
 func moveAside(src, dst string) error {
-	if err := os.MkdirAll(filepath.Dir(dst), 0o750); err != nil {
+	if err := fsutil.MkdirAll(filepath.Dir(dst), 0o750); err != nil {
 		return fmt.Errorf("broker: move %s aside: %w", src, err)
 	}
 	if err := os.Rename(src, dst); err != nil {
 		return fmt.Errorf("broker: move %s aside: %w", src, err)
 	}
-	for _, d := range []string{filepath.Dir(src), filepath.Dir(dst)} {
-		if err := syncDirectory(d); err != nil {
+	// Destination first: a cut between the two leaves the file in both
+	// places (found again at the next start), never in neither.
+	for _, d := range []string{filepath.Dir(dst), filepath.Dir(src)} {
+		if err := fsutil.SyncDir(d); err != nil {
 			return fmt.Errorf("broker: move %s aside: %w", src, err)
 		}
 	}
 	return nil
-}
-
-func syncDirectory(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 func fileExists(path string) bool {

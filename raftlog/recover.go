@@ -51,3 +51,31 @@ func (c *Core) maybeEndRecovery() {
 
 // Recovering reports whether the node is still in recovering mode.
 func (c *Core) Recovering() bool { return c.rec.active }
+
+// noticeAmnesia puts a node whose log is empty into recovering mode when a
+// leader's message proves that the cluster has committed entries: a
+// MsgApp or heartbeat with a commit index above zero, or a snapshot. Such
+// a node may be one that lost its data directory (a power cut before the
+// directory entry of raft.db was durable, an operator wiping it): it may
+// have voted in this term and acknowledged entries it no longer holds, so
+// it must neither vote nor campaign until it holds what the cluster
+// committed (docs/decisions.md, 8 and 11). A node that is merely new (it
+// joined late, or as a learner) is put in the same mode and leaves it as
+// soon as it has caught up. Called before the message is handled, so the
+// answer to it goes out in a Ready that reports the mode; the caller
+// persists the mode before sending.
+func (c *Core) noticeAmnesia(m Message) {
+	if c.rec.active || c.log.lastIndex() > 0 {
+		return
+	}
+	switch {
+	case (m.Type == MsgApp || m.Type == MsgHeartbeat) && m.Commit > 0:
+	case m.Type == MsgSnap && m.Snapshot.Index > 0:
+	default:
+		return
+	}
+	c.rec = recovery{active: true}
+	c.logger.Warnf("raftlog: node %d has an empty log but leader %d's %v shows the cluster committed entries (commit %d, term %d): "+
+		"this node may have lost its data; it recovers (no votes, no campaigns) until it has caught up",
+		c.id, m.From, m.Type, max(m.Commit, m.Snapshot.Index), m.Term)
+}

@@ -47,6 +47,7 @@ func (c *Core) Step(m Message) error {
 		return nil
 	}
 
+	c.noticeAmnesia(m)
 	switch m.Type {
 	case MsgHup:
 		c.hup(c.defaultCampaign())

@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/raftmq/raftmq/internal/fsutil"
 )
 
 // writeBufferBytes is the buffer between a body writer and the file.
@@ -93,7 +95,7 @@ func (s *Store) install(tmp string, meta Meta) error {
 		os.Remove(tmp)
 		return fmt.Errorf("snapshot: rename into place: %w", err)
 	}
-	if err := syncDir(s.dir); err != nil {
+	if err := fsutil.SyncDir(s.dir); err != nil {
 		return err
 	}
 	return s.pruneLocked()

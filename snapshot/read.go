@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/raftmq/raftmq/internal/fsutil"
 )
 
 // Limits on reads.
@@ -117,7 +119,7 @@ func (s *Store) ExtractBody(meta Meta, dstPath string) error {
 		os.Remove(tmp)
 		return fmt.Errorf("snapshot: extract: %w", err)
 	}
-	return syncDir(dir)
+	return fsutil.SyncDir(dir)
 }
 
 // onlyWriter hides *os.File's ReadFrom so CopyBuffer uses our buffer and

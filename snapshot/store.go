@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/raftmq/raftmq/internal/fsutil"
 )
 
 const (
@@ -53,7 +55,8 @@ func Open(dir, clusterID string, keep int) (*Store, error) {
 	if keep < 1 || keep > MaxKept {
 		return nil, fmt.Errorf("snapshot: open %s: keep %d, want 1..%d", dir, keep, MaxKept)
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	// The directory's own entry must survive a power cut too.
+	if err := fsutil.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("snapshot: create directory: %w", err)
 	}
 	ents, err := os.ReadDir(dir)
@@ -70,7 +73,7 @@ func Open(dir, clusterID string, keep int) (*Store, error) {
 		}
 	}
 	if s.removedTemp > 0 {
-		if err := syncDir(dir); err != nil {
+		if err := fsutil.SyncDir(dir); err != nil {
 			return nil, err
 		}
 	}
@@ -137,7 +140,7 @@ func (s *Store) Remove(name string) error {
 		}
 		return fmt.Errorf("snapshot: remove: %w", err)
 	}
-	return syncDir(s.dir)
+	return fsutil.SyncDir(s.dir)
 }
 
 // readMeta reads the header of file name and checks it against the name
@@ -218,7 +221,7 @@ func (s *Store) pruneLocked() error {
 			return fmt.Errorf("snapshot: delete old snapshot: %w", err)
 		}
 	}
-	return syncDir(s.dir)
+	return fsutil.SyncDir(s.dir)
 }
 
 // resolve maps a snapshot name to a path; a name with a directory is used
@@ -228,17 +231,4 @@ func (s *Store) resolve(name string) string {
 		return name
 	}
 	return filepath.Join(s.dir, name)
-}
-
-// syncDir fsyncs a directory so a rename or delete in it is durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("snapshot: fsync directory: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("snapshot: fsync directory %s: %w", dir, err)
-	}
-	return nil
 }

@@ -5,11 +5,14 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"time"
 
 	"go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/raftmq/raftmq/internal/fsutil"
 )
 
 // openTimeout bounds how long an open waits for the file lock, so a second
@@ -40,11 +43,21 @@ func openBolt(path string, readOnly bool) (db *bbolt.DB, err error) {
 			return nil, fmt.Errorf("storage: open %s: %w", path, statErr)
 		}
 	}
+	_, statErr := os.Stat(path)
+	created := !readOnly && errors.Is(statErr, os.ErrNotExist)
 	err = guard(path, func() error {
 		var openErr error
 		db, openErr = bbolt.Open(path, fileMode, opts)
 		return openErr
 	})
+	if err == nil && created {
+		// bbolt fsyncs the new file's content, not its name: without this a
+		// power cut can leave the directory without the file.
+		if err := fsutil.SyncDir(filepath.Dir(path)); err != nil {
+			_ = db.Close()
+			return nil, fmt.Errorf("storage: create %s: %w", path, err)
+		}
+	}
 	switch {
 	case err == nil:
 	case errors.Is(err, berrors.ErrTimeout):

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 
 	"go.etcd.io/bbolt"
+
+	"github.com/raftmq/raftmq/internal/fsutil"
 )
 
 // copyTxBytes bounds one write transaction of a compact copy: bbolt holds a
@@ -172,19 +174,7 @@ func swapFile(from, to string) error {
 	if err := os.Rename(from, to); err != nil {
 		return fmt.Errorf("storage: swap in %s: %w", to, err)
 	}
-	return syncDir(filepath.Dir(to))
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("storage: fsync directory: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("storage: fsync directory %s: %w", dir, err)
-	}
-	return nil
+	return fsutil.SyncDir(filepath.Dir(to))
 }
 
 // removeStale removes a leftover temp file; a missing file is fine.

@@ -21,6 +21,13 @@ var (
 	// ErrInvalid is wrapped for an invalid argument (empty cluster id,
 	// MaxSessions < 1, a data dir that is not a directory).
 	ErrInvalid = errors.New("storage: invalid argument")
+	// ErrWriteFailed is returned by every write after one write
+	// transaction failed (its fsync, for example). What the failed
+	// transaction wrote may still show through bbolt's mmap without being
+	// durable, and Linux forgets dirty pages whose writeback failed, so a
+	// retry could report as durable what is not (fsyncgate). The owner
+	// must stop and reopen the file.
+	ErrWriteFailed = errors.New("storage: an earlier write failed; the file must be reopened")
 )
 
 // corruptAdvice tells the operator what to do with a damaged file.

@@ -48,8 +48,10 @@ type RaftDB struct {
 	baseTerm  uint64
 	lastIndex uint64
 	lastTerm  uint64
-	snap      raftlog.SnapshotMeta
-	recover   bool
+	// failed is the first write failure; every later write is refused.
+	failed  error
+	snap    raftlog.SnapshotMeta
+	recover bool
 }
 
 var _ raftlog.Storage = (*RaftDB)(nil)
@@ -69,6 +71,9 @@ func OpenRaftDB(path, clusterID string) (*RaftDB, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Only a test build (tag skipfsync) turns this on, to prove the
+	// power-loss suite catches a missing fsync.
+	db.NoSync = skipRaftFsync
 	r := &RaftDB{path: path, clusterID: clusterID, db: db}
 	err = guard(path, func() error { return db.Update(r.initLocked) })
 	if err != nil {
@@ -241,7 +246,17 @@ func (r *RaftDB) Close() error {
 // update runs fn in one write transaction (one fsync) and turns a bbolt
 // panic on damaged pages into ErrCorrupt. Call with mu held.
 func (r *RaftDB) updateLocked(what string, fn func(tx *bbolt.Tx) error) error {
-	err := guard(r.path, func() error { return r.db.Update(fn) })
+	if r.failed != nil {
+		return fmt.Errorf("%w: %s in %s (first failure: %v)", ErrWriteFailed, what, r.path, r.failed)
+	}
+	var fnErr error
+	err := guard(r.path, func() error {
+		return r.db.Update(func(tx *bbolt.Tx) error { fnErr = fn(tx); return fnErr })
+	})
+	if err != nil && fnErr == nil {
+		// The commit itself (its writes or fsync) failed.
+		r.failed = err
+	}
 	if err != nil && !errors.Is(err, ErrCorrupt) {
 		return fmt.Errorf("storage: %s in %s: %w", what, r.path, err)
 	}

@@ -47,6 +47,7 @@ type StateDB struct {
 
 	mu      sync.Mutex // serializes Apply; guards applied
 	applied uint64     // durable applied index
+	failed  error      // first failed Apply; later ones are refused (ErrWriteFailed)
 }
 
 // TopicDepth is one topic's queue: its name, the number of messages queued

@@ -62,9 +62,14 @@ func (s *StateDB) Apply(ents []raftlog.Entry) ([]Applied, error) {
 			return nil, fmt.Errorf("%w: apply entry %d to %s: unknown entry type %d", ErrBadCommand, e.Index, s.path, e.Type)
 		}
 	}
+	if s.failed != nil {
+		return nil, fmt.Errorf("%w: apply to %s (first failure: %v)", ErrWriteFailed, s.path, s.failed)
+	}
 	var out []Applied
+	var fnErr error
 	err := guard(s.path, func() error {
-		return s.db.Update(func(tx *bbolt.Tx) error {
+		return s.db.Update(func(tx *bbolt.Tx) (err error) {
+			defer func() { fnErr = err }()
 			out = out[:0]
 			a := applier{tx: tx, path: s.path, maxSessions: uint64(s.opts.MaxSessions)}
 			for i, e := range ents {
@@ -81,6 +86,9 @@ func (s *StateDB) Apply(ents []raftlog.Entry) ([]Applied, error) {
 		})
 	})
 	if err != nil {
+		if fnErr == nil {
+			s.failed = err // the commit itself failed
+		}
 		if !errors.Is(err, ErrCorrupt) {
 			err = fmt.Errorf("storage: apply entries %d..%d to %s: %w", ents[0].Index, ents[len(ents)-1].Index, s.path, err)
 		}

@@ -23,7 +23,9 @@ func verifyCommand(e env) *cli.Command {
 		Name:  "verify",
 		Usage: "run the fault-injection suite on fresh local brokers; exit 1 on any violation",
 		Description: "Starts --nodes brokers (in network namespaces when run as root), drives producers and consumers\n" +
-			"on 16 topics while killing, pausing and partitioning nodes (seeded by --seed), heals, drains and checks:\n" +
+			"on 16 topics while killing, pausing, partitioning nodes and cutting their power (power-cut: each data dir\n" +
+			"on a FUSE filesystem that forgets what was not fsynced; needs root and /dev/fuse), seeded by --seed;\n" +
+			"then heals, drains and checks:\n" +
 			"linearizability per topic, no acknowledged message lost or duplicated, identical nodes, no minority ack.\n" +
 			"Each round writes summary.txt, report.json, history.jsonl and node logs under --out.",
 		Flags: []cli.Flag{

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/raftmq/raftmq/internal/powerfs"
 	"github.com/raftmq/raftmq/internal/proccluster"
 )
 
@@ -20,10 +21,11 @@ const (
 	FamilyLoss      = "loss"      // random loss of peer packets
 	FamilyDelay     = "delay"     // peer latency with jitter (needs tc netem)
 	FamilyCombo     = "combo"     // kill one, pause others so the restarted node completes a quorum
+	FamilyPowerCut  = "power-cut" // the leader, a follower or every node loses power (needs FUSE)
 )
 
 // AllFamilies lists every family in a stable order.
-var AllFamilies = []string{FamilyKill, FamilyPause, FamilyPartition, FamilyLoss, FamilyDelay, FamilyCombo}
+var AllFamilies = []string{FamilyKill, FamilyPause, FamilyPartition, FamilyLoss, FamilyDelay, FamilyCombo, FamilyPowerCut}
 
 // netFamilies need the namespaces.
 var netFamilies = map[string]bool{FamilyPartition: true, FamilyLoss: true, FamilyDelay: true}
@@ -36,6 +38,7 @@ var familyFaults = map[string][]string{
 	FamilyLoss:      {"loss"},
 	FamilyDelay:     {"delay"},
 	FamilyCombo:     {"combo-kill-pause", "combo-pause-kill-leader"},
+	FamilyPowerCut:  {"power-cut-leader", "power-cut-follower", "power-cut-all"},
 }
 
 // Event is one injected fault, from injection to heal.
@@ -78,6 +81,8 @@ type nemesis struct {
 	rng    *rand.Rand
 	hist   *history
 	faults []string
+	// disks are the nodes' power-cut filesystems (power-cut family only).
+	disks []*powerfs.FS
 
 	logf func(format string, args ...any)
 
@@ -234,6 +239,24 @@ func (n *nemesis) inject(ctx context.Context, fault string, hold time.Duration) 
 		n.note(ev, n.kill(target))
 		sleepCtx(ctx, hold)
 		n.end(ev, n.restart(target))
+	case "power-cut-leader", "power-cut-follower", "power-cut-all":
+		targets := []int{ldr}
+		switch fault {
+		case "power-cut-follower":
+			targets = n.others(ldr)[:1]
+		case "power-cut-all":
+			targets = n.others()
+		}
+		ev := n.begin(fault, targets, "SIGKILL, unsynced data and names lost")
+		n.note(ev, n.powerCut(targets))
+		sleepCtx(ctx, hold/2)
+		var err error
+		for _, i := range targets {
+			if e := n.restart(i); err == nil {
+				err = e
+			}
+		}
+		n.end(ev, err)
 	case "kill-all":
 		all := n.others()
 		ev := n.begin(fault, all, "")

@@ -253,8 +253,8 @@ func nodeNamespaces(nw *Network) []string {
 }
 
 // WrapBinary writes a launcher next to the cluster that runs bin inside
-// node --id N's namespace; e2e.Cluster runs it in place of bin. It execs,
-// so the process e2e signals is the broker itself.
+// node --id N's namespace; proccluster.Cluster runs it in place of bin. It execs,
+// so the process proccluster signals is the broker itself.
 func (nw *Network) WrapBinary(dir, bin string) (string, error) {
 	script := fmt.Sprintf(`#!/bin/sh
 # Runs raftmq inside the network namespace of the node named by --id.

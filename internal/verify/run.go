@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/raftmq/raftmq/config"
+	"github.com/raftmq/raftmq/internal/powerfs"
 	"github.com/raftmq/raftmq/internal/proccluster"
 )
 
@@ -110,21 +111,24 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 // round is one executed round, its cluster still up, waiting for its checks.
 type round struct {
-	cfg  Config
-	rep  *Report
-	c    *proccluster.Cluster
-	nw   *Network
-	nem  *nemesis
-	wl   *workload
-	ops  []Op
-	logf func(format string, args ...any)
+	cfg   Config
+	rep   *Report
+	c     *proccluster.Cluster
+	disks []*powerfs.FS // the nodes' power-cut filesystems, if any
+	nw    *Network
+	nem   *nemesis
+	wl    *workload
+	ops   []Op
+	logf  func(format string, args ...any)
 }
 
-// close stops the brokers and removes the namespaces.
+// close stops the brokers, unmounts their filesystems and removes the
+// namespaces.
 func (r *round) close() {
 	if r.c != nil {
 		r.c.Close()
 	}
+	unmountDisks(r.disks) // after the brokers are dead
 	if r.nw != nil {
 		r.nw.Close()
 	}
@@ -166,6 +170,8 @@ func execute(ctx context.Context, cfg Config) (*round, error) {
 		switch {
 		case netFamilies[f] && nw == nil:
 			rep.Skipped = append(rep.Skipped, f+" (no network namespaces)")
+		case f == FamilyPowerCut && powerfs.Available() != nil:
+			rep.Skipped = append(rep.Skipped, fmt.Sprintf("%s (%v)", f, powerfs.Available()))
 		case f == FamilyDelay && !nw.Netem:
 			rep.Skipped = append(rep.Skipped, f+" (tc netem is not available in this kernel)")
 		default:
@@ -176,11 +182,11 @@ func execute(ctx context.Context, cfg Config) (*round, error) {
 		logf("skipping fault family %s", s)
 	}
 
-	c, err := startCluster(cfg, nw)
+	c, disks, err := startCluster(cfg, nw, slices.Contains(rep.Families, FamilyPowerCut), logf)
 	if err != nil {
 		return r, err
 	}
-	r.c = c
+	r.c, r.disks = c, disks
 	if _, _, err := c.WaitLeader(20 * time.Second); err != nil {
 		return r, fmt.Errorf("chaos: initial election: %w", err)
 	}
@@ -199,6 +205,7 @@ func execute(ctx context.Context, cfg Config) (*round, error) {
 	ncfg := cfg.Nemesis
 	ncfg.Families = rep.Families
 	nem := newNemesis(ncfg, c, nw, cfg.Seed, hist)
+	nem.disks = disks
 	nem.logf = logf
 	r.nem = nem
 	phase, cancel := context.WithTimeout(ctx, cfg.Duration)
@@ -265,12 +272,24 @@ func (r *round) check(ops []Op) *Report {
 	return rep
 }
 
-// startCluster starts the brokers, inside the namespaces when nw is set.
-func startCluster(cfg Config, nw *Network) (*proccluster.Cluster, error) {
+// startCluster starts the brokers, inside the namespaces when nw is set,
+// each data directory on a power-cut filesystem when power is set.
+func startCluster(cfg Config, nw *Network, power bool, logf func(string, ...any)) (*proccluster.Cluster, []*powerfs.FS, error) {
 	args := append(slices.Clone(brokerArgs), cfg.BrokerArgs...)
 	c, err := proccluster.NewCluster(cfg.Bin, cfg.Dir, proccluster.Options{Nodes: cfg.Nodes, Args: args})
 	if err != nil {
-		return nil, fmt.Errorf("chaos: %w", err)
+		return nil, nil, fmt.Errorf("chaos: %w", err)
+	}
+	var disks []*powerfs.FS
+	if power {
+		if disks, err = mountDisks(c, cfg.Seed, logf); err != nil {
+			return nil, nil, err
+		}
+	}
+	fail := func(err error) (*proccluster.Cluster, []*powerfs.FS, error) {
+		c.Close()
+		unmountDisks(disks)
+		return nil, nil, err
 	}
 	if nw != nil {
 		for i := range c.Addrs {
@@ -278,20 +297,19 @@ func startCluster(cfg Config, nw *Network) (*proccluster.Cluster, error) {
 		}
 		b, err := json.MarshalIndent(config.Cluster{Addresses: c.Addrs}, "", "  ")
 		if err != nil {
-			return nil, err
+			return fail(err)
 		}
 		if err := os.WriteFile(c.ConfigPath, b, 0o644); err != nil {
-			return nil, fmt.Errorf("chaos: %w", err)
+			return fail(fmt.Errorf("chaos: %w", err))
 		}
 		if c.Bin, err = nw.WrapBinary(cfg.Dir, cfg.Bin); err != nil {
-			return nil, err
+			return fail(err)
 		}
 	}
 	if err := c.StartAll(); err != nil {
-		c.Close()
-		return nil, fmt.Errorf("chaos: %w", err)
+		return fail(fmt.Errorf("chaos: %w", err))
 	}
-	return c, nil
+	return c, disks, nil
 }
 
 // scanLogs looks for broker crashes in the node logs.
