@@ -98,21 +98,11 @@ func validateVoters(id uint64, voters []uint64) error {
 	if len(voters) == 0 {
 		return fmt.Errorf("no voters (Peers empty and storage has no membership): %w", ErrBadConfig)
 	}
-	if len(voters) > maxVoters {
-		return fmt.Errorf("%d voters, at most %d: %w", len(voters), maxVoters, ErrBadConfig)
+	if err := validateVoterList(voters); err != nil {
+		return fmt.Errorf("%v: %w", err, ErrBadConfig)
 	}
-	sorted := slices.Clone(voters)
-	slices.Sort(sorted)
-	for i, v := range sorted {
-		if v == None {
-			return fmt.Errorf("voter id %d is reserved: %w", None, ErrBadConfig)
-		}
-		if i > 0 && sorted[i-1] == v {
-			return fmt.Errorf("voter %d listed twice: %w", v, ErrBadConfig)
-		}
-	}
-	if !slices.Contains(sorted, id) {
-		return fmt.Errorf("node %d is not among voters %v: %w", id, sorted, ErrBadConfig)
+	if !slices.Contains(voters, id) {
+		return fmt.Errorf("node %d is not among voters %v: %w", id, slices.Sorted(slices.Values(voters)), ErrBadConfig)
 	}
 	return nil
 }
