@@ -48,8 +48,10 @@ type Config struct {
 	Rand        *rand.Rand
 	PreVote     bool
 	CheckQuorum bool
-	// MaxSizePerMsg is the max Data bytes of entries in one MsgApp (at least
-	// one entry is always sent).
+	// MaxSizePerMsg is the max bytes of entries in one MsgApp, counting
+	// Data and EntryOverheadBytes per entry (at least one entry is always
+	// sent), so an encoded MsgApp is at most about MaxSizePerMsg or its
+	// first entry, whichever is larger.
 	MaxSizePerMsg uint64
 	// MaxInflightMsgs is the max MsgApp in flight per follower in replicate
 	// state.
