@@ -262,7 +262,9 @@ func (b *Broker) run(ctx context.Context) (err error) {
 	}
 	maxRequestBytes := 6*b.cfg.MaxMessageBytes + requestOverheadBytes
 	peerLim := peerLimits{
-		maxFrameBytes: maxPeerFrameBytes(b.cfg.MaxBatchBytes, maxRequestBytes, b.cfg.SnapshotChunkBytes),
+		// A command holds one message plus its topic and ids, well within
+		// requestOverheadBytes.
+		maxFrameBytes: maxPeerFrameBytes(b.cfg.MaxBatchBytes, b.cfg.MaxMessageBytes+requestOverheadBytes, b.cfg.SnapshotChunkBytes),
 		maxConns:      maxPeerConns(len(b.cfg.Cluster.Addresses)),
 		refused:       &b.stats.peerFramesRefused,
 		connsRefused:  &b.stats.peerConnsRefused,

@@ -84,12 +84,13 @@ type peerLimits struct {
 
 // maxPeerFrameBytes is the largest frame a correct peer sends, with room to
 // spare: a MsgApp holds at most maxBatchBytes of entries (counting
-// raftlog.EntryOverheadBytes each) or one entry, which a client request of
-// at most maxRequestBytes became; a snapshot chunk holds chunkBytes. The
-// slack covers envelopes, message headers and the snapshot header.
-func maxPeerFrameBytes(maxBatchBytes uint64, maxRequestBytes, chunkBytes int) int64 {
+// raftlog.EntryOverheadBytes each) or one entry of at most maxEntryBytes (a
+// command: one message, its topic and ids); a snapshot chunk holds
+// chunkBytes. The slack covers envelopes, message headers and the snapshot
+// header.
+func maxPeerFrameBytes(maxBatchBytes uint64, maxEntryBytes, chunkBytes int) int64 {
 	const slack = 64 << 10
-	return int64(max(maxBatchBytes, uint64(maxRequestBytes), uint64(chunkBytes))) + slack
+	return int64(max(maxBatchBytes, uint64(maxEntryBytes)+raftlog.EntryOverheadBytes, uint64(chunkBytes))) + slack
 }
 
 // maxPeerConns is how many connections the peer port accepts at once: one
