@@ -301,6 +301,7 @@ func (b *Broker) run(ctx context.Context) (err error) {
 	if err != nil {
 		cs.router.Close()
 		cs.pull.Close()
+		cs.limiter.stop()
 		return err
 	}
 	rep.log = b.log

@@ -73,8 +73,8 @@ func newClientServer(zctx *zmq.Context, listen, replyEndpoint string, cs *client
 		}
 	}
 	if err := router.Bind(listen); err != nil {
-		cs.limiter.stop()
 		router.Close()
+		cs.limiter.stop()
 		return fmt.Errorf("broker: bind client port %s: %w (is another broker running, or the port taken?)", listen, err)
 	}
 	pull, err := zctx.NewSocket(zmq.PULL)
@@ -82,8 +82,8 @@ func newClientServer(zctx *zmq.Context, listen, replyEndpoint string, cs *client
 		err = pull.Bind(replyEndpoint)
 	}
 	if err != nil {
-		cs.limiter.stop()
 		router.Close()
+		cs.limiter.stop()
 		if pull != nil {
 			pull.Close()
 		}

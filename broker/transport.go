@@ -144,8 +144,8 @@ func newZMQTransport(zctx *zmq.Context, clusterID string, self uint64, listen st
 		}
 	}
 	if err := router.Bind(listen); err != nil {
-		t.limiter.stop()
 		router.Close()
+		t.limiter.stop()
 		return nil, fmt.Errorf("broker: bind internal port %s: %w (is another broker running, or the port taken?)", listen, err)
 	}
 	dealers := make(map[uint64]*zmq.Socket, len(peers))
@@ -164,8 +164,8 @@ func newZMQTransport(zctx *zmq.Context, clusterID string, self uint64, listen st
 			err = d.Connect("tcp://" + addr)
 		}
 		if err != nil {
-			t.limiter.stop()
 			router.Close()
+			t.limiter.stop()
 			for _, s := range dealers {
 				s.Close()
 			}
@@ -317,9 +317,10 @@ func (t *zmqTransport) receive(router *zmq.Socket) {
 			if err != nil {
 				break
 			}
-			err = fmt.Errorf("%w: %d ZeroMQ frames, want 1", ErrBadFrame, len(frames)-1)
 			if len(frames) == 2 {
 				err = t.dispatch(frames[1])
+			} else {
+				err = fmt.Errorf("%w: %d ZeroMQ frames, want 1", ErrBadFrame, len(frames)-1)
 			}
 			if err != nil {
 				t.refused.Add(1)
