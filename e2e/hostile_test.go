@@ -114,9 +114,14 @@ type steadyCluster struct {
 	acked  []string
 }
 
+// steadyArgs slow elections down (timeout 1-2 s, heartbeats every 60 ms)
+// so that a loaded CI machine does not change the leader on its own while a
+// test checks that an attack did not.
+var steadyArgs = []string{"--tick-interval", "20ms", "--election-ticks", "50", "--heartbeat-ticks", "3"}
+
 func newSteadyCluster(t *testing.T, extra ...string) *steadyCluster {
 	t.Helper()
-	c := newCluster(t, 3, extra...)
+	c := newCluster(t, 3, append(append([]string(nil), steadyArgs...), extra...)...)
 	cl, err := c.Client(client.Options{Timeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
