@@ -237,6 +237,11 @@ func (b *Broker) run(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("broker: zeromq: %w", err)
 	}
+	// One I/O thread for the peer sockets, one for the client socket (see
+	// peerIOThread): a flood on the client port cannot delay heartbeats.
+	if err := zctx.SetIoThreads(2); err != nil {
+		return fmt.Errorf("broker: zeromq: %w", err)
+	}
 	defer func() {
 		if terr := zctx.Term(); terr != nil {
 			b.log.Error().Err(terr).Msg("zeromq terminate")
@@ -256,7 +261,16 @@ func (b *Broker) run(ctx context.Context) (err error) {
 			peerAddrs[id] = a.PeerAddr()
 		}
 	}
-	trans, err := newZMQTransport(zctx, b.cfg.Cluster.ID(), b.self, tcpEndpoint(listenIP, self.InternalPort), peerAddrs, b.log)
+	maxRequestBytes := 6*b.cfg.MaxMessageBytes + requestOverheadBytes
+	peerLim := peerLimits{
+		// A command holds one message plus its topic and ids, well within
+		// requestOverheadBytes.
+		maxFrameBytes: maxPeerFrameBytes(b.cfg.MaxBatchBytes, b.cfg.MaxMessageBytes+requestOverheadBytes, b.cfg.SnapshotChunkBytes),
+		maxConns:      maxPeerConns(len(b.cfg.Cluster.Addresses)),
+		refused:       &b.stats.peerFramesRefused,
+		connsRefused:  &b.stats.peerConnsRefused,
+	}
+	trans, err := newZMQTransport(zctx, b.cfg.Cluster.ID(), b.self, tcpEndpoint(listenIP, self.InternalPort), peerAddrs, peerLim, b.log)
 	if err != nil {
 		return err
 	}
@@ -268,7 +282,7 @@ func (b *Broker) run(ctx context.Context) (err error) {
 	cs := &clientServer{
 		log: b.log.With().Str("component", "clients").Logger(),
 		limits: wire.Limits{
-			MaxRequestBytes:  6*b.cfg.MaxMessageBytes + requestOverheadBytes,
+			MaxRequestBytes:  maxRequestBytes,
 			MaxMessageBytes:  b.cfg.MaxMessageBytes,
 			MaxTopicBytes:    b.cfg.MaxTopicBytes,
 			MaxClientIDBytes: 256,
@@ -278,6 +292,8 @@ func (b *Broker) run(ctx context.Context) (err error) {
 		status:   b.Status,
 		toNode:   requestCh,
 		stopping: &stopping,
+		maxConns: b.cfg.MaxClientConnections,
+		connsCut: &b.stats.clientConnsRefused,
 	}
 	if err := newClientServer(zctx, tcpEndpoint(listenIP, self.Port), replyEndpoint, cs); err != nil {
 		return err
@@ -286,6 +302,7 @@ func (b *Broker) run(ctx context.Context) (err error) {
 	if err != nil {
 		cs.router.Close()
 		cs.pull.Close()
+		cs.limiter.stop()
 		return err
 	}
 	rep.log = b.log

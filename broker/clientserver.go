@@ -34,6 +34,12 @@ type clientServer struct {
 	stopping *atomic.Bool // set when the broker stops accepting requests
 	pending  atomic.Int64 // requests handed to the node and not yet answered
 
+	// maxConns bounds the concurrent client connections (see connLimiter);
+	// connsCut counts those cut.
+	maxConns int
+	connsCut *atomic.Uint64
+	limiter  *connLimiter
+
 	router *zmq.Socket
 	pull   *zmq.Socket
 }
@@ -56,8 +62,19 @@ func newClientServer(zctx *zmq.Context, listen, replyEndpoint string, cs *client
 		router.Close()
 		return fmt.Errorf("broker: client socket: %w", err)
 	}
+	if err := router.SetAffinity(clientIOThread); err != nil {
+		router.Close()
+		return fmt.Errorf("broker: client socket: %w", err)
+	}
+	if cs.maxConns > 0 {
+		if cs.limiter, err = startConnLimiter(zctx, router, "client", cs.maxConns, cs.connsCut, cs.log); err != nil {
+			router.Close()
+			return err
+		}
+	}
 	if err := router.Bind(listen); err != nil {
 		router.Close()
+		cs.limiter.stop()
 		return fmt.Errorf("broker: bind client port %s: %w (is another broker running, or the port taken?)", listen, err)
 	}
 	pull, err := zctx.NewSocket(zmq.PULL)
@@ -66,6 +83,7 @@ func newClientServer(zctx *zmq.Context, listen, replyEndpoint string, cs *client
 	}
 	if err != nil {
 		router.Close()
+		cs.limiter.stop()
 		if pull != nil {
 			pull.Close()
 		}
@@ -78,6 +96,9 @@ func newClientServer(zctx *zmq.Context, listen, replyEndpoint string, cs *client
 // run serves until done is closed and the node loop has closed its end
 // (signalled by nodeDone), then flushes the last replies and closes.
 func (cs *clientServer) run(nodeDone <-chan struct{}) {
+	// The socket closes before its limiter stops: its monitor must never
+	// wait on a reader that is gone.
+	defer cs.limiter.stop()
 	defer cs.router.Close()
 	defer cs.pull.Close()
 	poller := zmq.NewPoller()

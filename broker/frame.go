@@ -111,5 +111,9 @@ func decodeRaftBody(from uint64, body []byte) (raftlog.Message, error) {
 	if m.Type.IsLocal() {
 		return raftlog.Message{}, fmt.Errorf("%w: local message type %v on the wire", ErrBadFrame, m.Type)
 	}
+	// Every structural rule, before anything reaches the core.
+	if err := raftlog.ValidateMessage(m); err != nil {
+		return raftlog.Message{}, fmt.Errorf("%w: %w", ErrBadFrame, err)
+	}
 	return m, nil
 }

@@ -18,6 +18,10 @@ type stats struct {
 	snapshotsInstalled atomic.Uint64 // snapshots received from a leader and installed
 	raftRebuilds       atomic.Uint64 // raft.db rewritten compactly
 	stateRebuilds      atomic.Uint64 // state.db swapped for a compact copy
+
+	peerFramesRefused  atomic.Uint64 // peer frames dropped as invalid
+	peerConnsRefused   atomic.Uint64 // peer-port connections cut: over the limit
+	clientConnsRefused atomic.Uint64 // client-port connections cut: over the limit
 }
 
 // publishStatus stores a fresh status for the client server, which answers
@@ -36,6 +40,10 @@ func (n *node) publishStatus() {
 		LogEntries: n.stats.logEntries.Load(),
 		Snapshot:   n.snapIndex,
 		Recovering: st.Recovering,
+
+		PeerFramesRefused:  n.stats.peerFramesRefused.Load(),
+		PeerConnsRefused:   n.stats.peerConnsRefused.Load(),
+		ClientConnsRefused: n.stats.clientConnsRefused.Load(),
 	}
 	if first, err := n.raft.FirstIndex(); err == nil {
 		ws.FirstIndex = first

@@ -49,7 +49,9 @@ type zmqTransport struct {
 	clusterID string
 	self      uint64
 	peers     map[uint64]string // the other voters: id → peer address; read-only after construction
+	voters    []uint64          // every voter, self included
 	log       zerolog.Logger
+	limiter   *connLimiter
 
 	sendCh  chan []raftlog.Message
 	recvCh  chan raftlog.Message
@@ -63,13 +65,53 @@ type zmqTransport struct {
 	// dropped counts messages dropped because a queue was full or a peer
 	// unreachable.
 	dropped atomic.Uint64
+	// refused counts received frames dropped as invalid (foreign, malformed,
+	// breaking a rule of raftlog.ValidateMessage, from a stranger).
+	refused *atomic.Uint64
 }
+
+// peerLimits bound what the peer port may make this node buffer.
+type peerLimits struct {
+	// maxFrameBytes is ZMQ_MAXMSGSIZE: a peer announcing a larger frame is
+	// disconnected before anything is allocated for it.
+	maxFrameBytes int64
+	// maxConns bounds the connections the peer ROUTER holds at once.
+	maxConns int
+	// refused and connsRefused count dropped frames and cut connections;
+	// nil for counters nobody reads.
+	refused, connsRefused *atomic.Uint64
+}
+
+// maxPeerFrameBytes is the largest frame a correct peer sends, with room to
+// spare: a MsgApp holds at most maxBatchBytes of entries (counting
+// raftlog.EntryOverheadBytes each) or one entry of at most maxEntryBytes (a
+// command: one message, its topic and ids); a snapshot chunk holds
+// chunkBytes. The slack covers envelopes, message headers and the snapshot
+// header.
+func maxPeerFrameBytes(maxBatchBytes uint64, maxEntryBytes, chunkBytes int) int64 {
+	const slack = 64 << 10
+	return int64(max(maxBatchBytes, uint64(maxEntryBytes)+raftlog.EntryOverheadBytes, uint64(chunkBytes))) + slack
+}
+
+// maxPeerConns is how many connections the peer port accepts at once: one
+// per peer, room for reconnects that overlap a dying connection, and a few
+// for tools.
+func maxPeerConns(clusterSize int) int { return 4*clusterSize + 8 }
 
 // newZMQTransport binds listen (tcp://ip:port) and connects to peers (id →
 // "ip:port"). It returns once the ROUTER is bound, so a port conflict is
 // reported to the caller.
-func newZMQTransport(zctx *zmq.Context, clusterID string, self uint64, listen string, peers map[uint64]string, log zerolog.Logger) (*zmqTransport, error) {
+func newZMQTransport(zctx *zmq.Context, clusterID string, self uint64, listen string, peers map[uint64]string, lim peerLimits, log zerolog.Logger) (*zmqTransport, error) {
+	if lim.refused == nil {
+		lim.refused = new(atomic.Uint64)
+	}
+	voters := []uint64{self}
+	for id := range peers {
+		voters = append(voters, id)
+	}
 	t := &zmqTransport{
+		voters:    voters,
+		refused:   lim.refused,
 		clusterID: clusterID,
 		self:      self,
 		peers:     peers,
@@ -89,8 +131,21 @@ func newZMQTransport(zctx *zmq.Context, clusterID string, self uint64, listen st
 		router.Close()
 		return nil, err
 	}
+	if lim.maxFrameBytes > 0 {
+		if err := router.SetMaxmsgsize(lim.maxFrameBytes); err != nil {
+			router.Close()
+			return nil, fmt.Errorf("broker: peer socket: %w", err)
+		}
+	}
+	if lim.maxConns > 0 {
+		if t.limiter, err = startConnLimiter(zctx, router, "peer", lim.maxConns, lim.connsRefused, t.log); err != nil {
+			router.Close()
+			return nil, err
+		}
+	}
 	if err := router.Bind(listen); err != nil {
 		router.Close()
+		t.limiter.stop()
 		return nil, fmt.Errorf("broker: bind internal port %s: %w (is another broker running, or the port taken?)", listen, err)
 	}
 	dealers := make(map[uint64]*zmq.Socket, len(peers))
@@ -110,6 +165,7 @@ func newZMQTransport(zctx *zmq.Context, clusterID string, self uint64, listen st
 		}
 		if err != nil {
 			router.Close()
+			t.limiter.stop()
 			for _, s := range dealers {
 				s.Close()
 			}
@@ -126,8 +182,17 @@ func newZMQTransport(zctx *zmq.Context, clusterID string, self uint64, listen st
 	return t, nil
 }
 
+// ZeroMQ I/O threads (ZMQ_AFFINITY bits): the peer sockets use the first,
+// the client socket the second, so bytes arriving on the client port never
+// queue ahead of Raft traffic.
+const (
+	peerIOThread   uint64 = 1 << 0
+	clientIOThread uint64 = 1 << 1
+)
+
 func setSocketDefaults(s *zmq.Socket) error {
 	for _, set := range []func() error{
+		func() error { return s.SetAffinity(peerIOThread) },
 		func() error { return s.SetLinger(0) },
 		func() error { return s.SetSndhwm(peerHWMMsgs) },
 		func() error { return s.SetRcvhwm(peerHWMMsgs) },
@@ -221,10 +286,16 @@ func (t *zmqTransport) sendOne(dealers map[uint64]*zmq.Socket, to uint64, frame 
 // receive owns the ROUTER socket.
 func (t *zmqTransport) receive(router *zmq.Socket) {
 	defer t.wg.Done()
+	// The socket closes first: its monitor must never wait on a reader that
+	// is gone.
+	defer t.limiter.stop()
 	defer router.Close()
 	poller := zmq.NewPoller()
 	poller.Add(router, zmq.POLLIN)
-	lastBadLog := map[string]time.Time{}
+	// One log line per dropLogInterval for all senders together: a flood
+	// of bad frames, from any number of identities, costs a counter.
+	var lastBadLog time.Time
+	var unlogged uint64
 	for {
 		select {
 		case <-t.done:
@@ -246,14 +317,20 @@ func (t *zmqTransport) receive(router *zmq.Socket) {
 			if err != nil {
 				break
 			}
-			if len(frames) != 2 {
-				continue
+			if len(frames) == 2 {
+				err = t.dispatch(frames[1])
+			} else {
+				err = fmt.Errorf("%w: %d ZeroMQ frames, want 1", ErrBadFrame, len(frames)-1)
 			}
-			if err := t.dispatch(frames[1]); err != nil {
-				peer := string(frames[0])
-				if now := time.Now(); now.Sub(lastBadLog[peer]) > dropLogInterval {
-					lastBadLog[peer] = now
-					t.log.Warn().Str("peer_identity", peer).Err(err).Msg("peer frame dropped")
+			if err != nil {
+				t.refused.Add(1)
+				unlogged++
+				if now := time.Now(); now.Sub(lastBadLog) > dropLogInterval {
+					lastBadLog = now
+					t.log.Warn().Str("peer_identity", fmt.Sprintf("%q", tail(frames[0], 32))).Err(err).
+						Uint64("dropped_since_last_line", unlogged).Uint64("dropped_total", t.refused.Load()).
+						Msg("peer frame dropped")
+					unlogged = 0
 				}
 			}
 		}
@@ -272,6 +349,12 @@ func (t *zmqTransport) dispatch(b []byte) error {
 		// member must never move this node's term or leader.
 		return fmt.Errorf("%w: sender %d is not a peer of node %d", ErrBadFrame, from, t.self)
 	}
+	check := func(m raftlog.Message) error {
+		if err := raftlog.ValidateSender(m, t.self, t.voters); err != nil {
+			return fmt.Errorf("%w: %w", ErrBadFrame, err)
+		}
+		return nil
+	}
 	var to uint64
 	var queued bool
 	switch kind {
@@ -279,6 +362,14 @@ func (t *zmqTransport) dispatch(b []byte) error {
 		m, err := decodeRaftBody(from, body)
 		if err != nil {
 			return err
+		}
+		if err := check(m); err != nil {
+			return err
+		}
+		if m.Type == raftlog.MsgSnap {
+			// A MsgSnap travels inside its snapshot's chunks: stepped alone,
+			// it would make the core ask for a snapshot file that never came.
+			return fmt.Errorf("%w: MsgSnap outside a snapshot chunk", ErrBadFrame)
 		}
 		to = m.To
 		if to == t.self {
@@ -291,6 +382,9 @@ func (t *zmqTransport) dispatch(b []byte) error {
 	case frameSnapChunk:
 		c, err := decodeSnapChunk(from, body)
 		if err != nil {
+			return err
+		}
+		if err := check(c.msg); err != nil {
 			return err
 		}
 		to = c.to
@@ -322,4 +416,13 @@ func (t *zmqTransport) dispatch(b []byte) error {
 		t.dropped.Add(1)
 	}
 	return nil
+}
+
+// tail returns at most the last n bytes of b (a peer identity for a log
+// line: an attacker chooses its length).
+func tail(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[len(b)-n:]
+	}
+	return b
 }

@@ -39,15 +39,18 @@ type Node struct {
 	MaxMessageBytes    int           // the "message" field of a PUT
 	MaxTopicBytes      int           // a topic name
 	MaxPendingRequests int           // in-flight client requests per node
-	MaxBatchBytes      uint64        // proposals committed together / bytes per MsgApp
-	MaxInflightMsgs    int           // unacknowledged MsgApp per follower
-	MaxSessions        int           // client sessions kept in the state machine
-	SnapshotEntries    uint64        // take a snapshot after this many entries past the last one
-	TrailingEntries    uint64        // entries kept in the log behind a snapshot for slow followers
-	SnapshotsKept      int           // snapshot files kept on disk
-	SnapshotChunkBytes int           // bytes per InstallSnapshot chunk
-	LogLevel           string        // debug|info|warn|error
-	LogFormat          string        // auto|console|json
+	// MaxClientConnections bounds the client port's concurrent connections;
+	// each may buffer one request frame, so this bounds that port's memory.
+	MaxClientConnections int
+	MaxBatchBytes        uint64 // proposals committed together / bytes per MsgApp
+	MaxInflightMsgs      int    // unacknowledged MsgApp per follower
+	MaxSessions          int    // client sessions kept in the state machine
+	SnapshotEntries      uint64 // take a snapshot after this many entries past the last one
+	TrailingEntries      uint64 // entries kept in the log behind a snapshot for slow followers
+	SnapshotsKept        int    // snapshot files kept on disk
+	SnapshotChunkBytes   int    // bytes per InstallSnapshot chunk
+	LogLevel             string // debug|info|warn|error
+	LogFormat            string // auto|console|json
 	// Recover starts the node in recovering mode (serve --recover): its data
 	// directory was wiped or lost, so it must not vote or lead until it has
 	// caught up with the cluster. Persisted in raft.db until then.
@@ -63,24 +66,25 @@ func Default() Node {
 		Cluster: Cluster{Addresses: []Address{
 			{IP: "127.0.0.1", Port: 5550, InternalPort: 5560},
 		}},
-		DataDir:            "./raftmq-data",
-		TickInterval:       50 * time.Millisecond,
-		ElectionTicks:      10,
-		HeartbeatTicks:     1,
-		RequestTimeout:     5 * time.Second,
-		ShutdownTimeout:    5 * time.Second,
-		MaxMessageBytes:    1 * MiB,
-		MaxTopicBytes:      255,
-		MaxPendingRequests: 10000,
-		MaxBatchBytes:      4 * MiB,
-		MaxInflightMsgs:    256,
-		MaxSessions:        10000,
-		SnapshotEntries:    10000,
-		TrailingEntries:    1000,
-		SnapshotsKept:      2,
-		SnapshotChunkBytes: 1 * MiB,
-		LogLevel:           "info",
-		LogFormat:          "auto",
+		DataDir:              "./raftmq-data",
+		TickInterval:         50 * time.Millisecond,
+		ElectionTicks:        10,
+		HeartbeatTicks:       1,
+		RequestTimeout:       5 * time.Second,
+		ShutdownTimeout:      5 * time.Second,
+		MaxMessageBytes:      1 * MiB,
+		MaxTopicBytes:        255,
+		MaxPendingRequests:   10000,
+		MaxClientConnections: 1024,
+		MaxBatchBytes:        4 * MiB,
+		MaxInflightMsgs:      256,
+		MaxSessions:          10000,
+		SnapshotEntries:      10000,
+		TrailingEntries:      1000,
+		SnapshotsKept:        2,
+		SnapshotChunkBytes:   1 * MiB,
+		LogLevel:             "info",
+		LogFormat:            "auto",
 	}
 }
 

@@ -22,6 +22,7 @@ const (
 	MaxMessageBytesLimit  = 64 * MiB
 	MaxTopicBytesLimit    = 4096
 	MaxPendingLimit       = 1_000_000
+	MaxClientConnsLimit   = 100_000
 	MaxBatchBytesLimit    = 256 * MiB // and >= MaxMessageBytes: one message must fit a batch
 	MaxInflightLimit      = 10_000
 	MaxSessionsLimit      = 10_000_000
@@ -95,6 +96,7 @@ func (n Node) Validate() error {
 	intIn("max_message_bytes", n.MaxMessageBytes, 1, MaxMessageBytesLimit)
 	intIn("max_topic_bytes", n.MaxTopicBytes, 1, MaxTopicBytesLimit)
 	intIn("max_pending_requests", n.MaxPendingRequests, 1, MaxPendingLimit)
+	intIn("max_client_connections", n.MaxClientConnections, 1, MaxClientConnsLimit)
 	if lo := uint64(max(n.MaxMessageBytes, 1)); n.MaxBatchBytes < lo || n.MaxBatchBytes > MaxBatchBytesLimit {
 		bad("max_batch_bytes", "(%d) must be in %d..%d: at least max_message_bytes, so one message fits a batch",
 			n.MaxBatchBytes, lo, MaxBatchBytesLimit)

@@ -56,6 +56,8 @@ func TestValidateBounds(t *testing.T) {
 		{"topic above max", func(n *Node) { n.MaxTopicBytes = 4097 }, "max_topic_bytes", "1..4096"},
 		{"pending zero", func(n *Node) { n.MaxPendingRequests = 0 }, "max_pending_requests", "1..1000000"},
 		{"pending above max", func(n *Node) { n.MaxPendingRequests = 1_000_001 }, "max_pending_requests", "1..1000000"},
+		{"client connections zero", func(n *Node) { n.MaxClientConnections = 0 }, "max_client_connections", "1..100000"},
+		{"client connections above max", func(n *Node) { n.MaxClientConnections = 100_001 }, "max_client_connections", "1..100000"},
 		{"batch below message", func(n *Node) { n.MaxBatchBytes = MiB - 1 }, "max_batch_bytes", "at least max_message_bytes"},
 		{"batch above max", func(n *Node) { n.MaxBatchBytes = 256*MiB + 1 }, "max_batch_bytes", "..268435456"},
 		{"inflight zero", func(n *Node) { n.MaxInflightMsgs = 0 }, "max_inflight_msgs", "1..10000"},

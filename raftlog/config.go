@@ -48,8 +48,10 @@ type Config struct {
 	Rand        *rand.Rand
 	PreVote     bool
 	CheckQuorum bool
-	// MaxSizePerMsg is the max Data bytes of entries in one MsgApp (at least
-	// one entry is always sent).
+	// MaxSizePerMsg is the max bytes of entries in one MsgApp, counting
+	// Data and EntryOverheadBytes per entry (at least one entry is always
+	// sent), so an encoded MsgApp is at most about MaxSizePerMsg or its
+	// first entry, whichever is larger.
 	MaxSizePerMsg uint64
 	// MaxInflightMsgs is the max MsgApp in flight per follower in replicate
 	// state.
@@ -98,21 +100,11 @@ func validateVoters(id uint64, voters []uint64) error {
 	if len(voters) == 0 {
 		return fmt.Errorf("no voters (Peers empty and storage has no membership): %w", ErrBadConfig)
 	}
-	if len(voters) > maxVoters {
-		return fmt.Errorf("%d voters, at most %d: %w", len(voters), maxVoters, ErrBadConfig)
+	if err := validateVoterList(voters); err != nil {
+		return fmt.Errorf("%v: %w", err, ErrBadConfig)
 	}
-	sorted := slices.Clone(voters)
-	slices.Sort(sorted)
-	for i, v := range sorted {
-		if v == None {
-			return fmt.Errorf("voter id %d is reserved: %w", None, ErrBadConfig)
-		}
-		if i > 0 && sorted[i-1] == v {
-			return fmt.Errorf("voter %d listed twice: %w", v, ErrBadConfig)
-		}
-	}
-	if !slices.Contains(sorted, id) {
-		return fmt.Errorf("node %d is not among voters %v: %w", id, sorted, ErrBadConfig)
+	if !slices.Contains(voters, id) {
+		return fmt.Errorf("node %d is not among voters %v: %w", id, slices.Sorted(slices.Values(voters)), ErrBadConfig)
 	}
 	return nil
 }

@@ -146,6 +146,10 @@ func New(cfg Config) (*Core, error) {
 // loadState restores the persisted HardState and the applied index.
 func (c *Core) loadState(hs HardState, applied uint64) error {
 	last := c.log.lastIndex()
+	if hs.Term > MaxTerm || last > MaxIndex {
+		return fmt.Errorf("raftlog: persisted term %d or last index %d is above %d, which no cluster reaches (forged input?): %w",
+			hs.Term, last, MaxTerm, ErrBadConfig)
+	}
 	if hs.Commit > last {
 		return fmt.Errorf("raftlog: persisted commit %d beyond last index %d: %w", hs.Commit, last, ErrBadConfig)
 	}

@@ -18,6 +18,11 @@ var (
 	// ErrCorruptMessage is returned by UnmarshalMessage for a frame that does
 	// not decode.
 	ErrCorruptMessage = errors.New("raftlog: corrupt message")
+	// ErrInvalidMessage is wrapped by ValidateMessage and ValidateSender for
+	// a message that decodes but breaks a structural rule (a term out of
+	// bounds, entries out of order, a stranger as sender), and returned by
+	// Step for such a message that reaches it anyway.
+	ErrInvalidMessage = errors.New("raftlog: invalid message")
 )
 
 // ErrSnapOutOfDate is returned by MemoryStorage when a snapshot is not newer

@@ -26,6 +26,13 @@ func (c *Core) stepLeader(m Message) error {
 	}
 	switch m.Type {
 	case MsgAppResp:
+		if !m.Reject && m.Index > c.log.lastIndex() {
+			// We never sent that index: forged, or from an earlier
+			// incarnation of a log we no longer hold.
+			c.logger.Warnf("raftlog: leader %d ignores %d's ack of index %d beyond its last %d",
+				c.id, m.From, m.Index, c.log.lastIndex())
+			return nil
+		}
 		pr.recentActive = true
 		if m.Reject {
 			c.handleAppendReject(m, pr)
@@ -71,6 +78,9 @@ func (c *Core) propose(ents []Entry) error {
 	}
 	if c.leadTransferee != None {
 		return fmt.Errorf("transferring leadership to %d: %w", c.leadTransferee, ErrProposalDropped)
+	}
+	if li := c.log.lastIndex(); uint64(len(ents)) > MaxIndex-li {
+		return fmt.Errorf("last index %d + %d entries passes %d: %w", li, len(ents), MaxIndex, ErrProposalDropped)
 	}
 	size := payloadSize(ents)
 	if c.maxUncommittedBytes > 0 && c.uncommittedBytes > 0 && c.uncommittedBytes+size > c.maxUncommittedBytes {

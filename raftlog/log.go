@@ -314,19 +314,25 @@ func (l *raftLog) slice(lo, hi, maxBytes uint64) ([]Entry, error) {
 			ents = u
 		}
 	}
-	return limitSize(ents, maxBytes), nil
+	return limitSize(ents, maxBytes, EntryOverheadBytes), nil
 }
 
-// limitSize keeps the longest prefix of ents whose Data fits in maxBytes,
-// and at least one entry.
-func limitSize(ents []Entry, maxBytes uint64) []Entry {
+// EntryOverheadBytes is what one entry adds to an encoded message beyond
+// its Data (index, term, type, length), at most. Byte limits on entries
+// count it, so the encoded size of a MsgApp is bounded by its limit even
+// when the entries are tiny.
+const EntryOverheadBytes = 32
+
+// limitSize keeps the longest prefix of ents whose Data, plus overhead
+// bytes each, fits in maxBytes, and at least one entry.
+func limitSize(ents []Entry, maxBytes, overhead uint64) []Entry {
 	if len(ents) == 0 || maxBytes == noLimit {
 		return ents
 	}
-	size := uint64(len(ents[0].Data))
+	size := uint64(len(ents[0].Data)) + overhead
 	n := 1
 	for ; n < len(ents); n++ {
-		size += uint64(len(ents[n].Data))
+		size += uint64(len(ents[n].Data)) + overhead
 		if size > maxBytes {
 			break
 		}

@@ -66,7 +66,7 @@ func (ms *MemoryStorage) Entries(lo, hi, maxBytes uint64) ([]Entry, error) {
 		return nil, nil
 	}
 	ents := ms.ents[lo-ms.offset() : hi-ms.offset()]
-	return append([]Entry(nil), limitSize(ents, maxBytes)...), nil
+	return append([]Entry(nil), limitSize(ents, maxBytes, 0)...), nil
 }
 
 // Term implements Storage.

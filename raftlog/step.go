@@ -10,7 +10,17 @@ import "fmt"
 // Local types (m.Type.IsLocal()) enter through the methods (Propose,
 // Campaign, Report...); the caller must drop any that arrive from the
 // network. Step may be called between Ready and Advance.
+//
+// A network message that breaks ValidateMessage's rules is refused with an
+// error wrapping ErrInvalidMessage and changes nothing: the caller should
+// have dropped it already, but no input may make the core panic.
 func (c *Core) Step(m Message) error {
+	if fromNetwork(m) {
+		if err := ValidateMessage(m); err != nil {
+			c.logger.Warnf("raftlog: node %d refuses a message: %v", c.id, err)
+			return err
+		}
+	}
 	switch {
 	case m.Term == 0:
 		// Local input or a term-less forward.
@@ -57,6 +67,20 @@ func (c *Core) Step(m Message) error {
 		return c.step(m)
 	}
 	return nil
+}
+
+// fromNetwork reports whether m can only have come from another node (as
+// opposed to the local calls, which enter Step with no term).
+func fromNetwork(m Message) bool {
+	switch m.Type {
+	case MsgHup, MsgBeat, MsgProp, MsgSnapStatus, MsgUnreachable:
+		return false
+	case MsgTransferLeader:
+		return m.Term != 0
+	case MsgReadIndex:
+		return m.From != None
+	}
+	return true
 }
 
 // inLease reports whether this node heard from a leader within the
@@ -113,6 +137,13 @@ func (c *Core) hup(kind campaignKind) {
 	}
 	if !c.promotable() {
 		c.logger.Warnf("raftlog: node %d cannot campaign", c.id)
+		return
+	}
+	if c.term >= MaxTerm || c.log.lastIndex() >= MaxIndex {
+		// Only forged input gets here; the next term or the no-op's index
+		// would pass the bound.
+		c.logger.Warnf("raftlog: node %d cannot campaign: term %d or last index %d is at the limit %d",
+			c.id, c.term, c.log.lastIndex(), MaxTerm)
 		return
 	}
 	c.campaign(kind)
@@ -254,6 +285,10 @@ func (c *Core) stepFollower(m Message) error {
 		}
 		c.send(Message{Type: MsgReadIndex, To: c.lead, Context: m.Context})
 	case MsgReadIndexResp:
+		if m.From != c.lead {
+			c.logger.Debugf("raftlog: node %d ignores a read index from %d: its leader is %d", c.id, m.From, c.lead)
+			return nil
+		}
 		c.readStates = append(c.readStates, ReadState{Index: m.Index, Context: m.Context})
 	}
 	return nil

@@ -18,6 +18,9 @@ var (
 	// command, and wrapped by StateDB.Apply for a log entry that does not
 	// decode.
 	ErrBadCommand = errors.New("storage: bad command")
+	// ErrOutOfRange is returned by OpenRaftDB when raft.db holds a term or
+	// index above raftlog.MaxTerm; the message names the file and the fix.
+	ErrOutOfRange = errors.New("storage: term or index out of range")
 	// ErrInvalid is wrapped for an invalid argument (empty cluster id,
 	// MaxSessions < 1, a data dir that is not a directory).
 	ErrInvalid = errors.New("storage: invalid argument")

@@ -121,6 +121,9 @@ func (r *RaftDB) initLocked(tx *bbolt.Tx) error {
 		return fmt.Errorf("%w: %s belongs to cluster %q but this node is configured for cluster %q; point --data-dir at this cluster's data or use the cluster file that created it",
 			ErrClusterMismatch, r.path, st.clusterID, r.clusterID)
 	}
+	if err := checkBounds(r.path, st); err != nil {
+		return err
+	}
 	r.hs, r.conf, r.snap, r.recover = st.hs, st.conf, st.snap, st.recovering
 	r.baseIndex, r.baseTerm = st.baseIndex, st.baseTerm
 	r.lastIndex, r.lastTerm = st.lastIndex, st.lastTerm
@@ -221,6 +224,27 @@ func loadRaftState(tx *bbolt.Tx, path string) (raftState, error) {
 		return st, entryCorruptError(path, st.lastIndex, err)
 	}
 	return st, nil
+}
+
+// checkBounds refuses a raft.db whose term or index passes raftlog.MaxTerm:
+// the core would refuse it anyway, and the operator needs to know why and
+// what to do. Only a forged peer frame (before peer frames were validated)
+// or a damaged record produces one.
+func checkBounds(path string, st raftState) error {
+	for _, f := range [...]struct {
+		name string
+		v    uint64
+	}{{"term", st.hs.Term}, {"commit index", st.hs.Commit}, {"last log index", st.lastIndex},
+		{"last log term", st.lastTerm}, {"snapshot index", st.snap.Index}, {"snapshot term", st.snap.Term}} {
+		if f.v > raftlog.MaxTerm {
+			return fmt.Errorf("%w: %s holds %s %d, above %d, which no cluster reaches: a forged peer frame set it "+
+				"(brokers before peer frames were validated accepted one). The node cannot go on from it. "+
+				"If a majority of the nodes still hold sane data, move this node's data directory aside and start it "+
+				"with --recover to rejoin from them; if every node holds it, restore the data directories from a backup",
+				ErrOutOfRange, path, f.name, f.v, raftlog.MaxTerm)
+		}
+	}
+	return nil
 }
 
 func entryCorruptError(path string, index uint64, err error) error {

@@ -253,4 +253,10 @@ type Status struct {
 	// Recovering: the node lost or damaged its data and is catching up from
 	// the leader; it neither votes nor leads until then.
 	Recovering bool `json:"recovering,omitempty"`
+	// PeerFramesRefused counts peer frames dropped as invalid (foreign,
+	// malformed, breaking a rule, from a stranger); PeerConnsRefused and
+	// ClientConnsRefused count connections cut over the limits.
+	PeerFramesRefused  uint64 `json:"peer_frames_refused,omitempty"`
+	PeerConnsRefused   uint64 `json:"peer_connections_refused,omitempty"`
+	ClientConnsRefused uint64 `json:"client_connections_refused,omitempty"`
 }

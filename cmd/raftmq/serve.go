@@ -71,6 +71,7 @@ func nodeOpts() []nodeOpt {
 		intOpt("max-message-bytes", "largest message", func(n *config.Node) *int { return &n.MaxMessageBytes }),
 		intOpt("max-topic-bytes", "longest topic name", func(n *config.Node) *int { return &n.MaxTopicBytes }),
 		intOpt("max-pending-requests", "in-flight client requests per node", func(n *config.Node) *int { return &n.MaxPendingRequests }),
+		intOpt("max-client-connections", "concurrent client connections; more are cut at once (bounds the client port's memory)", func(n *config.Node) *int { return &n.MaxClientConnections }),
 		uint64Opt("max-batch-bytes", "bytes of proposals committed together / per append message", func(n *config.Node) *uint64 { return &n.MaxBatchBytes }),
 		intOpt("max-inflight-msgs", "unacknowledged append messages per follower", func(n *config.Node) *int { return &n.MaxInflightMsgs }),
 		intOpt("max-sessions", "client sessions kept for exactly-once retries", func(n *config.Node) *int { return &n.MaxSessions }),

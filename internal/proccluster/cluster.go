@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -321,4 +322,36 @@ func (c *Cluster) leaderNow() (int, uint64, bool) {
 		}
 	}
 	return leader, term, leader >= 0 && agree > len(c.Addrs)/2
+}
+
+// Pid is node i's process id, or 0 when it is not running.
+func (c *Cluster) Pid(i int) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.procs[i] == nil {
+		return 0
+	}
+	return c.procs[i].Process.Pid
+}
+
+// RSS is node i's resident set size in bytes, from /proc.
+func (c *Cluster) RSS(i int) (int64, error) {
+	pid := c.Pid(i)
+	if pid == 0 {
+		return 0, fmt.Errorf("e2e: node %d is not running", i)
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, fmt.Errorf("e2e: node %d: %w", i, err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("e2e: node %d: VmRSS %q: %w", i, rest, err)
+			}
+			return kb << 10, nil
+		}
+	}
+	return 0, fmt.Errorf("e2e: node %d: no VmRSS in /proc/%d/status", i, pid)
 }

@@ -31,6 +31,9 @@ var (
 	// ErrLiveness: a healed cluster did not elect a leader and commit a
 	// proposal within the tick bound.
 	ErrLiveness = errors.New("rafttest: no progress after healing")
+	// ErrRefusedTraffic: a message a node sent fails raftlog.ValidateMessage
+	// or ValidateSender, so a broker would drop real traffic.
+	ErrRefusedTraffic = errors.New("rafttest: the validator refuses a message a node sent")
 	// ErrCore: the core returned an error or panicked on a valid input.
 	ErrCore = errors.New("rafttest: core failed")
 )

@@ -59,6 +59,7 @@ func (o *Options) setDefaults() {
 // Stats counts what a run did, to show that a run exercised something.
 type Stats struct {
 	Steps, Ticks, Delivered, Lost, Proposals, Accepted, Reads, ReadStates int
+	Validated                                                             int // messages that passed ValidateMessage and ValidateSender
 	Crashes, Partitions, Compactions, Snapshots, Transfers, Campaigns     int
 	Wipes                                                                 int
 	Committed                                                             uint64
@@ -323,6 +324,15 @@ func (s *Sim) deliver(env envelope, reliable bool) error {
 	if err != nil {
 		return fmt.Errorf("%w: codec: a marshaled message does not decode: %w", ErrCore, err)
 	}
+	// Whatever a correct node sends, the receiving broker's validator must
+	// let through: otherwise it would drop real traffic.
+	if err := raftlog.ValidateMessage(m); err != nil {
+		return fmt.Errorf("%w: %w", ErrRefusedTraffic, err)
+	}
+	if err := raftlog.ValidateSender(m, env.to, s.ids); err != nil {
+		return fmt.Errorf("%w: %w", ErrRefusedTraffic, err)
+	}
+	s.stats.Validated++
 	from, to := s.nodes[env.from-1], s.nodes[env.to-1]
 	if s.nw.lost(env, reliable) || !to.up() {
 		s.stats.Lost++
