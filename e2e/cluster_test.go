@@ -12,9 +12,10 @@ import (
 	zmq "github.com/pebbe/zmq4"
 
 	"github.com/raftmq/raftmq/client"
+	"github.com/raftmq/raftmq/internal/proccluster"
 )
 
-func clusterClient(t *testing.T, c *Cluster) *client.Client {
+func clusterClient(t *testing.T, c *proccluster.Cluster) *client.Client {
 	t.Helper()
 	cl, err := c.Client(client.Options{Timeout: 10 * time.Second})
 	if err != nil {
@@ -51,7 +52,7 @@ func drainExpect(t *testing.T, cl *client.Client, topic string, from, to int) {
 // TestFiveNodesOneLeaderPerTerm: five nodes elect one leader within 2 s of
 // starting, and no two nodes ever claim leadership of one term.
 func TestFiveNodesOneLeaderPerTerm(t *testing.T) {
-	c, err := NewCluster(bin, t.TempDir(), Options{Nodes: 5, Args: fastArgs})
+	c, err := proccluster.NewCluster(bin, t.TempDir(), proccluster.Options{Nodes: 5, Args: fastArgs})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,13 +4,15 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"github.com/raftmq/raftmq/internal/damage"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/raftmq/raftmq/internal/damage"
+	"github.com/raftmq/raftmq/internal/proccluster"
 
 	"github.com/raftmq/raftmq/client"
 )
@@ -19,7 +21,7 @@ import (
 // so its log entry is in raft.db and, applied, in state.db.
 const corruptMarker = "corrupt-me-0123456789abcdef"
 
-func logCount(t *testing.T, c *Cluster, i int, sub string) int {
+func logCount(t *testing.T, c *proccluster.Cluster, i int, sub string) int {
 	t.Helper()
 	b, err := os.ReadFile(c.LogPath(i))
 	if err != nil {
@@ -165,7 +167,7 @@ func TestCorruptedMinorityNodeIsRepaired(t *testing.T) {
 // makeLeaderByPausing keeps two of three nodes running, pausing whoever
 // else wins, until f wins (it can only if its log is up to date); then it
 // resumes every paused node.
-func makeLeaderByPausing(t *testing.T, c *Cluster, f int) {
+func makeLeaderByPausing(t *testing.T, c *proccluster.Cluster, f int) {
 	t.Helper()
 	paused := -1
 	defer func() {

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	zmq "github.com/pebbe/zmq4"
+
+	"github.com/raftmq/raftmq/internal/proccluster"
 )
 
 // courseRuns is how many times TestCourseSuite runs its scenario; CI runs
@@ -63,7 +65,7 @@ func courseAsk(addr, frame string) ([]byte, error) {
 
 // courseExpect sends frame to node i and requires the reply to be exactly
 // want, byte for byte.
-func courseExpect(t *testing.T, c *Cluster, i int, frame, want string) {
+func courseExpect(t *testing.T, c *proccluster.Cluster, i int, frame, want string) {
 	t.Helper()
 	got, err := courseAsk(c.Addrs[i].ClientAddr(), frame)
 	if err != nil {
@@ -80,7 +82,7 @@ type courseStatus struct {
 	Term uint64 `json:"term"`
 }
 
-func courseStatusOf(c *Cluster, i int) (courseStatus, error) {
+func courseStatusOf(c *proccluster.Cluster, i int) (courseStatus, error) {
 	raw, err := courseAsk(c.Addrs[i].ClientAddr(), `{"type":"status","method":"GET"}`)
 	if err != nil {
 		return courseStatus{}, err
@@ -95,7 +97,7 @@ func courseStatusOf(c *Cluster, i int) (courseStatus, error) {
 // courseLeader asks every running node for its status, as the course does
 // after its election wait, and returns the one leader of the highest term.
 // More than one leader in that term, or none, is an error.
-func courseLeader(c *Cluster) (int, uint64, error) {
+func courseLeader(c *proccluster.Cluster) (int, uint64, error) {
 	leader, term, leaders := -1, uint64(0), 0
 	sts := map[int]courseStatus{}
 	for i := range c.Addrs {
@@ -121,9 +123,9 @@ func courseLeader(c *Cluster) (int, uint64, error) {
 	return leader, term, nil
 }
 
-func newCourseCluster(t *testing.T, nodes int) *Cluster {
+func newCourseCluster(t *testing.T, nodes int) *proccluster.Cluster {
 	t.Helper()
-	c, err := NewCluster(bin, t.TempDir(), Options{Nodes: nodes})
+	c, err := proccluster.NewCluster(bin, t.TempDir(), proccluster.Options{Nodes: nodes})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +143,7 @@ func newCourseCluster(t *testing.T, nodes int) *Cluster {
 }
 
 // courseStop stops node i with SIGTERM within the course's budget.
-func courseStop(t *testing.T, c *Cluster, i int) time.Duration {
+func courseStop(t *testing.T, c *proccluster.Cluster, i int) time.Duration {
 	t.Helper()
 	took, err := c.Stop(i, courseStopBudget)
 	if err != nil {
@@ -327,7 +329,7 @@ func TestCourseDocumentedOutcomes(t *testing.T) {
 // courseEventually repeats frame to node i until the reply is exactly
 // want: a state the scenario reaches, on a loaded machine maybe later than
 // the course's waits.
-func courseEventually(t *testing.T, c *Cluster, i int, frame, want string) {
+func courseEventually(t *testing.T, c *proccluster.Cluster, i int, frame, want string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -344,7 +346,7 @@ func courseEventually(t *testing.T, c *Cluster, i int, frame, want string) {
 
 // waitCourseLeader is courseLeader retried for a while: on a loaded
 // machine an election may take longer than the course's 2 s wait.
-func waitCourseLeader(c *Cluster) (int, uint64, error) {
+func waitCourseLeader(c *proccluster.Cluster) (int, uint64, error) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		lead, term, err := courseLeader(c)

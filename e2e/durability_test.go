@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/raftmq/raftmq/client"
+	"github.com/raftmq/raftmq/internal/proccluster"
 )
 
 // history records what clients were told, to be checked after crashes.
@@ -90,7 +91,7 @@ func TestCrashDurabilitySingleNode(t *testing.T) {
 	t.Logf("acked puts %d, unknown %d, acked pops %d, drained %d", len(h.ackedPuts), len(h.unknown), len(h.popped), len(drained))
 }
 
-func produce(c *Cluster, h *history, stop <-chan struct{}) {
+func produce(c *proccluster.Cluster, h *history, stop <-chan struct{}) {
 	cl, err := c.Client(client.Options{Timeout: time.Second, AttemptTimeout: 500 * time.Millisecond})
 	if err != nil {
 		return
@@ -120,7 +121,7 @@ func produce(c *Cluster, h *history, stop <-chan struct{}) {
 	}
 }
 
-func consume(c *Cluster, h *history, stop <-chan struct{}) {
+func consume(c *proccluster.Cluster, h *history, stop <-chan struct{}) {
 	cl, err := c.Client(client.Options{Timeout: time.Second, AttemptTimeout: 500 * time.Millisecond})
 	if err != nil {
 		return
