@@ -294,11 +294,12 @@ func (b *Broker) run(ctx context.Context) (err error) {
 		stopping: &stopping,
 		maxConns: b.cfg.MaxClientConnections,
 		connsCut: &b.stats.clientConnsRefused,
+		refusals: newRefusals(&b.stats.refused, b.log.With().Str("component", "clients").Logger()),
 	}
 	if err := newClientServer(zctx, tcpEndpoint(listenIP, self.Port), replyEndpoint, cs); err != nil {
 		return err
 	}
-	rep, err := newReplier(zctx, replyEndpoint)
+	rep, err := newReplier(zctx, replyEndpoint, cs.refusals)
 	if err != nil {
 		cs.router.Close()
 		cs.pull.Close()
@@ -346,6 +347,16 @@ func (b *Broker) run(ctx context.Context) (err error) {
 	if s, err := b.raft.Snapshot(); err == nil {
 		n.snapIndex = s.Index
 	}
+	// The only voter of a cluster is leader from raftlog.New on: persist its
+	// term and no-op and publish that before the first request is read, so
+	// a client that asks at once finds a leader, fresh or restarted.
+	if err := n.processReady(); err != nil {
+		rep.close()
+		cs.router.Close()
+		cs.pull.Close()
+		return err
+	}
+	n.publishStatus()
 	nodeDone := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)

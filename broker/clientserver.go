@@ -15,7 +15,7 @@ import (
 
 // clientRequest is a decoded request on its way to the node loop.
 type clientRequest struct {
-	route    [][]byte // ROUTER envelope: identity, and the empty delimiter if the client sent one
+	route    replyTo
 	req      wire.Request
 	deadline time.Time
 }
@@ -33,6 +33,7 @@ type clientServer struct {
 	toNode   chan<- clientRequest
 	stopping *atomic.Bool // set when the broker stops accepting requests
 	pending  atomic.Int64 // requests handed to the node and not yet answered
+	refusals *refusals
 
 	// maxConns bounds the concurrent client connections (see connLimiter);
 	// connsCut counts those cut.
@@ -148,22 +149,25 @@ func (cs *clientServer) readRequests() {
 			if len(frames) > 1 && len(frames[1]) == 0 {
 				route = frames[:2]
 			}
-			cs.reply(route, wire.ErrorResponse(wire.ErrBadRequest, fmt.Sprintf("expected one frame with a JSON object, got %d frames", len(frames)-len(route))))
+			// Not one JSON object: a course request by the dialect rule.
+			cs.reply(replyTo{frames: route, dialect: wire.DialectCourse},
+				wire.ErrorResponse(wire.ErrBadRequest, fmt.Sprintf("expected one frame with a JSON object, got %d frames", len(frames)-len(route))))
 			continue
 		}
 		cs.handle(route, payload)
 	}
 }
 
-func (cs *clientServer) handle(route [][]byte, payload []byte) {
+func (cs *clientServer) handle(frames [][]byte, payload []byte) {
 	req, derr := wire.DecodeRequest(payload, cs.limits)
+	route := replyTo{frames: frames, dialect: req.Dialect}
 	if derr != nil {
 		cs.reply(route, wire.ErrorResponse(derr.Code, derr.Detail))
 		return
 	}
 	switch {
 	case req.Type == wire.TypeStatus:
-		cs.replyJSON(route, cs.status())
+		cs.replyJSON(route.frames, cs.status())
 		return
 	case cs.stopping.Load():
 		cs.reply(route, wire.ErrorResponse(wire.ErrShuttingDown, "this broker is stopping; send the request to another broker"))
@@ -172,7 +176,7 @@ func (cs *clientServer) handle(route [][]byte, payload []byte) {
 		cs.reply(route, wire.ErrorResponse(wire.ErrOverloaded, fmt.Sprintf("%d requests are already waiting on this broker; retry shortly", cs.maxPend)))
 		return
 	}
-	cr := clientRequest{route: cloneRoute(route), req: req, deadline: time.Now().Add(cs.timeout)}
+	cr := clientRequest{route: route.clone(), req: req, deadline: time.Now().Add(cs.timeout)}
 	cs.pending.Add(1)
 	select {
 	case cs.toNode <- cr:
@@ -180,14 +184,6 @@ func (cs *clientServer) handle(route [][]byte, payload []byte) {
 		cs.pending.Add(-1)
 		cs.reply(route, wire.ErrorResponse(wire.ErrOverloaded, "the broker's request queue is full; retry shortly"))
 	}
-}
-
-func cloneRoute(route [][]byte) [][]byte {
-	out := make([][]byte, len(route))
-	for i, f := range route {
-		out[i] = append([]byte(nil), f...)
-	}
-	return out
 }
 
 // forwardReplies moves replies from the node loop to their clients.
@@ -204,7 +200,9 @@ func (cs *clientServer) forwardReplies() {
 	}
 }
 
-func (cs *clientServer) reply(route [][]byte, resp wire.Response) { cs.replyJSON(route, resp) }
+func (cs *clientServer) reply(to replyTo, resp wire.Response) {
+	cs.replyJSON(to.frames, cs.refusals.shape(to, resp))
+}
 
 func (cs *clientServer) replyJSON(route [][]byte, v any) {
 	b, err := json.Marshal(v)
@@ -224,11 +222,12 @@ func (cs *clientServer) replyJSON(route [][]byte, v any) {
 // replier is the node loop's end of the reply channel: a PUSH socket owned
 // by the node goroutine.
 type replier struct {
-	push *zmq.Socket
-	log  zerolog.Logger
+	push     *zmq.Socket
+	log      zerolog.Logger
+	refusals *refusals
 }
 
-func newReplier(zctx *zmq.Context, endpoint string) (*replier, error) {
+func newReplier(zctx *zmq.Context, endpoint string, ref *refusals) (*replier, error) {
 	push, err := zctx.NewSocket(zmq.PUSH)
 	if err == nil {
 		err = push.SetSndhwm(0) // bounded by the client server's pending limit
@@ -245,13 +244,16 @@ func newReplier(zctx *zmq.Context, endpoint string) (*replier, error) {
 		}
 		return nil, fmt.Errorf("broker: reply socket: %w", err)
 	}
-	return &replier{push: push}, nil
+	return &replier{push: push, refusals: ref}, nil
 }
 
-func (r *replier) send(route [][]byte, resp wire.Response) { r.sendJSON(route, resp) }
+// send answers a request in its dialect.
+func (r *replier) send(to replyTo, resp wire.Response) { r.sendJSON(to, r.refusals.shape(to, resp)) }
 
-// sendJSON sends any reply shape (the admin answers have their own).
-func (r *replier) sendJSON(route [][]byte, resp any) {
+// sendJSON sends any reply shape as it is (the admin answers have their
+// own; they are raftmq requests).
+func (r *replier) sendJSON(to replyTo, resp any) {
+	route := to.frames
 	b, err := json.Marshal(resp)
 	if err != nil {
 		panic(fmt.Sprintf("broker: marshal reply %#v: %v", resp, err))

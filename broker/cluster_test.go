@@ -36,9 +36,10 @@ func leaderOf(t testing.TB, clients map[int]*rawClient) int {
 	return leader
 }
 
-// TestThreeNodeReplication: writes on the leader are answered by
-// followers with not_leader and a hint; after the leader stops, a new leader
-// serves everything acknowledged before.
+// TestThreeNodeReplication: a follower refuses a write: exactly
+// {"success":false} to a course request, not_leader and a hint to one that
+// names its client; after the leader stops, a new leader serves everything
+// acknowledged before.
 func TestThreeNodeReplication(t *testing.T) {
 	cfgs := testCluster(t, 3)
 	nodes := map[int]*running{}
@@ -49,7 +50,10 @@ func TestThreeNodeReplication(t *testing.T) {
 	}
 	lead := leaderOf(t, clients)
 	follower := (lead + 1) % 3
-	got := clients[follower].do(`{"type":"topic","method":"PUT","topic":"q"}`)
+	if got := clients[follower].raw([]byte(`{"type":"topic","method":"PUT","topic":"q"}`)); string(got) != `{"success":false}` {
+		t.Fatalf("follower answered a course request %s, want exactly {\"success\":false}", got)
+	}
+	got := clients[follower].do(`{"type":"topic","method":"PUT","topic":"q","client_id":"c","seq":1}`)
 	if got["error"] != "not_leader" || got["leader"] != cfgs[lead].Self().ClientAddr() {
 		t.Fatalf("follower answered %v, want not_leader with hint %s", got, cfgs[lead].Self().ClientAddr())
 	}

@@ -130,13 +130,7 @@ func dialRaw(t testing.TB, addr string) *rawClient {
 // roundTrip sends one frame and returns the reply decoded as a generic map.
 func (c *rawClient) roundTrip(frame []byte) map[string]any {
 	c.t.Helper()
-	if _, err := c.sock.SendBytes(frame, 0); err != nil {
-		c.t.Fatalf("send: %v", err)
-	}
-	reply, err := c.sock.RecvBytes(0)
-	if err != nil {
-		c.t.Fatalf("no reply to %q: %v", frame, err)
-	}
+	reply := c.raw(frame)
 	var m map[string]any
 	if err := json.Unmarshal(reply, &m); err != nil {
 		c.t.Fatalf("reply %q is not a JSON object: %v", reply, err)
@@ -145,6 +139,19 @@ func (c *rawClient) roundTrip(frame []byte) map[string]any {
 }
 
 func (c *rawClient) do(req string) map[string]any { return c.roundTrip([]byte(req)) }
+
+// raw sends frame and returns the reply's bytes as they arrived.
+func (c *rawClient) raw(frame []byte) []byte {
+	c.t.Helper()
+	if _, err := c.sock.SendBytes(frame, 0); err != nil {
+		c.t.Fatalf("send: %v", err)
+	}
+	reply, err := c.sock.RecvBytes(0)
+	if err != nil {
+		c.t.Fatalf("no reply to %q: %v", frame, err)
+	}
+	return reply
+}
 
 func (c *rawClient) status() wire.Status {
 	c.t.Helper()

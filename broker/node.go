@@ -62,7 +62,7 @@ type node struct {
 	snapIndex     uint64
 	forceSnapshot bool // the newest snapshot's file is missing: take one now
 	job           *snapshotJob
-	snapWaiting   [][][]byte // admin requests not yet covered by a job
+	snapWaiting   []replyTo // admin requests not yet covered by a job
 	senders       map[uint64]*snapSender
 	snapReportCh  chan snapReport
 	installCh     chan pendingInstall
@@ -233,7 +233,7 @@ func (n *node) startRead(cr clientRequest) {
 	n.core.ReadIndex(binary.BigEndian.AppendUint64(nil, id))
 }
 
-func (n *node) answerNotLeader(route [][]byte) {
+func (n *node) answerNotLeader(route replyTo) {
 	lead := n.core.Lead()
 	if lead == raftlog.None || lead == n.self {
 		n.reply.send(route, wire.ErrorResponse(wire.ErrNoLeader, "no leader is elected right now; retry shortly"))

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/raftmq/raftmq/config"
 	"github.com/raftmq/raftmq/internal/testwait"
 )
 
@@ -71,8 +72,11 @@ func TestStatusShape(t *testing.T) {
 	}
 }
 
-// TestBadInput sends each kind of bad request and checks it is refused with
-// success false and an error code, and that the broker still serves.
+// TestBadInput sends each kind of bad request and checks it is refused:
+// a request in the course's vocabulary (or not a JSON object) gets exactly
+// {"success":false}; the same request naming its client_id gets success
+// false with an error code and a detail. The broker still serves, and its
+// status counts the course refusals.
 func TestBadInput(t *testing.T) {
 	_, c := startSingle(t)
 	big := strings.Repeat("x", 1<<20+1)
@@ -108,17 +112,35 @@ func TestBadInput(t *testing.T) {
 		{"topic too long", fmt.Sprintf(`{"type":"topic","method":"PUT","topic":%q}`, strings.Repeat("t", 256)), "too_large"},
 		{"oversized message", fmt.Sprintf(`{"type":"message","method":"PUT","topic":"t","message":%q}`, big), "too_large"},
 	}
+	course := 0
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := c.roundTrip([]byte(tt.frame))
+			beyond := strings.Contains(tt.frame, `"seq"`) || strings.Contains(tt.frame, `"mesage"`)
+			if !beyond {
+				// Only the course's vocabulary, or not an object at all.
+				if got := c.raw([]byte(tt.frame)); string(got) != `{"success":false}` {
+					t.Fatalf("course request: reply %s, want exactly {\"success\":false}", got)
+				}
+				course++
+			}
+			frame := tt.frame
+			if !beyond {
+				if !strings.HasPrefix(frame, "{") {
+					return // nowhere to put a client_id
+				}
+				// The same request naming its client speaks raftmq's dialect.
+				frame = `{"client_id":"c",` + frame[1:]
+			}
+			got := c.roundTrip([]byte(frame))
 			if got["success"] != false || got["error"] != tt.code {
-				t.Fatalf("reply %v, want success false and error %q", got, tt.code)
+				t.Fatalf("%s: reply %v, want success false and error %q", frame, got, tt.code)
 			}
 			if d, _ := got["detail"].(string); d == "" {
 				t.Fatalf("reply %v has no detail", got)
 			}
 		})
 	}
+	testwait.For(t, 5*time.Second, "status to count the course refusals", func() bool { return c.status().Refused == uint64(course) })
 	// Still serving, and nothing was created by the refused requests.
 	if got := c.do(`{"type":"topic","method":"GET"}`); !reflect.DeepEqual(got, mustJSON(t, `{"success":true,"topics":[]}`)) {
 		t.Fatalf("after bad input: %v", got)
@@ -203,5 +225,26 @@ func TestConcurrentProducers(t *testing.T) {
 	}
 	if got := c.do(`{"type":"message","method":"GET","topic":"q"}`); got["success"] != false {
 		t.Fatalf("extra message: %v", got)
+	}
+}
+
+// TestSingleNodeAnswersFirstRequestAsLeader: a one-node broker is leader
+// before its client port answers anything, fresh and after a restart, at
+// the default timing (a whole election timeout is 0.5–1 s): its very first
+// answers are status Leader and a created topic.
+func TestSingleNodeAnswersFirstRequestAsLeader(t *testing.T) {
+	cfg := testCluster(t, 1)[0]
+	cfg.TickInterval = config.Default().TickInterval
+	for round := 0; round < 3; round++ {
+		r := startBroker(t, cfg)
+		c := dialRaw(t, cfg.Self().ClientAddr())
+		if st := c.status(); st.Role != "Leader" {
+			t.Fatalf("round %d: first status %+v, want Leader", round, st)
+		}
+		topic := fmt.Sprintf(`{"type":"topic","method":"PUT","topic":"t%d"}`, round)
+		if got := c.raw([]byte(topic)); string(got) != `{"success":true}` {
+			t.Fatalf("round %d: first topic request answered %s", round, got)
+		}
+		r.stop(t)
 	}
 }

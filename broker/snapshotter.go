@@ -31,7 +31,7 @@ const rebuildMinFreeBytes = 16 << 20
 type snapshotJob struct {
 	cancel  context.CancelFunc
 	done    chan snapshotResult // receives exactly once
-	waiters [][][]byte          // admin requests answered when it finishes
+	waiters []replyTo           // admin requests answered when it finishes
 	started time.Time
 }
 

@@ -12,6 +12,7 @@ type stats struct {
 	logSyncs   atomic.Uint64 // raft.db write transactions (each one fsync)
 	logEntries atomic.Uint64 // entries persisted to raft.db
 	proposed   atomic.Uint64 // client commands proposed by this node
+	refused    atomic.Uint64 // course requests refused and answered {"success":false}
 
 	snapshotsStarted   atomic.Uint64 // snapshots begun on this node
 	snapshotsTaken     atomic.Uint64 // snapshots recorded in raft.db
@@ -38,6 +39,7 @@ func (n *node) publishStatus() {
 		Address:    n.clientAddrs[n.self],
 		LogSyncs:   n.stats.logSyncs.Load(),
 		LogEntries: n.stats.logEntries.Load(),
+		Refused:    n.stats.refused.Load(),
 		Snapshot:   n.snapIndex,
 		Recovering: st.Recovering,
 

@@ -45,7 +45,8 @@ func New(opts Options) (*Client, error) {
 	return &Client{opts: o, abortCh: make(chan struct{}), rng: o.Rand, sleep: sleepCtx}, nil
 }
 
-// ClientID is the session id sent with state-changing requests.
+// ClientID is the id sent with every request; state-changing ones add a
+// seq to it.
 func (c *Client) ClientID() string { return c.opts.ClientID }
 
 // Servers returns the configured server list.
@@ -63,14 +64,17 @@ func (c *Client) Close() error {
 	return nil
 }
 
-// request is the JSON a client sends; see wire.DecodeRequest.
+// request is the JSON a client sends; see wire.DecodeRequest. Every
+// request names its client_id, so the brokers answer in raftmq's dialect
+// (error codes, not the course's bare {"success":false}); it comes first
+// so that even a request too large to decode is recognized.
 type request struct {
+	ClientID string  `json:"client_id"`
+	Seq      uint64  `json:"seq,omitempty"`
 	Type     string  `json:"type"`
 	Method   string  `json:"method"`
 	Topic    string  `json:"topic,omitempty"`
 	Message  *string `json:"message,omitempty"`
-	ClientID string  `json:"client_id,omitempty"`
-	Seq      uint64  `json:"seq,omitempty"`
 }
 
 // errorFields are the keys every reply may carry when not executed.
@@ -88,9 +92,10 @@ func (c *Client) do(ctx context.Context, req request, mutates bool) ([]byte, err
 	if c.closed {
 		return nil, ErrClosed
 	}
+	req.ClientID = c.opts.ClientID
 	if mutates {
 		c.seq++
-		req.ClientID, req.Seq = c.opts.ClientID, c.seq
+		req.Seq = c.seq
 	}
 	frame, err := json.Marshal(req)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/raftmq/raftmq/broker/wire"
 	"github.com/raftmq/raftmq/client/clienttest"
 )
 
@@ -427,5 +428,39 @@ func TestNewNeedsServers(t *testing.T) {
 	c2, _ := New(Options{Servers: []string{"x:1"}})
 	if c1.ClientID() == c2.ClientID() || c1.ClientID() == "" {
 		t.Errorf("client ids %q %q: want distinct random ids", c1.ClientID(), c2.ClientID())
+	}
+}
+
+// TestEveryRequestNamesItsClient: reads and status carry the client_id too,
+// so a broker answers this client in raftmq's dialect (error codes) and
+// never with the course's bare {"success":false}.
+func TestEveryRequestNamesItsClient(t *testing.T) {
+	b := clienttest.NewBroker(t,
+		clienttest.Step{Reply: `{"success":true,"topics":[]}`},
+		clienttest.Step{Reply: `{"role":"Leader","term":1}`},
+		clienttest.Step{Reply: `{"success":true}`},
+	)
+	c, _ := newTestClient(t, Options{Servers: []string{b.Addr}})
+	ctx := ctxTimeout(t, 10*time.Second)
+	if _, err := c.ListTopics(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Status(ctx, b.Addr); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateTopic(ctx, "t"); err != nil {
+		t.Fatal(err)
+	}
+	got := b.Requests()
+	if len(got) != 3 {
+		t.Fatalf("broker saw %d requests, want 3", len(got))
+	}
+	for i, s := range got {
+		if s.Req.ClientID != c.ClientID() || s.Req.Dialect != wire.DialectRaftmq {
+			t.Errorf("request %d (%s %s): client_id %q dialect %v, want %q raftmq", i, s.Req.Type, s.Req.Method, s.Req.ClientID, s.Req.Dialect, c.ClientID())
+		}
+	}
+	if got[0].Req.HasSession || !got[2].Req.HasSession {
+		t.Errorf("sessions: read %v, create %v; want only the create to carry a seq", got[0].Req.HasSession, got[2].Req.HasSession)
 	}
 }

@@ -16,8 +16,6 @@ type NodeStatus struct {
 	Err    error
 }
 
-var statusFrame = []byte(`{"type":"status","method":"GET"}`)
-
 // Status asks one server for its status: no redirect, no retry, on a socket
 // of its own (it does not wait for other requests of this Client).
 func (c *Client) Status(ctx context.Context, server string) (wire.Status, error) {
@@ -28,7 +26,11 @@ func (c *Client) Status(ctx context.Context, server string) (wire.Status, error)
 		return wire.Status{}, err
 	}
 	defer cn.close()
-	raw, err := cn.roundTrip(ctx, c.abortCh, statusFrame, c.opts.ConnectTimeout, c.opts.AttemptTimeout)
+	frame, err := json.Marshal(request{ClientID: c.opts.ClientID, Type: wire.TypeStatus, Method: wire.MethodGet})
+	if err != nil {
+		panic(fmt.Sprintf("client: marshal status request: %v", err))
+	}
+	raw, err := cn.roundTrip(ctx, c.abortCh, frame, c.opts.ConnectTimeout, c.opts.AttemptTimeout)
 	if err != nil {
 		return wire.Status{}, fmt.Errorf("status of %s: %w", server, err)
 	}

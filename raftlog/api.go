@@ -149,7 +149,7 @@ func (c *Core) Status() Status {
 	if c.role == RoleLeader {
 		s.Progress = make(map[uint64]PeerProgress, len(c.prs))
 		for id, pr := range c.prs {
-			s.Progress[id] = PeerProgress{Match: pr.match, Next: pr.next}
+			s.Progress[id] = PeerProgress{Match: pr.match, Next: pr.next, RecentActive: id == c.id || c.recentlyActive(pr)}
 		}
 	}
 	return s

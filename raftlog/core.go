@@ -140,6 +140,12 @@ func New(cfg Config) (*Core, error) {
 	c.prevSoft = c.softState()
 	c.logger.Infof("raftlog: node %d starts: term=%d vote=%d commit=%d applied=%d last=%d voters=%v recovering=%v",
 		c.id, c.term, c.vote, c.log.committed, c.log.applied, c.log.lastIndex(), c.voters, c.rec.active)
+	if len(c.voters) == 1 && c.promotable() {
+		// A cluster of one has nobody to wait for: it leads from its first
+		// Ready, which carries the new term, the vote and the no-op. (A
+		// pre-vote would only ask itself.)
+		c.campaign(campaignElection)
+	}
 	return c, nil
 }
 
@@ -278,7 +284,7 @@ func (c *Core) becomeLeader() {
 	c.role = RoleLeader
 	self := c.prs[c.id]
 	self.becomeReplicate()
-	self.recentActive = true
+	self.heard()
 	// The no-op lets the leader commit (and so learn the commit index) in
 	// its own term without waiting for a client (Raft §5.4.2, §8).
 	c.appendEntries([]Entry{{Type: EntryNoop}})
@@ -320,6 +326,11 @@ func (c *Core) tickElection() {
 func (c *Core) tickHeartbeat() {
 	c.heartbeatElapsed++
 	c.electionElapsed++
+	for id, pr := range c.prs {
+		if id != c.id {
+			pr.tick()
+		}
+	}
 	if c.electionElapsed >= c.electionTicks {
 		c.electionElapsed = 0
 		if c.checkQuorum && !c.checkQuorumActive() {
@@ -338,18 +349,21 @@ func (c *Core) tickHeartbeat() {
 	}
 }
 
-// checkQuorumActive reports whether a quorum was heard from since the last
-// call, and starts a new round.
+// checkQuorumActive reports whether a quorum (this node included) was
+// heard from within the last election timeout.
 func (c *Core) checkQuorumActive() bool {
 	active := 0
 	for id, pr := range c.prs {
-		if id == c.id || pr.recentActive {
+		if id == c.id || c.recentlyActive(pr) {
 			active++
 		}
-		pr.recentActive = id == c.id
 	}
 	return active >= c.quorum()
 }
+
+// recentlyActive reports whether a leader heard from the peer of pr within
+// the last election timeout (ElectionTicks ticks).
+func (c *Core) recentlyActive(pr *progress) bool { return pr.idleTicks < c.electionTicks }
 
 func (c *Core) defaultCampaign() campaignKind {
 	if c.preVote {

@@ -318,3 +318,39 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		t.Fatalf("good config: %v", err)
 	}
 }
+
+// TestRecentActiveFollowsAnswers: a leader reports a follower recently
+// active only while it heard from it within the last election timeout, so
+// a follower that died a while ago is told apart from live ones even when
+// its match index is as high as theirs.
+func TestRecentActiveFollowsAnswers(t *testing.T) {
+	n := newNetwork(t, 31, ids(3), func(c *Config) { c.PreVote = true; c.CheckQuorum = true })
+	n.elect(1)
+	n.propose(1, "a")
+	st := n.core(1).Status()
+	for _, id := range ids(3) {
+		if !st.Progress[id].RecentActive {
+			t.Fatalf("peer %d not recently active right after answering: %+v", id, st.Progress)
+		}
+	}
+	n.isolate(3)
+	// Still active until a whole election timeout (10 ticks) has passed
+	// since its last answer.
+	n.tick(9, 1, 2)
+	if pr := n.core(1).Status().Progress[3]; !pr.RecentActive {
+		t.Fatalf("peer 3 inactive after 9 ticks: %+v", pr)
+	}
+	n.tick(1, 1, 2)
+	st = n.core(1).Status()
+	if pr := st.Progress[3]; pr.RecentActive || pr.Match != st.Progress[2].Match {
+		t.Fatalf("peer 3 after 10 silent ticks: %+v (peer 2 %+v), want inactive with the same match", pr, st.Progress[2])
+	}
+	if !st.Progress[1].RecentActive || !st.Progress[2].RecentActive || n.leader() != 1 {
+		t.Fatalf("leader or live peer inactive, or leader lost: %+v\n%v", st.Progress, n)
+	}
+	n.heal()
+	n.tick(1, 1, 2, 3)
+	if pr := n.core(1).Status().Progress[3]; !pr.RecentActive {
+		t.Fatalf("peer 3 inactive after answering again: %+v", pr)
+	}
+}

@@ -33,14 +33,14 @@ func (c *Core) stepLeader(m Message) error {
 				c.id, m.From, m.Index, c.log.lastIndex())
 			return nil
 		}
-		pr.recentActive = true
+		pr.heard()
 		if m.Reject {
 			c.handleAppendReject(m, pr)
 		} else {
 			c.handleAppendAck(m, pr)
 		}
 	case MsgHeartbeatResp:
-		pr.recentActive = true
+		pr.heard()
 		pr.probeSent = false
 		if pr.state == stateReplicate && pr.inflights.full() {
 			pr.inflights.freeFirstOne()
@@ -210,7 +210,7 @@ func (c *Core) sendSnapshot(to uint64, pr *progress, cause error) bool {
 	if !errors.Is(cause, ErrCompacted) {
 		panic(fmt.Sprintf("raftlog: leader %d: log for %d (next %d) unreadable: %v", c.id, to, pr.next, cause))
 	}
-	if !pr.recentActive {
+	if !c.recentlyActive(pr) {
 		// Not worth a snapshot until the peer proves alive.
 		return false
 	}

@@ -30,15 +30,33 @@ type progress struct {
 	state       progressState
 	// pendingSnapshot is the snapshot index sent in stateSnapshot.
 	pendingSnapshot uint64
-	// recentActive: heard from since the last CheckQuorum round.
-	recentActive bool
+	// idleTicks counts the leader's ticks since it last heard from this
+	// peer; neverHeard until the first answer in this term. The peer is
+	// recently active while idleTicks < electionTicks (see
+	// Core.recentlyActive): CheckQuorum, snapshots and Status use that one
+	// notion.
+	idleTicks int
 	// probeSent: in stateProbe, a MsgApp is outstanding.
 	probeSent bool
 	inflights *inflights
 }
 
+// neverHeard is idleTicks of a peer not heard from in this term; tick
+// saturates there.
+const neverHeard = 1 << 30
+
 func newProgress(next uint64, maxInflightMsgs int) *progress {
-	return &progress{next: next, inflights: newInflights(maxInflightMsgs)}
+	return &progress{next: next, idleTicks: neverHeard, inflights: newInflights(maxInflightMsgs)}
+}
+
+// heard records a message from the peer.
+func (p *progress) heard() { p.idleTicks = 0 }
+
+// tick ages the last answer by one leader tick.
+func (p *progress) tick() {
+	if p.idleTicks < neverHeard {
+		p.idleTicks++
+	}
 }
 
 func (p *progress) reset(state progressState) {

@@ -159,7 +159,8 @@ func TestRestartResumesAfterApplied(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if s := r.Status(); s.Term != 1 || s.Vote != 1 || s.Commit != 3 || s.Role != RoleFollower {
+		// A cluster of one leads again at once, in a new term.
+		if s := r.Status(); s.Term != 2 || s.Vote != 1 || s.Commit != 3 || s.Role != RoleLeader {
 			t.Fatalf("applied %d: restarted status %+v", tt.applied, s)
 		}
 		rd := r.Ready()
@@ -169,5 +170,46 @@ func TestRestartResumesAfterApplied(t *testing.T) {
 		case tt.wantFirst != 0 && (len(rd.CommittedEntries) == 0 || rd.CommittedEntries[0].Index != tt.wantFirst):
 			t.Fatalf("applied %d: re-delivered %+v, want from %d", tt.applied, rd.CommittedEntries, tt.wantFirst)
 		}
+	}
+}
+
+// TestSingleVoterLeadsFromNew: the only voter campaigns in New, fresh and
+// after a restart, so its first Ready already makes it leader; a member of
+// a larger cluster starts as a follower and waits for its election timeout.
+func TestSingleVoterLeadsFromNew(t *testing.T) {
+	c, st := newSingle(t, 7)
+	if c.Role() != RoleLeader || c.Lead() != 1 {
+		t.Fatalf("fresh single voter: role %v lead %d, want leader", c.Role(), c.Lead())
+	}
+	rd := c.Ready()
+	if rd.SoftState == nil || rd.SoftState.Role != RoleLeader || rd.HardState != (HardState{Term: 1, Vote: 1}) || !rd.MustSync {
+		t.Fatalf("first Ready: soft %+v hard %+v sync %v, want leader at term 1 with its vote, synced", rd.SoftState, rd.HardState, rd.MustSync)
+	}
+	if len(rd.Entries) != 1 || rd.Entries[0].Type != EntryNoop {
+		t.Fatalf("first Ready entries %+v, want the no-op", rd.Entries)
+	}
+	for c.HasReady() {
+		persistReady(t, st, rd)
+		c.Advance(rd)
+		rd = c.Ready()
+	}
+	if s := c.Status(); s.Commit != 1 {
+		t.Fatalf("commit %d after the first Readys, want the no-op committed", s.Commit)
+	}
+
+	r, err := New(testConfig(1, []uint64{1}, st, 8))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := r.Status(); s.Role != RoleLeader || s.Term != 2 {
+		t.Fatalf("restarted single voter: %+v, want leader at term 2", s)
+	}
+
+	f, err := New(testConfig(1, []uint64{1, 2, 3}, NewMemoryStorage(), 9))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Role() != RoleFollower || f.HasReady() {
+		t.Fatalf("member of three: role %v has ready %v, want a quiet follower", f.Role(), f.HasReady())
 	}
 }

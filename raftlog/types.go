@@ -240,4 +240,8 @@ type Status struct {
 type PeerProgress struct {
 	Match uint64
 	Next  uint64
+	// RecentActive: the leader heard from this peer within the last
+	// election timeout (always true for the leader itself). CheckQuorum
+	// counts the same peers.
+	RecentActive bool
 }

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"unicode/utf8"
 )
 
@@ -35,6 +36,35 @@ const (
 	ErrStaleSeq     = "stale_seq"
 )
 
+// Dialect is the answer shape a request asks for, decided per request.
+type Dialect uint8
+
+const (
+	// DialectRaftmq: a refused request is answered with error, detail and,
+	// for not_leader, leader. Any request that uses more than the course's
+	// vocabulary speaks it; the Go client always does (it sends client_id).
+	DialectRaftmq Dialect = iota
+	// DialectCourse: the request uses only the course's fields (type,
+	// method, topic, message) and no raftmq-only type, or is not a JSON
+	// object at all. Every refusal is answered exactly {"success":false}.
+	DialectCourse
+)
+
+func (d Dialect) String() string {
+	if d == DialectCourse {
+		return "course"
+	}
+	return "raftmq"
+}
+
+// courseFields are the request fields of the course's protocol.
+var courseFields = map[string]bool{"type": true, "method": true, "topic": true, "message": true}
+
+// dialectScanBytes bounds how much of a frame that cannot be decoded (too
+// large, not JSON) is read to find its dialect. The Go client sends
+// client_id first, so its requests are recognized within it.
+const dialectScanBytes = 64 << 10
+
 // Request is a decoded, validated client request.
 type Request struct {
 	Type    string
@@ -42,10 +72,14 @@ type Request struct {
 	Topic   string
 	Message string
 	// ClientID and Seq make a state-changing request idempotent. HasSession
-	// is true when client_id was given (Seq is then required to be >= 1).
+	// is true when client_id and seq were given (Seq is then >= 1). A read
+	// may carry client_id alone.
 	ClientID   string
 	Seq        uint64
 	HasSession bool
+	// Dialect is how to answer the request; DecodeRequest sets it even
+	// when it refuses the request.
+	Dialect Dialect
 }
 
 // Limits bound what DecodeRequest accepts.
@@ -76,48 +110,118 @@ var known = map[string]bool{
 	"client_id": true, "seq": true,
 }
 
-// DecodeRequest parses and validates one request frame.
+// DecodeRequest parses and validates one request frame. The returned
+// Request's Dialect is set even when the frame is refused.
 func DecodeRequest(frame []byte, lim Limits) (Request, *DecodeError) {
 	var req Request
+	fields, derr := decodeObject(frame, lim)
+	if fields == nil {
+		req.Dialect = scanDialect(frame)
+	} else {
+		req.Dialect = dialectOf(fields)
+	}
+	if derr != nil {
+		return req, derr
+	}
+	derr = req.validate(fields, lim)
+	return req, derr
+}
+
+// dialectOf decides the dialect of a request that is a JSON object.
+func dialectOf(fields map[string]json.RawMessage) Dialect {
+	for k := range fields {
+		if !courseFields[k] {
+			return DialectRaftmq
+		}
+	}
+	if raftmqType(fields["type"]) {
+		return DialectRaftmq
+	}
+	return DialectCourse
+}
+
+// raftmqType reports whether a request's raw type is one raftmq added.
+func raftmqType(raw json.RawMessage) bool {
+	var t string
+	return raw != nil && json.Unmarshal(raw, &t) == nil && t == TypeSnapshot
+}
+
+// scanDialect decides the dialect of a frame that did not decode into a
+// JSON object (too large, broken, not an object) from the fields it names
+// in its first dialectScanBytes: one beyond the course's makes it raftmq,
+// even if the object breaks off later.
+func scanDialect(frame []byte) Dialect {
+	dec := json.NewDecoder(io.LimitReader(bytes.NewReader(frame), dialectScanBytes))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return DialectCourse
+	}
+	for dec.More() {
+		tok, err := dec.Token()
+		key, ok := tok.(string)
+		if err != nil || !ok {
+			return DialectCourse
+		}
+		if !courseFields[key] {
+			return DialectRaftmq
+		}
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return DialectCourse
+		}
+		if key == "type" && raftmqType(v) {
+			return DialectRaftmq
+		}
+	}
+	return DialectCourse
+}
+
+// decodeObject checks the frame's size and encoding and decodes it as one
+// JSON object. fields is nil when the frame is not one.
+func decodeObject(frame []byte, lim Limits) (map[string]json.RawMessage, *DecodeError) {
 	if len(frame) == 0 {
-		return req, badRequest("empty frame: send one JSON object such as {\"type\":\"topic\",\"method\":\"GET\"}")
+		return nil, badRequest("empty frame: send one JSON object such as {\"type\":\"topic\",\"method\":\"GET\"}")
 	}
 	if lim.MaxRequestBytes > 0 && len(frame) > lim.MaxRequestBytes {
-		return req, &DecodeError{Code: ErrTooLarge, Detail: fmt.Sprintf("request is %d bytes; the limit is %d", len(frame), lim.MaxRequestBytes)}
+		return nil, &DecodeError{Code: ErrTooLarge, Detail: fmt.Sprintf("request is %d bytes; the limit is %d", len(frame), lim.MaxRequestBytes)}
 	}
 	if !utf8.Valid(frame) {
-		return req, badRequest("request is not valid UTF-8 JSON")
+		return nil, badRequest("request is not valid UTF-8 JSON")
 	}
 	var fields map[string]json.RawMessage
 	dec := json.NewDecoder(bytes.NewReader(frame))
 	if err := dec.Decode(&fields); err != nil || fields == nil {
 		if err == nil {
-			return req, badRequest("request must be a JSON object, not null")
+			return nil, badRequest("request must be a JSON object, not null")
 		}
 		if _, ok := err.(*json.UnmarshalTypeError); ok {
-			return req, badRequest("request must be a JSON object")
+			return nil, badRequest("request must be a JSON object")
 		}
-		return req, badRequest("request is not valid JSON: %v", err)
+		return nil, badRequest("request is not valid JSON: %v", err)
 	}
 	if dec.More() {
-		return req, badRequest("request has data after the JSON object; send one object per frame")
+		return fields, badRequest("request has data after the JSON object; send one object per frame")
 	}
+	return fields, nil
+}
+
+// validate fills req from the fields of a decoded object.
+func (req *Request) validate(fields map[string]json.RawMessage, lim Limits) *DecodeError {
 	for k := range fields {
 		if !known[k] {
-			return req, badRequest("unknown field %q (known: type, method, topic, message, client_id, seq)", k)
+			return badRequest("unknown field %q (known: type, method, topic, message, client_id, seq)", k)
 		}
 	}
 	var err *DecodeError
 	if req.Type, err = stringField(fields, "type", true); err != nil {
-		return req, err
+		return err
 	}
 	if req.Method, err = stringField(fields, "method", true); err != nil {
-		return req, err
+		return err
 	}
 	switch req.Method {
 	case MethodGet, MethodPut:
 	default:
-		return req, badRequest("method %q is not GET or PUT", req.Method)
+		return badRequest("method %q is not GET or PUT", req.Method)
 	}
 	needTopic, needMessage := false, false
 	switch req.Type {
@@ -128,60 +232,63 @@ func DecodeRequest(frame []byte, lim Limits) (Request, *DecodeError) {
 		needMessage = req.Method == MethodPut
 	case TypeStatus:
 		if req.Method != MethodGet {
-			return req, badRequest("status supports GET only")
+			return badRequest("status supports GET only")
 		}
 	case TypeSnapshot:
 		if req.Method != MethodPut {
-			return req, badRequest("snapshot supports PUT only")
+			return badRequest("snapshot supports PUT only")
 		}
 	default:
-		return req, badRequest("type %q is not topic, message, status or snapshot", req.Type)
+		return badRequest("type %q is not topic, message, status or snapshot", req.Type)
 	}
 	if needTopic {
 		if req.Topic, err = stringField(fields, "topic", true); err != nil {
-			return req, err
+			return err
 		}
 		if req.Topic == "" {
-			return req, badRequest("topic must not be empty")
+			return badRequest("topic must not be empty")
 		}
 		if lim.MaxTopicBytes > 0 && len(req.Topic) > lim.MaxTopicBytes {
-			return req, &DecodeError{Code: ErrTooLarge, Detail: fmt.Sprintf("topic name is %d bytes; the limit is %d", len(req.Topic), lim.MaxTopicBytes)}
+			return &DecodeError{Code: ErrTooLarge, Detail: fmt.Sprintf("topic name is %d bytes; the limit is %d", len(req.Topic), lim.MaxTopicBytes)}
 		}
 	} else if _, ok := fields["topic"]; ok {
-		return req, badRequest("%s %s takes no topic", req.Type, req.Method)
+		return badRequest("%s %s takes no topic", req.Type, req.Method)
 	}
 	if needMessage {
 		if req.Message, err = stringField(fields, "message", true); err != nil {
-			return req, err
+			return err
 		}
 		if lim.MaxMessageBytes > 0 && len(req.Message) > lim.MaxMessageBytes {
-			return req, &DecodeError{Code: ErrTooLarge, Detail: fmt.Sprintf("message is %d bytes; the limit is %d", len(req.Message), lim.MaxMessageBytes)}
+			return &DecodeError{Code: ErrTooLarge, Detail: fmt.Sprintf("message is %d bytes; the limit is %d", len(req.Message), lim.MaxMessageBytes)}
 		}
 	} else if _, ok := fields["message"]; ok {
-		return req, badRequest("%s %s takes no message", req.Type, req.Method)
+		return badRequest("%s %s takes no message", req.Type, req.Method)
 	}
 	if raw, ok := fields["client_id"]; ok {
 		if req.ClientID, err = stringField(fields, "client_id", true); err != nil {
-			return req, err
+			return err
 		}
 		if req.ClientID == "" {
-			return req, badRequest("client_id must not be empty")
+			return badRequest("client_id must not be empty")
 		}
 		if lim.MaxClientIDBytes > 0 && len(req.ClientID) > lim.MaxClientIDBytes {
-			return req, badRequest("client_id is %d bytes; the limit is %d", len(raw), lim.MaxClientIDBytes)
+			return badRequest("client_id is %d bytes; the limit is %d", len(raw), lim.MaxClientIDBytes)
 		}
 		rawSeq, ok := fields["seq"]
 		if !ok {
-			return req, badRequest("client_id needs seq (a positive integer, one higher per request)")
+			if !req.Mutates() {
+				return nil // a read names its client, which has no session to check
+			}
+			return badRequest("client_id needs seq (a positive integer, one higher per request)")
 		}
 		if jerr := json.Unmarshal(rawSeq, &req.Seq); jerr != nil || req.Seq == 0 {
-			return req, badRequest("seq must be a positive integer")
+			return badRequest("seq must be a positive integer")
 		}
 		req.HasSession = true
 	} else if _, ok := fields["seq"]; ok {
-		return req, badRequest("seq needs client_id")
+		return badRequest("seq needs client_id")
 	}
-	return req, nil
+	return nil
 }
 
 func stringField(fields map[string]json.RawMessage, name string, required bool) (string, *DecodeError) {
@@ -232,6 +339,18 @@ func ErrorResponse(code, detail string) Response {
 	return Response{Error: code, Detail: detail}
 }
 
+// Refused reports whether r refuses the request (it carries an error code).
+func (r Response) Refused() bool { return r.Error != "" }
+
+// In returns r as a client of dialect d must see it: a course client gets
+// exactly {"success": false} for a refused request, whatever the reason.
+func (r Response) In(d Dialect) Response {
+	if d == DialectCourse && r.Refused() {
+		return Fail()
+	}
+	return r
+}
+
 // Status is the reply to GET status. Role and Term are the course fields.
 type Status struct {
 	Role       string `json:"role"`
@@ -250,6 +369,10 @@ type Status struct {
 	// per fsync.
 	LogSyncs   uint64 `json:"log_syncs"`
 	LogEntries uint64 `json:"log_entries"`
+	// Refused counts the course-dialect requests answered {"success":false}
+	// because they were refused (bad input, not_leader, ...) rather than
+	// executed; their reasons are in the debug log.
+	Refused uint64 `json:"refused"`
 	// Recovering: the node lost or damaged its data and is catching up from
 	// the leader; it neither votes nor leads until then.
 	Recovering bool `json:"recovering,omitempty"`

@@ -27,6 +27,8 @@ func FuzzDecodeRequest(f *testing.F) {
 		`{"type":"message","method":"GET","topic":"t","client_id":"c-1","seq":7}`,
 		`{"type":"message","method":"PUT","topic":"é","message":"\u00e9\n","client_id":"c","seq":18446744073709551615}`,
 		`{"type":"status","method":"GET"}`,
+		`{"client_id":"c","type":"topic","method":"GET"}`,
+		`{"client_id":"c","type":"message","method":"GET","topic":"t"}`,
 		`{"type":"snapshot","method":"PUT"}`,
 		`{"type":"message","method":"GET","topic":"t","seq":1}`,
 		`{"type":"message","method":"GET","topic":"t","client_id":"c","seq":0}`,
@@ -112,7 +114,7 @@ func checkAccepted(t *testing.T, req Request) {
 	if len(req.Topic) > fuzzLimits.MaxTopicBytes || len(req.Message) > fuzzLimits.MaxMessageBytes || len(req.ClientID) > fuzzLimits.MaxClientIDBytes {
 		t.Fatalf("accepted a field over its limit: %+v", req)
 	}
-	if req.HasSession != (req.ClientID != "") || (req.HasSession && req.Seq == 0) || (!req.HasSession && req.Seq != 0) {
+	if (req.HasSession && (req.ClientID == "" || req.Seq == 0)) || (!req.HasSession && (req.Seq != 0 || (req.ClientID != "" && req.Mutates()))) {
 		t.Fatalf("inconsistent session fields: %+v", req)
 	}
 }
