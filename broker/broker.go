@@ -77,7 +77,12 @@ func New(cfg config.Node, log zerolog.Logger) (*Broker, error) {
 	if err != nil {
 		return nil, err
 	}
-	stateDB, err := storage.OpenStateDB(filepath.Join(cfg.DataDir, "state.db"), storage.StateOptions{MaxSessions: cfg.MaxSessions})
+	stateDB, err := storage.OpenStateDB(filepath.Join(cfg.DataDir, "state.db"), storage.StateOptions{
+		MaxSessions:  cfg.MaxSessions,
+		GroupEntries: stateGroupEntries,
+		GroupBytes:   stateGroupBytes,
+		GroupDelay:   stateGroupDelay,
+	})
 	if err != nil {
 		raftDB.Close()
 		return nil, err

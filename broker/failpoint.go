@@ -40,7 +40,9 @@ const (
 	// fpStateBeforeCommit: committed entries are about to be applied to
 	// state.db.
 	fpStateBeforeCommit
-	// fpStateAfterCommit: state.db's Apply returned; no reply is sent.
+	// fpStateAfterCommit: state.db's Apply returned (its group transaction
+	// may still be open: the entries are durable only in raft.db); no
+	// reply is sent.
 	fpStateAfterCommit
 	// fpBeforeReply: the reply to one applied request is about to be sent.
 	fpBeforeReply

@@ -15,6 +15,15 @@ import (
 	"github.com/raftmq/raftmq/storage"
 )
 
+// state.db commits applied entries in groups (decision 4): a client is
+// answered once its entry is committed in raft.db on a quorum and applied,
+// and state.db catches up on disk within these bounds.
+const (
+	stateGroupEntries = 10000
+	stateGroupBytes   = 4 << 20
+	stateGroupDelay   = 100 * time.Millisecond
+)
+
 // node is the one goroutine that owns the raftlog core, raft.db and
 // state.db. Everything else reaches it through channels.
 type node struct {
@@ -120,11 +129,13 @@ func (n *node) run(stop <-chan struct{}) error {
 		if err == nil {
 			err = n.processReady()
 		}
+		if err == nil {
+			err = n.maybeSnapshot()
+		}
 		if err != nil {
 			n.failAll(wire.ErrInternal, "the broker stopped: "+err.Error()+"; the outcome of this request is unknown: retry with the same client_id and seq on another broker")
 			return err
 		}
-		n.maybeSnapshot()
 		n.publishStatus()
 	}
 }
@@ -299,6 +310,10 @@ func (n *node) processReady() error {
 			n.startSnapshotSend(m)
 		}
 		n.serveReads()
+	}
+	if err := n.state.CommitIfDue(time.Now()); err != nil {
+		n.log.Error().Err(err).Msg("cannot commit state.db; stopping this node")
+		return fmt.Errorf("%w: commit state.db: %v", ErrStopped, err)
 	}
 	return nil
 }

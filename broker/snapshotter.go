@@ -56,20 +56,20 @@ func (n *node) jobDoneCh() <-chan snapshotResult {
 
 // requestSnapshot is the admin request: take a snapshot now, on this node.
 func (n *node) requestSnapshot(cr clientRequest) {
-	n.snapWaiting = append(n.snapWaiting, cr.route)
-	n.maybeSnapshot()
+	n.snapWaiting = append(n.snapWaiting, cr.route) // the node loop's maybeSnapshot starts it
 }
 
 // maybeSnapshot starts a snapshot when the log holds more than
 // snapshotEntries applied entries past the last snapshot, an admin asked,
 // or the newest snapshot's file turned out to be missing (forceSnapshot).
-func (n *node) maybeSnapshot() {
+// It returns an error only when the node must stop.
+func (n *node) maybeSnapshot() error {
 	if n.job != nil {
-		return
+		return nil
 	}
 	applied := n.state.AppliedIndex()
 	if applied-n.snapIndex <= n.snapshotEntries && len(n.snapWaiting) == 0 && !n.forceSnapshot {
-		return
+		return nil
 	}
 	if applied == 0 || (applied <= n.snapIndex && !n.forceSnapshot) {
 		// Nothing applied since the last snapshot: it is current.
@@ -81,7 +81,13 @@ func (n *node) maybeSnapshot() {
 			}
 		}
 		n.snapWaiting = nil
-		return
+		return nil
+	}
+	// The copy holds what state.db has committed: commit every applied
+	// entry first, so the snapshot is at the applied index.
+	if err := n.state.Commit(); err != nil {
+		n.log.Error().Err(err).Msg("cannot commit state.db; stopping this node")
+		return fmt.Errorf("%w: commit state.db: %v", ErrStopped, err)
 	}
 	n.forceSnapshot = false
 	ctx, cancel := context.WithCancel(context.Background())
@@ -91,6 +97,7 @@ func (n *node) maybeSnapshot() {
 	n.stats.snapshotsStarted.Add(1)
 	tmp := filepath.Join(n.dataDir, compactStateFile)
 	go func() { job.done <- n.writeSnapshot(ctx, tmp) }()
+	return nil
 }
 
 // writeSnapshot runs off the node loop. It copies state.db compactly in one
@@ -178,11 +185,11 @@ func (n *node) snapshotDone(res snapshotResult) error {
 }
 
 // compactLog deletes the log up to snapIndex − trailingEntries (never past
-// what state.db holds durably) and rebuilds raft.db when most of it is free
+// state.db's durable applied index: a crash re-applies from there) and rebuilds raft.db when most of it is free
 // pages.
 func (n *node) compactLog() error {
 	target := n.snapIndex - min(n.snapIndex, n.trailingEntries)
-	target = min(target, n.state.AppliedIndex())
+	target = min(target, n.state.DurableAppliedIndex())
 	if first, _ := n.raft.FirstIndex(); target < first {
 		return nil
 	}

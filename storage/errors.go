@@ -21,6 +21,11 @@ var (
 	// ErrInvalid is wrapped for an invalid argument (empty cluster id,
 	// MaxSessions < 1, a data dir that is not a directory).
 	ErrInvalid = errors.New("storage: invalid argument")
+	// ErrWriteFailed is wrapped when a state.db transaction could not be
+	// written or synced. It is sticky: the StateDB refuses every later call,
+	// since the failed pages may show through its mmap; the process must
+	// stop and re-apply from the file after a restart.
+	ErrWriteFailed = errors.New("storage: write failed")
 )
 
 // corruptAdvice tells the operator what to do with a damaged file.
