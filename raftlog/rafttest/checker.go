@@ -28,6 +28,9 @@ type Checker struct {
 	// snapshot of a committed index.
 	committed []committedEntry
 	nodes     map[uint64]*nodeState
+	// Voters is the cluster size; when set, Status checks that a new
+	// commit index is persisted on a quorum.
+	Voters int
 }
 
 type entryID struct{ index, term uint64 }
@@ -254,6 +257,21 @@ func (c *Checker) Status(st raftlog.Status) error {
 	n.term = st.Term
 	if st.Commit < n.commit {
 		return fmt.Errorf("%w: node %d commit %d after %d", ErrCommitRegressed, st.ID, st.Commit, n.commit)
+	}
+	if st.Commit > n.commit && c.Voters > 0 {
+		// Committed means persisted on a quorum (a leader's own entries
+		// count only once durable). Persisted logs only lose a committed
+		// entry by a bug, so this holds whenever the index is first seen.
+		durable := 0
+		for _, o := range c.nodes {
+			if o.lastIndex() >= st.Commit {
+				durable++
+			}
+		}
+		if durable < c.Voters/2+1 {
+			return fmt.Errorf("%w: node %d reports commit %d; %d of %d nodes persisted that far",
+				ErrCommitNotDurable, st.ID, st.Commit, durable, c.Voters)
+		}
 	}
 	n.commit = st.Commit
 	if st.Role != raftlog.RoleLeader {
