@@ -35,7 +35,8 @@ const (
 	// fpLogBeforePersist: a Ready has entries or hard state; raft.db's Save
 	// has not run.
 	fpLogBeforePersist failpoint = iota
-	// fpLogAfterPersist: Save returned; no message of the Ready is sent.
+	// fpLogAfterPersist: Save returned; of the Ready's messages only a
+	// leader's appends and heartbeats (SendBeforePersist) are sent.
 	fpLogAfterPersist
 	// fpStateBeforeCommit: committed entries are about to be applied to
 	// state.db.

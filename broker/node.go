@@ -108,15 +108,19 @@ func (n *node) run(stop <-chan struct{}) error {
 	n.publishStatus()
 	for {
 		var err error
+		ticked := false
 		select {
 		case <-stop:
 			return n.shutdown(ticker)
 		case <-ticker.C:
 			n.onTick()
+			ticked = true
 		case m := <-n.trans.Recv():
 			n.step(m)
+			n.drain()
 		case cr := <-n.requestCh:
 			n.handleRequests(cr)
+			n.drain()
 		case in := <-n.installCh:
 			n.acceptInstall(in)
 		case a := <-n.trans.Acks():
@@ -136,7 +140,29 @@ func (n *node) run(stop <-chan struct{}) error {
 			n.failAll(wire.ErrInternal, "the broker stopped: "+err.Error()+"; the outcome of this request is unknown: retry with the same client_id and seq on another broker")
 			return err
 		}
-		n.publishStatus()
+		if ticked || n.statusChanged() {
+			n.publishStatus()
+		}
+	}
+}
+
+// maxDrain bounds the peer messages and request batches one loop round
+// takes before it builds a Ready.
+const maxDrain = 4096
+
+// drain steps every peer message and takes every client request already
+// queued (at most maxDrain), so that one Ready, one raft.db transaction and
+// one MsgApp per peer cover a burst, on the leader and on followers.
+func (n *node) drain() {
+	for i := 0; i < maxDrain; i++ {
+		select {
+		case m := <-n.trans.Recv():
+			n.step(m)
+		case cr := <-n.requestCh:
+			n.handleRequests(cr)
+		default:
+			return
+		}
 	}
 }
 
@@ -255,8 +281,8 @@ func (n *node) answerNotLeader(route [][]byte) {
 	n.reply.send(route, resp)
 }
 
-// processReady handles every Ready in the documented order: persist, send,
-// apply, Advance.
+// processReady handles every Ready in the documented order: send what may
+// leave early, persist, send the rest, apply, Advance.
 func (n *node) processReady() error {
 	for n.core.HasReady() {
 		rd := n.core.Ready()
@@ -270,6 +296,9 @@ func (n *node) processReady() error {
 		// A Ready that only moves the commit index needs no write: commit is
 		// relearned from the leader after a restart, and skipping it saves an
 		// fsync per batch.
+		// A leader's appends and heartbeats leave before its own write
+		// (Raft dissertation §10.2.1): the followers' fsyncs overlap ours.
+		n.trans.Send(rd.SendBeforePersist())
 		if rd.MustSync || len(rd.Entries) > 0 {
 			n.failpoint(fpLogBeforePersist)
 			if err := n.raft.Save(rd.HardState, rd.Entries); err != nil {
@@ -290,7 +319,7 @@ func (n *node) processReady() error {
 				n.stopSenders()
 			}
 		}
-		msgs, snaps := splitSnapshots(rd.Messages)
+		msgs, snaps := splitSnapshots(rd.SendAfterPersist())
 		n.trans.Send(msgs)
 		if len(rd.CommittedEntries) > 0 {
 			n.failpoint(fpStateBeforeCommit)

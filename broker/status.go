@@ -20,8 +20,29 @@ type stats struct {
 	stateRebuilds      atomic.Uint64 // state.db swapped for a compact copy
 }
 
+// statusChanged reports whether what status shows of roles and snapshots
+// changed since the last publish. Counters and indexes are refreshed every
+// tick; this catches what a caller waits for right after it happens (a new
+// leader, a snapshot taken or installed).
+func (n *node) statusChanged() bool {
+	p := n.status.Load()
+	if p == nil {
+		return true
+	}
+	lead := -1
+	if l := n.core.Lead(); l != raftlog.None {
+		lead = int(l - 1)
+	}
+	prevLead := -1
+	if p.LeaderID != nil {
+		prevLead = *p.LeaderID
+	}
+	return p.Role != n.core.Role().String() || lead != prevLead || p.Snapshot != n.snapIndex
+}
+
 // publishStatus stores a fresh status for the client server, which answers
-// GET status without ever waiting on the node loop.
+// GET status without ever waiting on the node loop. The node loop calls it
+// once per tick, and when statusChanged.
 func (n *node) publishStatus() {
 	st := n.core.Status()
 	ws := wire.Status{
@@ -36,6 +57,10 @@ func (n *node) publishStatus() {
 		LogEntries: n.stats.logEntries.Load(),
 		Snapshot:   n.snapIndex,
 		Recovering: st.Recovering,
+
+		StateCommits:   n.state.Commits(),
+		DurableApplied: n.state.DurableAppliedIndex(),
+		CPUMicros:      processCPUMicros(),
 	}
 	if first, err := n.raft.FirstIndex(); err == nil {
 		ws.FirstIndex = first
