@@ -311,9 +311,7 @@ func (b *Broker) run(ctx context.Context) (err error) {
 		requestCh:      requestCh,
 		stats:          &b.stats,
 		status:         &b.status,
-		nextProposal:   uint64(randomSeed()),
-		waiters:        map[uint64]*clientRequest{},
-		reads:          map[uint64]*readWaiter{},
+		reqs:           newRequests(uint64(randomSeed())),
 
 		store:           b.store,
 		clusterID:       b.cfg.Cluster.ID(),

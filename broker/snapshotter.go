@@ -12,6 +12,7 @@ import (
 	"github.com/raftmq/raftmq/broker/wire"
 	"github.com/raftmq/raftmq/raftlog"
 	"github.com/raftmq/raftmq/snapshot"
+	"github.com/raftmq/raftmq/storage"
 )
 
 // Files the snapshot machinery leaves in the data directory only while it
@@ -95,9 +96,21 @@ func (n *node) maybeSnapshot() error {
 	n.snapWaiting = nil
 	n.job = job
 	n.stats.snapshotsStarted.Add(1)
-	tmp := filepath.Join(n.dataDir, compactStateFile)
-	go func() { job.done <- n.writeSnapshot(ctx, tmp) }()
+	in := snapshotInputs{state: n.state, raft: n.raft, store: n.store, voters: n.peers,
+		tmp: filepath.Join(n.dataDir, compactStateFile)}
+	go func() { job.done <- writeSnapshot(ctx, in) }()
 	return nil
+}
+
+// snapshotInputs is everything writeSnapshot uses: objects safe to use
+// beside the node loop (state.db and raft.db reads, the store) and values
+// fixed when the job starts.
+type snapshotInputs struct {
+	state  *storage.StateDB
+	raft   *storage.RaftDB
+	store  *snapshot.Store
+	voters []uint64
+	tmp    string // where the compact copy of state.db goes
 }
 
 // writeSnapshot runs off the node loop. It copies state.db compactly in one
@@ -105,8 +118,9 @@ func (n *node) maybeSnapshot() error {
 // transaction sees, durable since every apply is fsynced), then writes the
 // snapshot file through the store. It touches only concurrency-safe
 // objects: state.db reads, raft.db reads, the store.
-func (n *node) writeSnapshot(ctx context.Context, tmp string) snapshotResult {
-	applied, err := n.state.CopyCompact(ctx, tmp)
+func writeSnapshot(ctx context.Context, in snapshotInputs) snapshotResult {
+	tmp := in.tmp
+	applied, err := in.state.CopyCompact(ctx, tmp)
 	if err != nil {
 		return snapshotResult{err: err}
 	}
@@ -114,7 +128,7 @@ func (n *node) writeSnapshot(ctx context.Context, tmp string) snapshotResult {
 		os.Remove(tmp)
 		return snapshotResult{err: err}
 	}
-	term, err := n.raft.Term(applied)
+	term, err := in.raft.Term(applied)
 	if err != nil {
 		return fail(fmt.Errorf("term of the snapshot index %d: %w", applied, err))
 	}
@@ -123,7 +137,7 @@ func (n *node) writeSnapshot(ctx context.Context, tmp string) snapshotResult {
 		return fail(err)
 	}
 	defer f.Close()
-	meta, err := n.store.Create(snapshot.Meta{Index: applied, Term: term, Voters: n.peers}, func(w io.Writer) (int64, error) {
+	meta, err := in.store.Create(snapshot.Meta{Index: applied, Term: term, Voters: in.voters}, func(w io.Writer) (int64, error) {
 		return io.Copy(w, ctxReader{ctx: ctx, r: f})
 	})
 	if err != nil {
