@@ -78,7 +78,12 @@ func New(cfg config.Node, log zerolog.Logger) (*Broker, error) {
 	if err != nil {
 		return nil, err
 	}
-	stateDB, err := storage.OpenStateDB(filepath.Join(cfg.DataDir, storage.StateDBFile), storage.StateOptions{MaxSessions: cfg.MaxSessions})
+	stateDB, err := storage.OpenStateDB(filepath.Join(cfg.DataDir, storage.StateDBFile), storage.StateOptions{
+		MaxSessions:  cfg.MaxSessions,
+		GroupEntries: stateGroupEntries,
+		GroupBytes:   stateGroupBytes,
+		GroupDelay:   stateGroupDelay,
+	})
 	if err != nil {
 		raftDB.Close()
 		return nil, err
@@ -325,9 +330,7 @@ func (b *Broker) run(ctx context.Context) (err error) {
 		requestCh:      requestCh,
 		stats:          &b.stats,
 		status:         &b.status,
-		nextProposal:   uint64(randomSeed()),
-		waiters:        map[uint64]*clientRequest{},
-		reads:          map[uint64]*readWaiter{},
+		reqs:           newRequests(uint64(randomSeed())),
 
 		store:           b.store,
 		clusterID:       b.cfg.Cluster.ID(),

@@ -35,12 +35,15 @@ const (
 	// fpLogBeforePersist: a Ready has entries or hard state; raft.db's Save
 	// has not run.
 	fpLogBeforePersist failpoint = iota
-	// fpLogAfterPersist: Save returned; no message of the Ready is sent.
+	// fpLogAfterPersist: Save returned; of the Ready's messages only a
+	// leader's appends and heartbeats (SendBeforePersist) are sent.
 	fpLogAfterPersist
 	// fpStateBeforeCommit: committed entries are about to be applied to
 	// state.db.
 	fpStateBeforeCommit
-	// fpStateAfterCommit: state.db's Apply returned; no reply is sent.
+	// fpStateAfterCommit: state.db's Apply returned (its group transaction
+	// may still be open: the entries are durable only in raft.db); no
+	// reply is sent.
 	fpStateAfterCommit
 	// fpBeforeReply: the reply to one applied request is about to be sent.
 	fpBeforeReply

@@ -15,6 +15,15 @@ import (
 	"github.com/raftmq/raftmq/storage"
 )
 
+// state.db commits applied entries in groups (decision 4): a client is
+// answered once its entry is committed in raft.db on a quorum and applied,
+// and state.db catches up on disk within these bounds.
+const (
+	stateGroupEntries = 10000
+	stateGroupBytes   = 4 << 20
+	stateGroupDelay   = 100 * time.Millisecond
+)
+
 // node is the one goroutine that owns the raftlog core, raft.db and
 // state.db. Everything else reaches it through channels.
 type node struct {
@@ -38,15 +47,8 @@ type node struct {
 	stats     *stats
 	status    *statusBox
 
-	// nextProposal is the next proposal id; ids start at a random base each
-	// boot so that a waiter never matches another node's or boot's entry.
-	nextProposal uint64
-	waiters      map[uint64]*clientRequest // proposal id → waiting request
-	waitOrder    []waitRef                 // waiters in deadline order (timeouts are equal)
-
-	nextRead   uint64
-	reads      map[uint64]*readWaiter // read-index context → request
-	readsReady []*readWaiter          // read index known; waiting for applied >= index
+	// reqs holds the client requests taken and not yet answered.
+	reqs *requests
 
 	// Snapshots (snapshotter.go, snapsend.go, install.go).
 	store               *snapshot.Store
@@ -70,17 +72,6 @@ type node struct {
 	snapWG        sync.WaitGroup  // senders and the receiver
 }
 
-type waitRef struct {
-	id       uint64
-	deadline time.Time
-}
-
-type readWaiter struct {
-	id    uint64
-	cr    clientRequest
-	index uint64
-}
-
 // run drives the core until stop is closed, then stops gracefully. It
 // returns an error if the node stopped itself because it could not go on
 // safely.
@@ -99,15 +90,19 @@ func (n *node) run(stop <-chan struct{}) error {
 	n.publishStatus()
 	for {
 		var err error
+		ticked := false
 		select {
 		case <-stop:
 			return n.shutdown(ticker)
 		case <-ticker.C:
 			n.onTick()
+			ticked = true
 		case m := <-n.trans.Recv():
 			n.step(m)
+			n.drain()
 		case cr := <-n.requestCh:
 			n.handleRequests(cr)
+			n.drain()
 		case in := <-n.installCh:
 			n.acceptInstall(in)
 		case a := <-n.trans.Acks():
@@ -120,12 +115,36 @@ func (n *node) run(stop <-chan struct{}) error {
 		if err == nil {
 			err = n.processReady()
 		}
+		if err == nil {
+			err = n.maybeSnapshot()
+		}
 		if err != nil {
 			n.failAll(wire.ErrInternal, "the broker stopped: "+err.Error()+"; the outcome of this request is unknown: retry with the same client_id and seq on another broker")
 			return err
 		}
-		n.maybeSnapshot()
-		n.publishStatus()
+		if ticked || n.statusChanged() {
+			n.publishStatus()
+		}
+	}
+}
+
+// maxDrain bounds the peer messages and request batches one loop round
+// takes before it builds a Ready.
+const maxDrain = 4096
+
+// drain steps every peer message and takes every client request already
+// queued (at most maxDrain), so that one Ready, one raft.db transaction and
+// one MsgApp per peer cover a burst, on the leader and on followers.
+func (n *node) drain() {
+	for i := 0; i < maxDrain; i++ {
+		select {
+		case m := <-n.trans.Recv():
+			n.step(m)
+		case cr := <-n.requestCh:
+			n.handleRequests(cr)
+		default:
+			return
+		}
 	}
 }
 
@@ -175,9 +194,9 @@ func (n *node) handleRequests(first clientRequest) {
 	}
 	if err := n.core.ProposeBatch(batch); err != nil {
 		for _, id := range ids {
-			w := n.waiters[id]
-			delete(n.waiters, id)
-			n.answerNotLeader(w.route)
+			if w, ok := n.reqs.takeWrite(id); ok {
+				n.answerNotLeader(w.route)
+			}
 		}
 		return
 	}
@@ -197,13 +216,8 @@ func (n *node) handleRequest(cr clientRequest, batch *[][]byte, ids *[]uint64, b
 		n.startRead(cr)
 		return
 	}
-	id := n.nextProposal
-	n.nextProposal++
-	cmd := commandOf(cr.req, id)
-	data := storage.EncodeCommand(cmd)
-	c := cr
-	n.waiters[id] = &c
-	n.waitOrder = append(n.waitOrder, waitRef{id: id, deadline: cr.deadline})
+	id := n.reqs.addWrite(cr)
+	data := storage.EncodeCommand(commandOf(cr.req, id))
 	*batch = append(*batch, data)
 	*ids = append(*ids, id)
 	*batchBytes += uint64(len(data))
@@ -227,9 +241,7 @@ func commandOf(req wire.Request, proposalID uint64) storage.Command {
 // answer is served once this node has applied everything committed before
 // the request arrived and has confirmed it is still the leader.
 func (n *node) startRead(cr clientRequest) {
-	n.nextRead++
-	id := n.nextRead
-	n.reads[id] = &readWaiter{id: id, cr: cr}
+	id := n.reqs.addRead(cr)
 	n.core.ReadIndex(binary.BigEndian.AppendUint64(nil, id))
 }
 
@@ -244,8 +256,8 @@ func (n *node) answerNotLeader(route replyTo) {
 	n.reply.send(route, resp)
 }
 
-// processReady handles every Ready in the documented order: persist, send,
-// apply, Advance.
+// processReady handles every Ready in the documented order: send what may
+// leave early, persist, send the rest, apply, Advance.
 func (n *node) processReady() error {
 	for n.core.HasReady() {
 		rd := n.core.Ready()
@@ -259,6 +271,9 @@ func (n *node) processReady() error {
 		// A Ready that only moves the commit index needs no write: commit is
 		// relearned from the leader after a restart, and skipping it saves an
 		// fsync per batch.
+		// A leader's appends and heartbeats leave before its own write
+		// (Raft dissertation §10.2.1): the followers' fsyncs overlap ours.
+		n.trans.Send(rd.SendBeforePersist())
 		if rd.MustSync || len(rd.Entries) > 0 {
 			n.failpoint(fpLogBeforePersist)
 			if err := n.raft.Save(rd.HardState, rd.Entries); err != nil {
@@ -279,7 +294,7 @@ func (n *node) processReady() error {
 				n.stopSenders()
 			}
 		}
-		msgs, snaps := splitSnapshots(rd.Messages)
+		msgs, snaps := splitSnapshots(rd.SendAfterPersist())
 		n.trans.Send(msgs)
 		if len(rd.CommittedEntries) > 0 {
 			n.failpoint(fpStateBeforeCommit)
@@ -299,6 +314,10 @@ func (n *node) processReady() error {
 			n.startSnapshotSend(m)
 		}
 		n.serveReads()
+	}
+	if err := n.state.CommitIfDue(time.Now()); err != nil {
+		n.log.Error().Err(err).Msg("cannot commit state.db; stopping this node")
+		return fmt.Errorf("%w: commit state.db: %v", ErrStopped, err)
 	}
 	return nil
 }
@@ -326,11 +345,10 @@ func splitSnapshots(msgs []raftlog.Message) (rest, snaps []raftlog.Message) {
 
 func (n *node) answerApplied(applied []storage.Applied) {
 	for _, a := range applied {
-		w, ok := n.waiters[a.ProposalID]
+		w, ok := n.reqs.takeWrite(a.ProposalID)
 		if !ok {
 			continue
 		}
-		delete(n.waiters, a.ProposalID)
 		n.failpoint(fpBeforeReply)
 		n.reply.send(w.route, responseOf(a.Result))
 	}
@@ -353,96 +371,56 @@ func (n *node) readIndexKnown(rs raftlog.ReadState) {
 	if len(rs.Context) != 8 {
 		return
 	}
-	id := binary.BigEndian.Uint64(rs.Context)
-	w, ok := n.reads[id]
-	if !ok {
-		return
-	}
-	delete(n.reads, id)
-	w.index = rs.Index
-	n.readsReady = append(n.readsReady, w)
+	n.reqs.readIndexKnown(binary.BigEndian.Uint64(rs.Context), rs.Index)
 }
 
 // serveReads answers the reads whose read index has been applied.
 func (n *node) serveReads() {
-	if len(n.readsReady) == 0 {
+	servable := n.reqs.takeServable(n.state.AppliedIndex())
+	if len(servable) == 0 {
 		return
 	}
-	applied := n.state.AppliedIndex()
-	kept := n.readsReady[:0]
-	for _, w := range n.readsReady {
-		if w.index > applied {
-			kept = append(kept, w)
-			continue
-		}
-		topics, err := n.state.Topics()
-		if err != nil {
-			n.log.Error().Err(err).Msg("read topics")
-			n.reply.send(w.cr.route, wire.ErrorResponse(wire.ErrInternal, "cannot read the topic list: "+err.Error()))
-			continue
-		}
-		if topics == nil {
-			topics = []string{}
-		}
-		n.reply.send(w.cr.route, wire.Response{Success: true, Topics: &topics})
+	topics, err := n.state.Topics()
+	if err != nil {
+		n.log.Error().Err(err).Msg("read topics")
 	}
-	n.readsReady = kept
+	if topics == nil {
+		topics = []string{}
+	}
+	for _, cr := range servable {
+		if err != nil {
+			n.reply.send(cr.route, wire.ErrorResponse(wire.ErrInternal, "cannot read the topic list: "+err.Error()))
+			continue
+		}
+		n.reply.send(cr.route, wire.Response{Success: true, Topics: &topics})
+	}
 }
 
 // failReads answers the reads a deposed leader can no longer confirm.
 func (n *node) failReads() {
-	for id, w := range n.reads {
-		delete(n.reads, id)
-		n.answerNotLeader(w.cr.route)
+	for _, cr := range n.reqs.takeReads() {
+		n.answerNotLeader(cr.route)
 	}
-	for _, w := range n.readsReady {
-		n.answerNotLeader(w.cr.route)
-	}
-	n.readsReady = nil
 }
 
 // expire answers requests whose deadline passed: their outcome is unknown.
 func (n *node) expire(now time.Time) {
-	const detail = "the request did not commit in time; its outcome is unknown: retry with the same client_id and seq"
-	i := 0
-	for ; i < len(n.waitOrder) && !now.Before(n.waitOrder[i].deadline); i++ {
-		if w, ok := n.waiters[n.waitOrder[i].id]; ok {
-			delete(n.waiters, n.waitOrder[i].id)
-			n.reply.send(w.route, wire.ErrorResponse(wire.ErrTimeout, detail))
-		}
+	writes, unconfirmed, unapplied := n.reqs.expired(now)
+	for _, cr := range writes {
+		n.reply.send(cr.route, wire.ErrorResponse(wire.ErrTimeout, "the request did not commit in time; its outcome is unknown: retry with the same client_id and seq"))
 	}
-	n.waitOrder = n.waitOrder[i:]
-	for id, w := range n.reads {
-		if !now.Before(w.cr.deadline) {
-			delete(n.reads, id)
-			n.reply.send(w.cr.route, wire.ErrorResponse(wire.ErrTimeout, "the leader could not confirm its leadership in time; retry"))
-		}
+	for _, cr := range unconfirmed {
+		n.reply.send(cr.route, wire.ErrorResponse(wire.ErrTimeout, "the leader could not confirm its leadership in time; retry"))
 	}
-	kept := n.readsReady[:0]
-	for _, w := range n.readsReady {
-		if !now.Before(w.cr.deadline) {
-			n.reply.send(w.cr.route, wire.ErrorResponse(wire.ErrTimeout, "the read did not complete in time; retry"))
-			continue
-		}
-		kept = append(kept, w)
+	for _, cr := range unapplied {
+		n.reply.send(cr.route, wire.ErrorResponse(wire.ErrTimeout, "the read did not complete in time; retry"))
 	}
-	n.readsReady = kept
 }
 
 // failAll answers every waiting request with code.
 func (n *node) failAll(code, detail string) {
-	for id, w := range n.waiters {
-		delete(n.waiters, id)
-		n.reply.send(w.route, wire.ErrorResponse(code, detail))
+	for _, cr := range n.reqs.takeAll() {
+		n.reply.send(cr.route, wire.ErrorResponse(code, detail))
 	}
-	n.waitOrder = nil
-	for id, w := range n.reads {
-		delete(n.reads, id)
-		n.reply.send(w.cr.route, wire.ErrorResponse(code, detail))
-	}
-	for _, w := range n.readsReady {
-		n.reply.send(w.cr.route, wire.ErrorResponse(code, detail))
-	}
-	n.readsReady = nil
 	n.failSnapshotWaiters(code, detail)
 }

@@ -15,7 +15,7 @@ func (n *node) shutdown(ticker *time.Ticker) error {
 	deadline := time.Now().Add(n.shutdownBudget)
 	n.refuseQueued()
 	// Let proposals in flight commit: their clients then get a real answer.
-	if err := n.runUntil(deadline.Add(-n.shutdownBudget/2), ticker, func() bool { return len(n.waiters) == 0 }); err != nil {
+	if err := n.runUntil(deadline.Add(-n.shutdownBudget/2), ticker, func() bool { return n.reqs.pendingWrites() == 0 }); err != nil {
 		return err
 	}
 	if n.core.Role() == raftlog.RoleLeader && len(n.peers) > 1 {

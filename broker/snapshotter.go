@@ -12,6 +12,7 @@ import (
 	"github.com/raftmq/raftmq/broker/wire"
 	"github.com/raftmq/raftmq/raftlog"
 	"github.com/raftmq/raftmq/snapshot"
+	"github.com/raftmq/raftmq/storage"
 )
 
 // Files the snapshot machinery leaves in the data directory only while it
@@ -56,20 +57,20 @@ func (n *node) jobDoneCh() <-chan snapshotResult {
 
 // requestSnapshot is the admin request: take a snapshot now, on this node.
 func (n *node) requestSnapshot(cr clientRequest) {
-	n.snapWaiting = append(n.snapWaiting, cr.route)
-	n.maybeSnapshot()
+	n.snapWaiting = append(n.snapWaiting, cr.route) // the node loop's maybeSnapshot starts it
 }
 
 // maybeSnapshot starts a snapshot when the log holds more than
 // snapshotEntries applied entries past the last snapshot, an admin asked,
 // or the newest snapshot's file turned out to be missing (forceSnapshot).
-func (n *node) maybeSnapshot() {
+// It returns an error only when the node must stop.
+func (n *node) maybeSnapshot() error {
 	if n.job != nil {
-		return
+		return nil
 	}
 	applied := n.state.AppliedIndex()
 	if applied-n.snapIndex <= n.snapshotEntries && len(n.snapWaiting) == 0 && !n.forceSnapshot {
-		return
+		return nil
 	}
 	if applied == 0 || (applied <= n.snapIndex && !n.forceSnapshot) {
 		// Nothing applied since the last snapshot: it is current.
@@ -81,7 +82,13 @@ func (n *node) maybeSnapshot() {
 			}
 		}
 		n.snapWaiting = nil
-		return
+		return nil
+	}
+	// The copy holds what state.db has committed: commit every applied
+	// entry first, so the snapshot is at the applied index.
+	if err := n.state.Commit(); err != nil {
+		n.log.Error().Err(err).Msg("cannot commit state.db; stopping this node")
+		return fmt.Errorf("%w: commit state.db: %v", ErrStopped, err)
 	}
 	n.forceSnapshot = false
 	ctx, cancel := context.WithCancel(context.Background())
@@ -89,8 +96,21 @@ func (n *node) maybeSnapshot() {
 	n.snapWaiting = nil
 	n.job = job
 	n.stats.snapshotsStarted.Add(1)
-	tmp := filepath.Join(n.dataDir, compactStateFile)
-	go func() { job.done <- n.writeSnapshot(ctx, tmp) }()
+	in := snapshotInputs{state: n.state, raft: n.raft, store: n.store, voters: n.peers,
+		tmp: filepath.Join(n.dataDir, compactStateFile)}
+	go func() { job.done <- writeSnapshot(ctx, in) }()
+	return nil
+}
+
+// snapshotInputs is everything writeSnapshot uses: objects safe to use
+// beside the node loop (state.db and raft.db reads, the store) and values
+// fixed when the job starts.
+type snapshotInputs struct {
+	state  *storage.StateDB
+	raft   *storage.RaftDB
+	store  *snapshot.Store
+	voters []uint64
+	tmp    string // where the compact copy of state.db goes
 }
 
 // writeSnapshot runs off the node loop. It copies state.db compactly in one
@@ -98,8 +118,9 @@ func (n *node) maybeSnapshot() {
 // transaction sees, durable since every apply is fsynced), then writes the
 // snapshot file through the store. It touches only concurrency-safe
 // objects: state.db reads, raft.db reads, the store.
-func (n *node) writeSnapshot(ctx context.Context, tmp string) snapshotResult {
-	applied, err := n.state.CopyCompact(ctx, tmp)
+func writeSnapshot(ctx context.Context, in snapshotInputs) snapshotResult {
+	tmp := in.tmp
+	applied, err := in.state.CopyCompact(ctx, tmp)
 	if err != nil {
 		return snapshotResult{err: err}
 	}
@@ -107,7 +128,7 @@ func (n *node) writeSnapshot(ctx context.Context, tmp string) snapshotResult {
 		os.Remove(tmp)
 		return snapshotResult{err: err}
 	}
-	term, err := n.raft.Term(applied)
+	term, err := in.raft.Term(applied)
 	if err != nil {
 		return fail(fmt.Errorf("term of the snapshot index %d: %w", applied, err))
 	}
@@ -116,7 +137,7 @@ func (n *node) writeSnapshot(ctx context.Context, tmp string) snapshotResult {
 		return fail(err)
 	}
 	defer f.Close()
-	meta, err := n.store.Create(snapshot.Meta{Index: applied, Term: term, Voters: n.peers}, func(w io.Writer) (int64, error) {
+	meta, err := in.store.Create(snapshot.Meta{Index: applied, Term: term, Voters: in.voters}, func(w io.Writer) (int64, error) {
 		return io.Copy(w, ctxReader{ctx: ctx, r: f})
 	})
 	if err != nil {
@@ -178,11 +199,11 @@ func (n *node) snapshotDone(res snapshotResult) error {
 }
 
 // compactLog deletes the log up to snapIndex − trailingEntries (never past
-// what state.db holds durably) and rebuilds raft.db when most of it is free
+// state.db's durable applied index: a crash re-applies from there) and rebuilds raft.db when most of it is free
 // pages.
 func (n *node) compactLog() error {
 	target := n.snapIndex - min(n.snapIndex, n.trailingEntries)
-	target = min(target, n.state.AppliedIndex())
+	target = min(target, n.state.DurableAppliedIndex())
 	if first, _ := n.raft.FirstIndex(); target < first {
 		return nil
 	}

@@ -25,8 +25,29 @@ type stats struct {
 	clientConnsRefused atomic.Uint64 // client-port connections cut: over the limit
 }
 
+// statusChanged reports whether what status shows of roles and snapshots
+// changed since the last publish. Counters and indexes are refreshed every
+// tick; this catches what a caller waits for right after it happens (a new
+// leader, a snapshot taken or installed).
+func (n *node) statusChanged() bool {
+	p := n.status.Load()
+	if p == nil {
+		return true
+	}
+	lead := -1
+	if l := n.core.Lead(); l != raftlog.None {
+		lead = int(l - 1)
+	}
+	prevLead := -1
+	if p.LeaderID != nil {
+		prevLead = *p.LeaderID
+	}
+	return p.Role != n.core.Role().String() || lead != prevLead || p.Snapshot != n.snapIndex
+}
+
 // publishStatus stores a fresh status for the client server, which answers
-// GET status without ever waiting on the node loop.
+// GET status without ever waiting on the node loop. The node loop calls it
+// once per tick, and when statusChanged.
 func (n *node) publishStatus() {
 	st := n.core.Status()
 	ws := wire.Status{
@@ -46,6 +67,9 @@ func (n *node) publishStatus() {
 		PeerFramesRefused:  n.stats.peerFramesRefused.Load(),
 		PeerConnsRefused:   n.stats.peerConnsRefused.Load(),
 		ClientConnsRefused: n.stats.clientConnsRefused.Load(),
+		StateCommits:       n.state.Commits(),
+		DurableApplied:     n.state.DurableAppliedIndex(),
+		CPUMicros:          processCPUMicros(),
 	}
 	if first, err := n.raft.FirstIndex(); err == nil {
 		ws.FirstIndex = first

@@ -76,12 +76,15 @@ func (c *Core) HasReady() bool {
 // entries are repeated until Advance. Call Advance(rd) before the next
 // Ready.
 func (c *Core) Ready() Ready {
+	// Every earlier Ready was persisted before this one is asked for: its
+	// term is durable.
+	durableTerm := c.prevHard.Term
 	rd := Ready{
 		Entries:          c.log.unstableEntries(),
 		CommittedEntries: c.log.nextCommittedEnts(),
-		Messages:         c.msgs,
 		ReadStates:       c.readStates,
 	}
+	rd.Messages, rd.early = splitEarly(mergeMessages(c.msgs, c.maxMsgBytes), c.id, c.role, durableTerm)
 	if ss := c.softState(); ss != c.prevSoft {
 		rd.SoftState = &ss
 		c.prevSoft = ss
@@ -101,6 +104,43 @@ func (c *Core) Ready() Ready {
 	c.msgs = nil
 	c.readStates = nil
 	return rd
+}
+
+// splitEarly puts first the messages that may leave before the Ready's
+// write (Raft dissertation §10.2.1): a leader's appends and heartbeats in a
+// term already durable. They carry entries the leader has not yet made
+// durable, which is safe: the leader counts itself toward commit only at
+// Advance, and applies only entries it persisted. Everything else waits:
+// votes and vote requests (they promise a term and vote that must survive
+// a crash) and append responses (they promise entries are durable).
+func splitEarly(msgs []Message, self uint64, role Role, durableTerm uint64) ([]Message, int) {
+	if role != RoleLeader {
+		return msgs, 0
+	}
+	isEarly := func(m *Message) bool {
+		return (m.Type == MsgApp || m.Type == MsgHeartbeat) && m.From == self && m.Term <= durableTerm
+	}
+	early := 0
+	for i := range msgs {
+		if isEarly(&msgs[i]) {
+			early++
+		}
+	}
+	if early == 0 || early == len(msgs) {
+		return msgs, early
+	}
+	out := make([]Message, 0, len(msgs))
+	for i := range msgs {
+		if isEarly(&msgs[i]) {
+			out = append(out, msgs[i])
+		}
+	}
+	for i := range msgs {
+		if !isEarly(&msgs[i]) {
+			out = append(out, msgs[i])
+		}
+	}
+	return out, early
 }
 
 // Advance tells the core that the caller has done everything rd asked:

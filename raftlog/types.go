@@ -5,11 +5,13 @@
 // socket or file. Work leaves it as a Ready batch that the caller must
 // handle in this order:
 //
+//  0. send Ready.SendBeforePersist() (optional: a leader's appends and
+//     heartbeats, which may leave before its own write);
 //  1. persist, in one durable write (fsync): Snapshot if set (the storage
 //     is reset to it), then HardState and Entries. The snapshot must come
 //     first: one Ready can carry a snapshot at index i and entries from i+1
 //     on, which would leave a gap in a log that still ends below i;
-//  2. send Messages;
+//  2. send Ready.SendAfterPersist() (all of Messages if step 0 was skipped);
 //  3. apply CommittedEntries (after installing the snapshot's state);
 //  4. call Advance(rd).
 //
@@ -194,6 +196,15 @@ type SoftState struct {
 
 // Ready is a batch of work the caller must do, in the order documented in
 // the package comment.
+//
+// Messages is split in two. SendBeforePersist may leave at once, before
+// the write: a leader's MsgApp and MsgHeartbeat in a term that is already
+// durable (the leader writes in parallel with replication, Raft
+// dissertation §10.2.1; the leader counts its own entries toward commit
+// only once Advance reports them durable). SendAfterPersist must wait until
+// HardState and Entries are durable: votes, vote requests, append
+// responses, and anything carrying a term not yet durable. A caller that
+// sends all of Messages after the write is correct too, only slower.
 type Ready struct {
 	// SoftState is non-nil when the leader or role changed.
 	SoftState *SoftState
@@ -211,14 +222,25 @@ type Ready struct {
 	// CommittedEntries are entries to apply, in order. They have been
 	// persisted (by this or an earlier Ready).
 	CommittedEntries []Entry
-	// Messages are to be sent after Entries and HardState are durable.
+	// Messages are to be sent: SendBeforePersist() first (it may go before
+	// the write), then SendAfterPersist() (after Entries and HardState are
+	// durable).
 	Messages []Message
+	early    int // Messages[:early] may leave before the write
 	// ReadStates are completed read-index requests.
 	ReadStates []ReadState
 	// MustSync is true when HardState.Term/Vote or Entries changed: the
 	// write must be fsynced before Messages go out.
 	MustSync bool
 }
+
+// SendBeforePersist is the part of Messages that may leave before
+// HardState and Entries are durable.
+func (rd *Ready) SendBeforePersist() []Message { return rd.Messages[:rd.early] }
+
+// SendAfterPersist is the part of Messages that must wait until HardState
+// and Entries are durable.
+func (rd *Ready) SendAfterPersist() []Message { return rd.Messages[rd.early:] }
 
 // Status is a snapshot of a node's state for reporting.
 type Status struct {

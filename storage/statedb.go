@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"go.etcd.io/bbolt"
 )
@@ -34,20 +36,45 @@ type StateOptions struct {
 	// would exceed it, the session used least recently (by log index) is
 	// evicted.
 	MaxSessions int
+	// Group commit (decision 4): applied entries collect in one open write
+	// transaction, committed (two fdatasyncs) once it holds GroupEntries
+	// entries or GroupBytes bytes of entry data, or its first entry is
+	// GroupDelay old (checked by Apply and CommitIfDue). GroupEntries 0
+	// commits every Apply.
+	GroupEntries int
+	GroupBytes   uint64
+	GroupDelay   time.Duration
 }
 
 // StateDB is state.db, the topic store: raftmq's state machine.
 //
-// One goroutine applies; any goroutine may read (reads see the last
-// committed Apply).
+// One goroutine applies; any goroutine may read. Reads see every applied
+// entry, durable or not; CopyCompact and WriteTo see only the durable ones.
+//
+// Applied entries are not durable at once: they collect in one write
+// transaction (tx) that is committed in groups (StateOptions). After a crash
+// the file holds a prefix of what was applied, with its applied index in the
+// same transaction; the caller re-applies the log from DurableAppliedIndex,
+// and Apply being deterministic gives the same state and results.
 type StateDB struct {
 	path string
 	opts StateOptions
 	db   *bbolt.DB
 
-	mu      sync.Mutex // serializes Apply; guards applied
-	applied uint64     // durable applied index
-	failed  error      // first failed Apply; later ones are refused (ErrWriteFailed)
+	mu      sync.Mutex // serializes Apply, reads through tx and commits; guards the fields below
+	applied uint64     // last applied index (durable or not)
+	durable uint64     // applied index of the last committed transaction
+	// tx is the open write transaction holding the entries applied since
+	// durable; nil when there are none.
+	tx           *bbolt.Tx
+	groupEntries int
+	groupBytes   uint64
+	groupSince   time.Time // when tx's first entry was applied
+	// failed is set when a transaction could not be written: the file (and
+	// what the mmap shows of it) can no longer be trusted, so every later
+	// call fails with it (fsyncgate: a failed fsync is not retried).
+	failed  error
+	commits atomic.Uint64 // committed apply transactions
 }
 
 // TopicDepth is one topic's queue: its name, the number of messages queued
@@ -74,7 +101,7 @@ func OpenStateDB(path string, opts StateOptions) (*StateDB, error) {
 // format and loads the applied index.
 func (s *StateDB) openLocked() error {
 	path := s.path
-	s.applied = 0
+	s.applied, s.durable, s.tx = 0, 0, nil
 	db, err := openBolt(path, false)
 	if err != nil {
 		return err
@@ -105,6 +132,7 @@ func (s *StateDB) openLocked() error {
 		_ = db.Close()
 		return err
 	}
+	s.durable = s.applied
 	s.db = db
 	return nil
 }
@@ -131,27 +159,114 @@ func putCounter(tx *bbolt.Tx, key string, v uint64) error {
 // Path returns the file's path.
 func (s *StateDB) Path() string { return s.path }
 
-// AppliedIndex returns the index of the last entry applied (and durable).
+// AppliedIndex returns the index of the last entry applied, durable or not.
 func (s *StateDB) AppliedIndex() uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.applied
 }
 
-// Close closes the file. The StateDB must not be used afterwards.
-func (s *StateDB) Close() error {
+// DurableAppliedIndex returns the applied index the file holds on disk: a
+// crash now restarts from it. The log must be kept from the entry after it.
+func (s *StateDB) DurableAppliedIndex() uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.db.Close(); err != nil {
-		return fmt.Errorf("storage: close %s: %w", s.path, err)
+	return s.durable
+}
+
+// Commits returns the number of apply transactions committed so far.
+func (s *StateDB) Commits() uint64 { return s.commits.Load() }
+
+// Commit makes every applied entry durable (one bbolt commit, two
+// fdatasyncs) if any is pending.
+func (s *StateDB) Commit() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.commitLocked()
+}
+
+// CommitIfDue commits the pending entries if the oldest was applied at
+// least GroupDelay before now.
+func (s *StateDB) CommitIfDue(now time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failed != nil {
+		return s.failed
 	}
+	if s.tx == nil || now.Sub(s.groupSince) < s.opts.GroupDelay {
+		return nil
+	}
+	return s.commitLocked()
+}
+
+func (s *StateDB) commitLocked() error {
+	if s.failed != nil {
+		return s.failed
+	}
+	if s.tx == nil {
+		return nil
+	}
+	tx := s.tx
+	s.tx = nil
+	if err := guard(s.path, tx.Commit); err != nil {
+		// bbolt rolled the transaction back; what it wrote before the
+		// failure may still show through the mmap.
+		s.failed = fmt.Errorf("%w: commit applied entries %d..%d to %s: %w", ErrWriteFailed, s.durable+1, s.applied, s.path, err)
+		return s.failed
+	}
+	s.durable = s.applied
+	s.commits.Add(1)
 	return nil
 }
 
+// rollbackLocked drops the pending entries: applied falls back to durable.
+func (s *StateDB) rollbackLocked() {
+	if s.tx != nil {
+		_ = s.tx.Rollback()
+		s.tx = nil
+	}
+	s.applied = s.durable
+}
+
+// Close commits the pending entries (unless a write failed) and closes the
+// file. The StateDB must not be used afterwards.
+func (s *StateDB) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cerr := s.commitLocked()
+	s.rollbackLocked()
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("storage: close %s: %w", s.path, err)
+	}
+	return cerr
+}
+
+// view reads everything applied: through the open write transaction if
+// there is one (holding mu, so Apply waits), else a read transaction.
 func (s *StateDB) view(fn func(tx *bbolt.Tx) error) error {
 	s.mu.Lock()
+	if s.failed != nil {
+		defer s.mu.Unlock()
+		return s.failed
+	}
+	if s.tx != nil {
+		defer s.mu.Unlock()
+		return guard(s.path, func() error { return fn(s.tx) })
+	}
 	db := s.db // Replace swaps it
 	s.mu.Unlock()
+	return guard(s.path, func() error { return db.View(fn) })
+}
+
+// viewDurable reads what is committed, in a read transaction that runs
+// beside Apply.
+func (s *StateDB) viewDurable(fn func(tx *bbolt.Tx) error) error {
+	s.mu.Lock()
+	db, failed := s.db, s.failed
+	s.mu.Unlock()
+	if failed != nil {
+		return failed
+	}
 	return guard(s.path, func() error { return db.View(fn) })
 }
 
@@ -200,11 +315,11 @@ func readTopicDepths(tx *bbolt.Tx, path string) ([]TopicDepth, error) {
 	return out, err
 }
 
-// WriteTo writes a consistent copy of the whole file (one read transaction)
-// to w, for snapshots.
+// WriteTo writes a consistent copy of the whole committed file (one read
+// transaction) to w, for snapshots.
 func (s *StateDB) WriteTo(w io.Writer) (int64, error) {
 	var n int64
-	err := s.view(func(tx *bbolt.Tx) error {
+	err := s.viewDurable(func(tx *bbolt.Tx) error {
 		var err error
 		n, err = tx.WriteTo(w)
 		return err

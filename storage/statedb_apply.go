@@ -3,6 +3,7 @@ package storage
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/raftmq/raftmq/raftlog"
 	"go.etcd.io/bbolt"
@@ -24,19 +25,24 @@ type Applied struct {
 	Duplicate  bool // answered from the session table, not executed again
 }
 
-// Apply applies committed entries in one bbolt transaction that also
-// records the applied index (fsync). Entries at or below AppliedIndex() are
-// skipped, so replaying the log after a crash never applies anything twice.
-// EntryNoop entries only advance the applied index. It returns one Applied
-// per EntryNormal applied, in order.
+// Apply applies committed entries in the open group transaction, with the
+// applied index, and commits it when the group is full or old enough
+// (StateOptions); the entries are durable only then (DurableAppliedIndex).
+// Entries at or below AppliedIndex() are skipped, so replaying the log
+// after a crash never applies anything twice. EntryNoop entries only
+// advance the applied index. It returns one Applied per EntryNormal
+// applied, in order.
 //
 // An EntryNormal that does not decode (or an unknown entry type) returns an
-// error wrapping ErrBadCommand and nothing is applied; a write error is
-// returned wrapped and nothing is applied either. Results depend only on
-// state.db and the entries.
+// error wrapping ErrBadCommand and nothing is applied. A write error drops
+// the whole pending group and is sticky (ErrWriteFailed): the caller must
+// stop. Results depend only on state.db and the entries.
 func (s *StateDB) Apply(ents []raftlog.Entry) ([]Applied, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.failed != nil {
+		return nil, s.failed
+	}
 	for len(ents) > 0 && ents[0].Index <= s.applied {
 		ents = ents[1:]
 	}
@@ -49,6 +55,7 @@ func (s *StateDB) Apply(ents []raftlog.Entry) ([]Applied, error) {
 		}
 	}
 	cmds := make([]Command, len(ents))
+	var bytes uint64
 	for i, e := range ents {
 		switch e.Type {
 		case raftlog.EntryNoop:
@@ -58,43 +65,51 @@ func (s *StateDB) Apply(ents []raftlog.Entry) ([]Applied, error) {
 				return nil, fmt.Errorf("storage: apply entry %d to %s: %w", e.Index, s.path, err)
 			}
 			cmds[i] = c
+			bytes += uint64(len(e.Data))
 		default:
 			return nil, fmt.Errorf("%w: apply entry %d to %s: unknown entry type %d", ErrBadCommand, e.Index, s.path, e.Type)
 		}
 	}
-	if s.failed != nil {
-		return nil, fmt.Errorf("%w: apply to %s (first failure: %v)", ErrWriteFailed, s.path, s.failed)
+	if s.tx == nil {
+		tx, err := s.db.Begin(true)
+		if err != nil {
+			s.failed = fmt.Errorf("%w: begin a transaction on %s: %w", ErrWriteFailed, s.path, err)
+			return nil, s.failed
+		}
+		s.tx, s.groupEntries, s.groupBytes, s.groupSince = tx, 0, 0, time.Now()
 	}
 	var out []Applied
-	var fnErr error
 	err := guard(s.path, func() error {
-		return s.db.Update(func(tx *bbolt.Tx) (err error) {
-			defer func() { fnErr = err }()
-			out = out[:0]
-			a := applier{tx: tx, path: s.path, maxSessions: uint64(s.opts.MaxSessions)}
-			for i, e := range ents {
-				if e.Type != raftlog.EntryNormal {
-					continue
-				}
-				ap, err := a.apply(e.Index, cmds[i])
-				if err != nil {
-					return err
-				}
-				out = append(out, ap)
+		a := applier{tx: s.tx, path: s.path, maxSessions: uint64(s.opts.MaxSessions)}
+		for i, e := range ents {
+			if e.Type != raftlog.EntryNormal {
+				continue
 			}
-			return putCounter(tx, keyApplied, ents[len(ents)-1].Index)
-		})
+			ap, err := a.apply(e.Index, cmds[i])
+			if err != nil {
+				return err
+			}
+			out = append(out, ap)
+		}
+		return putCounter(s.tx, keyApplied, ents[len(ents)-1].Index)
 	})
 	if err != nil {
-		if fnErr == nil {
-			s.failed = err // the commit itself failed
-		}
+		// The transaction may hold part of this batch: drop the group.
+		s.rollbackLocked()
 		if !errors.Is(err, ErrCorrupt) {
 			err = fmt.Errorf("storage: apply entries %d..%d to %s: %w", ents[0].Index, ents[len(ents)-1].Index, s.path, err)
 		}
-		return nil, err
+		s.failed = fmt.Errorf("%w: %w", ErrWriteFailed, err)
+		return nil, s.failed
 	}
 	s.applied = ents[len(ents)-1].Index
+	s.groupEntries += len(ents)
+	s.groupBytes += bytes
+	if s.groupEntries >= s.opts.GroupEntries || s.groupBytes >= s.opts.GroupBytes || time.Since(s.groupSince) >= s.opts.GroupDelay {
+		if err := s.commitLocked(); err != nil {
+			return nil, err
+		}
+	}
 	return out, nil
 }
 

@@ -19,7 +19,7 @@ func (s *StateDB) CopyCompact(ctx context.Context, dstPath string) (uint64, erro
 		return 0, err
 	}
 	var applied uint64
-	err := s.view(func(tx *bbolt.Tx) error {
+	err := s.viewDurable(func(tx *bbolt.Tx) error {
 		var err error
 		if applied, err = getCounter(tx, s.path, keyApplied); err != nil {
 			return err
@@ -41,12 +41,17 @@ func (s *StateDB) Stats() (FileStats, error) {
 
 // Replace closes state.db, renames the complete, fsynced state.db file at
 // from over it (durably: rename, fsync of the directory) and reopens it.
-// AppliedIndex then reports what the new file holds. No read may be in
-// progress (it would hold the old file open). If the new file cannot be
-// opened the StateDB is unusable and the error says so: the caller must stop.
+// AppliedIndex then reports what the new file holds. Entries applied but not
+// yet committed are dropped with the old file. No read may be in progress
+// (it would hold the old file open). If the new file cannot be opened the
+// StateDB is unusable and the error says so: the caller must stop.
 func (s *StateDB) Replace(from string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.failed != nil {
+		return s.failed
+	}
+	s.rollbackLocked()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("storage: close %s: %w", s.path, err)
 	}

@@ -373,6 +373,13 @@ type Status struct {
 	// because they were refused (bad input, not_leader, ...) rather than
 	// executed; their reasons are in the debug log.
 	Refused uint64 `json:"refused"`
+	// StateCommits counts state.db's group commits and DurableApplied is
+	// the applied index state.db holds on disk (decision 4).
+	StateCommits   uint64 `json:"state_commits"`
+	DurableApplied uint64 `json:"durable_applied_index"`
+	// CPUMicros is the CPU time (user + system) the broker process has used
+	// since it started, in µs; bench divides its deltas by the puts.
+	CPUMicros uint64 `json:"cpu_us"`
 	// Recovering: the node lost or damaged its data and is catching up from
 	// the leader; it neither votes nor leads until then.
 	Recovering bool `json:"recovering,omitempty"`

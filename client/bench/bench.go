@@ -132,6 +132,14 @@ func leaderCounters(ctx context.Context, c *client.Client) *Counters {
 		return nil
 	}
 	var found *Counters
+	var cpu uint64
+	servers := 0
+	for _, n := range all {
+		if n.Err == nil {
+			cpu += n.Status.CPUMicros
+			servers++
+		}
+	}
 	for _, n := range all {
 		if n.Err != nil || n.Status.Role != "Leader" {
 			continue
@@ -142,6 +150,9 @@ func leaderCounters(ctx context.Context, c *client.Client) *Counters {
 		if found == nil || n.Status.Term > found.Term {
 			found = &Counters{Server: n.Server, Term: n.Status.Term, LogSyncs: n.Status.LogSyncs, LogEntries: n.Status.LogEntries}
 		}
+	}
+	if found != nil {
+		found.CPUMicros, found.CPUServers = cpu, servers
 	}
 	return found
 }

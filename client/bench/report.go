@@ -27,12 +27,17 @@ func record(h *hdrhistogram.Histogram, d time.Duration) {
 	}
 }
 
-// Counters are a leader's status counters at one moment.
+// Counters are a leader's status counters at one moment, and the CPU time
+// of every server that answered.
 type Counters struct {
 	Server     string `json:"server"`
 	Term       uint64 `json:"term"`
 	LogSyncs   uint64 `json:"log_syncs"`
 	LogEntries uint64 `json:"log_entries"`
+	// CPUMicros is the sum of cpu_us over the CPUServers servers that
+	// answered status.
+	CPUMicros  uint64 `json:"cpu_us"`
+	CPUServers int    `json:"cpu_servers"`
 }
 
 // Result is one run at one client count.
@@ -53,6 +58,11 @@ type Result struct {
 	LogEntries     uint64  `json:"log_entries"`
 	PutsPerSync    float64 `json:"puts_per_sync"`
 	EntriesPerSync float64 `json:"entries_per_sync"`
+	SyncsPerSec    float64 `json:"syncs_per_sec"`
+	// CPUPerPut is the CPU time all servers together spent per put (µs);
+	// CPUKnown is false when a server did not answer before or after.
+	CPUKnown  bool    `json:"cpu_known"`
+	CPUPerPut float64 `json:"cpu_us_per_put"`
 	// PutsPerRawFsync is PutsPerSec divided by the probe's fsyncs per second:
 	// above 1, batching beats one fsync per put.
 	PutsPerRawFsync float64 `json:"puts_per_raw_fsync"`
@@ -85,6 +95,14 @@ func summarize(clients int, h *hdrhistogram.Histogram, errs int64, elapsed time.
 		r.LogEntries = after.LogEntries - before.LogEntries
 		r.PutsPerSync = float64(r.Puts) / float64(r.LogSyncs)
 		r.EntriesPerSync = float64(r.LogEntries) / float64(r.LogSyncs)
+		if elapsed > 0 {
+			r.SyncsPerSec = float64(r.LogSyncs) / elapsed.Seconds()
+		}
+	}
+	if before != nil && after != nil && before.CPUServers > 0 && before.CPUServers == after.CPUServers &&
+		after.CPUMicros >= before.CPUMicros && r.Puts > 0 {
+		r.CPUKnown = true
+		r.CPUPerPut = float64(after.CPUMicros-before.CPUMicros) / float64(r.Puts)
 	}
 	if fsyncPerSec > 0 {
 		r.PutsPerRawFsync = r.PutsPerSec / fsyncPerSec
@@ -103,16 +121,20 @@ func (r Report) WriteText(w io.Writer) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "clients\tputs\terrors\tputs/s\tp50\tp99\tmax\tlog fsyncs\tputs/fsync\tentries/fsync\tputs/s ÷ fsyncs/s\t")
+	fmt.Fprintln(tw, "clients\tputs\terrors\tputs/s\tp50\tp99\tmax\tlog commits\tcommits/s\tputs/commit\tentries/commit\tcpu µs/put\tputs/s ÷ fsyncs/s\t")
 	for _, x := range r.Results {
-		syncs, pps, eps := "n/a", "n/a", "n/a"
+		syncs, sps, pps, eps, cpu := "n/a", "n/a", "n/a", "n/a", "n/a"
 		if x.SyncsKnown {
 			syncs = fmt.Sprint(x.LogSyncs)
+			sps = fmt.Sprintf("%.0f", x.SyncsPerSec)
 			pps = fmt.Sprintf("%.2f", x.PutsPerSync)
 			eps = fmt.Sprintf("%.2f", x.EntriesPerSync)
 		}
-		fmt.Fprintf(tw, "%d\t%d\t%d\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t%.2f\t\n",
-			x.Clients, x.Puts, x.Errors, x.PutsPerSec, ms(x.P50), ms(x.P99), ms(x.Max), syncs, pps, eps, x.PutsPerRawFsync)
+		if x.CPUKnown {
+			cpu = fmt.Sprintf("%.0f", x.CPUPerPut)
+		}
+		fmt.Fprintf(tw, "%d\t%d\t%d\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.2f\t\n",
+			x.Clients, x.Puts, x.Errors, x.PutsPerSec, ms(x.P50), ms(x.P99), ms(x.Max), syncs, sps, pps, eps, cpu, x.PutsPerRawFsync)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -29,12 +29,12 @@ func TestSummarize(t *testing.T) {
 		entPerSync    float64
 		perRawFsync   float64
 	}{
-		{"counters", &Counters{"A", 3, 10, 100}, &Counters{"A", 3, 35, 210}, 25, true, 25, 4, 4.4, 2},
-		{"leader changed", &Counters{"A", 3, 10, 100}, &Counters{"B", 4, 35, 210}, 25, false, 0, 0, 0, 2},
-		{"same server new term", &Counters{"A", 3, 10, 100}, &Counters{"A", 5, 35, 210}, 25, false, 0, 0, 0, 2},
-		{"restarted: counters went back", &Counters{"A", 3, 10, 100}, &Counters{"A", 3, 2, 5}, 25, false, 0, 0, 0, 2},
-		{"no sync happened", &Counters{"A", 3, 10, 100}, &Counters{"A", 3, 10, 100}, 25, false, 0, 0, 0, 2},
-		{"no leader before", nil, &Counters{"A", 3, 10, 100}, 0, false, 0, 0, 0, 0},
+		{"counters", &Counters{"A", 3, 10, 100, 0, 0}, &Counters{"A", 3, 35, 210, 0, 0}, 25, true, 25, 4, 4.4, 2},
+		{"leader changed", &Counters{"A", 3, 10, 100, 0, 0}, &Counters{"B", 4, 35, 210, 0, 0}, 25, false, 0, 0, 0, 2},
+		{"same server new term", &Counters{"A", 3, 10, 100, 0, 0}, &Counters{"A", 5, 35, 210, 0, 0}, 25, false, 0, 0, 0, 2},
+		{"restarted: counters went back", &Counters{"A", 3, 10, 100, 0, 0}, &Counters{"A", 3, 2, 5, 0, 0}, 25, false, 0, 0, 0, 2},
+		{"no sync happened", &Counters{"A", 3, 10, 100, 0, 0}, &Counters{"A", 3, 10, 100, 0, 0}, 25, false, 0, 0, 0, 2},
+		{"no leader before", nil, &Counters{"A", 3, 10, 100, 0, 0}, 0, false, 0, 0, 0, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -57,6 +57,21 @@ func TestSummarize(t *testing.T) {
 					tt.known, tt.syncs, tt.putsPerSync, tt.entPerSync, tt.perRawFsync)
 			}
 		})
+	}
+}
+
+func TestSummarizeCPUAndRate(t *testing.T) {
+	h := newHistogram()
+	for i := 0; i < 100; i++ {
+		record(h, time.Millisecond)
+	}
+	r := summarize(4, h, 0, 2*time.Second, &Counters{"A", 3, 10, 100, 1000, 3}, &Counters{"A", 3, 60, 300, 31000, 3}, 0)
+	if !r.CPUKnown || r.CPUPerPut != 300 || r.SyncsPerSec != 25 {
+		t.Fatalf("cpu known %v µs/put %v syncs/s %v; want true 300 25", r.CPUKnown, r.CPUPerPut, r.SyncsPerSec)
+	}
+	r = summarize(4, h, 0, 2*time.Second, &Counters{"A", 3, 10, 100, 1000, 3}, &Counters{"A", 3, 60, 300, 31000, 2}, 0)
+	if r.CPUKnown {
+		t.Fatalf("a server missing after the run: cpu known %v, want false", r.CPUKnown)
 	}
 }
 
@@ -99,7 +114,7 @@ func TestWriteText(t *testing.T) {
 	rep := Report{SizeBytes: 256, Topic: "bench",
 		Fsync: Fsync{Dir: "/d", Count: 200, PerSec: 400, Mean: 2500 * time.Microsecond},
 		Results: []Result{
-			{Clients: 1, Puts: 1000, PutsPerSec: 350, P50: 2800 * time.Microsecond, P99: 5 * time.Millisecond, SyncsKnown: true, LogSyncs: 1000, LogEntries: 1000, PutsPerSync: 1, EntriesPerSync: 1, PutsPerRawFsync: 0.875},
+			{Clients: 1, Puts: 1000, PutsPerSec: 350, P50: 2800 * time.Microsecond, P99: 5 * time.Millisecond, SyncsKnown: true, LogSyncs: 1000, LogEntries: 1000, PutsPerSync: 1, EntriesPerSync: 1, SyncsPerSec: 350, CPUKnown: true, CPUPerPut: 123, PutsPerRawFsync: 0.875},
 			{Clients: 32, Puts: 9000, Errors: 1, FirstError: "boom", PutsPerSec: 3000, PutsPerRawFsync: 7.5},
 		}}
 	var buf bytes.Buffer
@@ -107,7 +122,7 @@ func TestWriteText(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := buf.String()
-	for _, want := range []string{"400 fsyncs/s", "mean 2.5ms", `256 B to topic "bench"`, "puts/s ÷ fsyncs/s", "2.80ms", "0.88", "n/a", "7.50", "clients=32: 1 errors, first: boom"} {
+	for _, want := range []string{"400 fsyncs/s", "mean 2.5ms", `256 B to topic "bench"`, "puts/s ÷ fsyncs/s", "commits/s", "cpu µs/put", "123", "2.80ms", "0.88", "n/a", "7.50", "clients=32: 1 errors, first: boom"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)
 		}

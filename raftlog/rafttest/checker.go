@@ -31,6 +31,13 @@ type Checker struct {
 	// votes[{id, term}] is the vote node id persisted in term, kept across
 	// wipes: a node that lost its data must still never vote twice in a term.
 	votes map[[2]uint64]uint64
+	// Voters is the cluster size; when set, Status checks that a new
+	// commit index is persisted on a quorum.
+	Voters int
+	// lostHigh[id] is the last index node id had persisted when it was
+	// wiped: acks it sent before the wipe were real, so the quorum check
+	// still counts them for commit indexes reported later.
+	lostHigh map[uint64]uint64
 }
 
 type entryID struct{ index, term uint64 }
@@ -67,6 +74,7 @@ func NewChecker() *Checker {
 		prefixes: make(map[entryID]uint64),
 		nodes:    make(map[uint64]*nodeState),
 		votes:    make(map[[2]uint64]uint64),
+		lostHigh: make(map[uint64]uint64),
 	}
 }
 
@@ -254,7 +262,10 @@ func (c *Checker) Restart(id, applied uint64) {
 
 // Wipe records that node id lost everything it had persisted and applied.
 // Its votes stay on record.
-func (c *Checker) Wipe(id uint64) { c.nodes[id] = &nodeState{} }
+func (c *Checker) Wipe(id uint64) {
+	c.lostHigh[id] = max(c.lostHigh[id], c.node(id).lastIndex())
+	c.nodes[id] = &nodeState{}
+}
 
 // Status checks what a live node reports after a step: term and commit
 // never decrease, at most one leader per term, and a leader holds every
@@ -270,6 +281,21 @@ func (c *Checker) Status(st raftlog.Status) error {
 	n.term = st.Term
 	if st.Commit < n.commit {
 		return fmt.Errorf("%w: node %d commit %d after %d", ErrCommitRegressed, st.ID, st.Commit, n.commit)
+	}
+	if st.Commit > n.commit && c.Voters > 0 {
+		// Committed means persisted on a quorum (a leader's own entries
+		// count only once durable). Persisted logs only lose a committed
+		// entry by a bug, so this holds whenever the index is first seen.
+		durable := 0
+		for id, o := range c.nodes {
+			if o.lastIndex() >= st.Commit || c.lostHigh[id] >= st.Commit {
+				durable++
+			}
+		}
+		if durable < c.Voters/2+1 {
+			return fmt.Errorf("%w: node %d reports commit %d; %d of %d nodes persisted that far",
+				ErrCommitNotDurable, st.ID, st.Commit, durable, c.Voters)
+		}
 	}
 	n.commit = st.Commit
 	if st.Role != raftlog.RoleLeader {

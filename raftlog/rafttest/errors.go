@@ -23,6 +23,9 @@ var (
 	// ErrDurability: a node sent a message that depends on state it had not
 	// persisted (a term, a vote, or entries it acknowledged).
 	ErrDurability = errors.New("rafttest: message sent before its state was persisted")
+	// ErrCommitNotDurable: a node reported a commit index that is not
+	// persisted on a quorum of nodes.
+	ErrCommitNotDurable = errors.New("rafttest: commit index not durable on a quorum")
 	// ErrStatusInvariant: a node reported commit beyond its last index.
 	ErrStatusInvariant = errors.New("rafttest: status invariant broken")
 	// ErrStaleRead: a read index is below an entry committed before the

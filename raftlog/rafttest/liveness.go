@@ -70,7 +70,7 @@ func (s *Sim) flush() error {
 	for range maxFlushEvents {
 		progress := false
 		for _, n := range s.nodes {
-			if n.up() && n.core.HasReady() {
+			if n.up() && (n.pending != nil || n.core.HasReady()) {
 				if err := s.handleReady(n); err != nil {
 					return err
 				}

@@ -25,6 +25,9 @@ type node struct {
 	forgetVotes bool // sabotage: persist HardState without Vote
 	loseTail    bool // sabotage: a crash loses the last persisted entries
 	wipeAsVoter bool // sabotage: a wiped node restarts as an ordinary voter
+	// pending is a Ready whose early messages are sent and whose write is
+	// not done; a crash loses it.
+	pending *raftlog.Ready
 }
 
 func (n *node) up() bool { return n.core != nil }
@@ -49,6 +52,7 @@ func (n *node) start(cfg raftlog.Config) error {
 // the storage's snapshot, as a broker without its state.db would.
 func (n *node) crash(keepStateMachine bool) {
 	n.core = nil
+	n.pending = nil
 	if n.loseTail {
 		n.dropTail(3)
 	}
@@ -67,6 +71,7 @@ func (n *node) crash(keepStateMachine bool) {
 // unless the wipeAsVoter sabotage is on.
 func (n *node) wipe(voters []uint64) {
 	n.core = nil
+	n.pending = nil
 	n.storage = raftlog.NewMemoryStorage()
 	n.storage.SetConfState(raftlog.ConfState{Voters: voters})
 	n.applied = 0
@@ -116,13 +121,30 @@ type readyHooks struct {
 	readState func(rs raftlog.ReadState) error
 }
 
-// handleReady processes one Ready in the documented order: persist
-// HardState, the snapshot and Entries, send messages, apply committed
-// entries, Advance. The snapshot goes to storage before the entries: a
-// Ready may carry a snapshot and entries that follow it, and appending them
-// first would leave a gap.
-func (n *node) handleReady(chk *Checker, h readyHooks) error {
+// beginReady takes the next Ready and sends what may leave before its
+// write (a leader's appends and heartbeats). The rest waits in n.pending
+// for finishReady; meanwhile the node may go on stepping messages, as an
+// asynchronous write would let it, or crash, losing the whole Ready except
+// what it sent.
+func (n *node) beginReady(h readyHooks) error {
 	rd := n.core.Ready()
+	n.pending = &rd
+	for _, m := range rd.SendBeforePersist() {
+		if err := h.send(m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// finishReady processes the pending Ready in the documented order: persist
+// HardState, the snapshot and Entries, send the other messages, apply
+// committed entries, Advance. The snapshot goes to storage before the
+// entries: a Ready may carry a snapshot and entries that follow it, and
+// appending them first would leave a gap.
+func (n *node) finishReady(chk *Checker, h readyHooks) error {
+	rd := *n.pending
+	n.pending = nil
 	if !rd.HardState.IsEmpty() {
 		hs := rd.HardState
 		if n.forgetVotes {
@@ -153,7 +175,7 @@ func (n *node) handleReady(chk *Checker, h readyHooks) error {
 			return err
 		}
 	}
-	for _, m := range rd.Messages {
+	for _, m := range rd.SendAfterPersist() {
 		if err := h.send(m); err != nil {
 			return err
 		}

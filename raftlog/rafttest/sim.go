@@ -62,6 +62,8 @@ type Stats struct {
 	Validated                                                             int // messages that passed ValidateMessage and ValidateSender
 	Crashes, Partitions, Compactions, Snapshots, Transfers, Campaigns     int
 	Wipes                                                                 int
+	PendingWrites                                                         int // Readys whose write waited while the node kept stepping
+	MidReadyCrashes                                                       int // crashes with such a write pending
 	Committed                                                             uint64
 	Terms                                                                 int // terms that had a leader
 }
@@ -98,6 +100,7 @@ func New(opts Options) *Sim {
 	opts.setDefaults()
 	rng := rand.New(rand.NewSource(opts.Seed))
 	s := &Sim{opts: opts, rng: rng, chk: NewChecker(), reads: make(map[string]uint64)}
+	s.chk.Voters = opts.Nodes
 	for i := range opts.Nodes {
 		s.ids = append(s.ids, uint64(i+1))
 	}
@@ -379,7 +382,7 @@ func (s *Sim) dropOne() error {
 func (s *Sim) readyOne() error {
 	var ready []*node
 	for _, n := range s.nodes {
-		if n.up() && n.core.HasReady() {
+		if n.up() && (n.pending != nil || n.core.HasReady()) {
 			ready = append(ready, n)
 		}
 	}
@@ -389,8 +392,11 @@ func (s *Sim) readyOne() error {
 	return s.handleReady(ready[s.rng.Intn(len(ready))])
 }
 
+// handleReady finishes n's pending Ready, or begins a new one and, in a
+// faulty profile, now and then leaves its write pending (the node keeps
+// stepping; a crash meanwhile loses it).
 func (s *Sim) handleReady(n *node) error {
-	err := n.handleReady(s.chk, readyHooks{
+	h := readyHooks{
 		send: func(m raftlog.Message) error {
 			if m.From != n.id || m.To == raftlog.None || m.To > uint64(len(s.nodes)) || m.To == n.id {
 				return fmt.Errorf("%w: node %d emitted %v from %d to %d", ErrCore, n.id, m.Type, m.From, m.To)
@@ -408,7 +414,21 @@ func (s *Sim) handleReady(n *node) error {
 			}
 		},
 		readState: s.checkReadState,
-	})
+	}
+	if n.pending == nil {
+		if err := n.beginReady(h); err != nil {
+			s.record(event{kind: "ready", node: n.id, arg: n.applied, err: err})
+			return err
+		}
+		// Not while liveness is checked (the cluster is to settle), and not
+		// with a snapshot to install.
+		if s.profile != 0 && s.liveData == nil && n.pending.Snapshot.IsEmpty() && s.rng.Intn(6) == 0 {
+			s.stats.PendingWrites++
+			s.record(event{kind: "ready-sent", node: n.id, arg: n.applied})
+			return nil
+		}
+	}
+	err := n.finishReady(s.chk, h)
 	s.record(event{kind: "ready", node: n.id, arg: n.applied, err: err})
 	return err
 }
@@ -520,6 +540,9 @@ func (s *Sim) crash() error {
 		return nil
 	}
 	s.stats.Crashes++
+	if n.pending != nil {
+		s.stats.MidReadyCrashes++
+	}
 	keep := s.rng.Intn(2) == 0
 	n.crash(keep)
 	s.record(event{kind: "crash", node: n.id, arg: n.applied})

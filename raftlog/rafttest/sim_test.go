@@ -58,7 +58,8 @@ func TestRandomized(t *testing.T) {
 			}
 			t.Logf("%d seeds x %d steps: %+v", len(seeds), steps, total)
 			// A run that never elects or commits checks nothing.
-			if total.Terms == 0 || total.Committed == 0 || (sz.nodes > 1 && total.Delivered == 0) || (sz.nodes >= 3 && total.Wipes == 0) {
+			if total.Terms == 0 || total.Committed == 0 || (sz.nodes > 1 && (total.Delivered == 0 || total.MidReadyCrashes == 0)) ||
+				(sz.nodes >= 3 && total.Wipes == 0) {
 				t.Fatalf("the runs exercised nothing: %+v", total)
 			}
 		})
@@ -76,6 +77,8 @@ func add(t *Stats, s Stats) {
 	t.Reads += s.Reads
 	t.ReadStates += s.ReadStates
 	t.Crashes += s.Crashes
+	t.MidReadyCrashes += s.MidReadyCrashes
+	t.PendingWrites += s.PendingWrites
 	t.Partitions += s.Partitions
 	t.Compactions += s.Compactions
 	t.Snapshots += s.Snapshots
