@@ -5,16 +5,18 @@
 #
 #   deploy/mkbase.sh && docker build -t raftmq:local .
 #
-# The build needs the network only for the Go module proxy; pass another proxy
-# with --build-arg GOPROXY=... (and GOSUMDB / GONOSUMDB / GOPRIVATE likewise).
+# The build needs the network only for Go modules. It takes the module proxy
+# and checksum database from the build environment, so this file names no
+# host: pass --build-arg GOPROXY="$(go env GOPROXY)" (GOSUMDB, GONOSUMDB,
+# GOPRIVATE likewise); left empty, each means Go's own default.
 # The legacy builder and BuildKit both accept this file (no BuildKit-only syntax).
 
 ARG BUILDER_IMAGE=raftmq-base/builder:bookworm
 ARG RUNTIME_IMAGE=raftmq-base/runtime:bookworm
 
 FROM ${BUILDER_IMAGE} AS build
-ARG GOPROXY=https://proxy.golang.org,direct
-ARG GOSUMDB=sum.golang.org
+ARG GOPROXY=
+ARG GOSUMDB=
 ARG GONOSUMDB=
 ARG GOPRIVATE=
 ENV GOPROXY=${GOPROXY} GOSUMDB=${GOSUMDB} GONOSUMDB=${GONOSUMDB} GOPRIVATE=${GOPRIVATE} \

@@ -11,6 +11,7 @@ import (
 
 	"github.com/raftmq/raftmq/client"
 	"github.com/raftmq/raftmq/client/bench"
+	"github.com/raftmq/raftmq/internal/testwait"
 )
 
 // BenchmarkFsync is the baseline: the raw fdatasync rate of the benchmark's
@@ -33,7 +34,7 @@ func BenchmarkPut(b *testing.B) {
 			cfg.TickInterval = 50 * time.Millisecond
 			r := startBroker(b, cfg)
 			addr := cfg.Self().ClientAddr()
-			waitFor(b, 15*time.Second, "leader", func() bool { return r.b.Status().Role == "Leader" })
+			testwait.For(b, 15*time.Second, "leader", func() bool { return r.b.Status().Role == "Leader" })
 			ctx := context.Background()
 			setup, err := client.New(client.Options{Servers: []string{addr}})
 			if err != nil {

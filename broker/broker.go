@@ -73,11 +73,11 @@ func New(cfg config.Node, log zerolog.Logger) (*Broker, error) {
 		return nil, err
 	}
 	verifyTook := time.Since(verifyStart)
-	raftDB, err := storage.OpenRaftDB(filepath.Join(cfg.DataDir, "raft.db"), cfg.Cluster.ID())
+	raftDB, err := storage.OpenRaftDB(filepath.Join(cfg.DataDir, storage.RaftDBFile), cfg.Cluster.ID())
 	if err != nil {
 		return nil, err
 	}
-	stateDB, err := storage.OpenStateDB(filepath.Join(cfg.DataDir, "state.db"), storage.StateOptions{MaxSessions: cfg.MaxSessions})
+	stateDB, err := storage.OpenStateDB(filepath.Join(cfg.DataDir, storage.StateDBFile), storage.StateOptions{MaxSessions: cfg.MaxSessions})
 	if err != nil {
 		raftDB.Close()
 		return nil, err
@@ -146,7 +146,7 @@ func New(cfg config.Node, log zerolog.Logger) (*Broker, error) {
 // half-written snapshots), removes what an interrupted snapshot left in the
 // data directory and finishes an interrupted install.
 func (b *Broker) openSnapshots() error {
-	store, err := snapshot.Open(filepath.Join(b.cfg.DataDir, "snapshots"), b.cfg.Cluster.ID(), b.cfg.SnapshotsKept)
+	store, err := snapshot.Open(filepath.Join(b.cfg.DataDir, storage.SnapshotsDir), b.cfg.Cluster.ID(), b.cfg.SnapshotsKept)
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/raftmq/raftmq/internal/testwait"
 )
 
 // leaderOf polls the nodes' status until one reports Leader and every
@@ -11,7 +13,7 @@ import (
 func leaderOf(t testing.TB, clients map[int]*rawClient) int {
 	t.Helper()
 	leader := -1
-	waitFor(t, 5*time.Second, "one leader followed by all", func() bool {
+	testwait.For(t, 5*time.Second, "one leader followed by all", func() bool {
 		leader = -1
 		var term uint64
 		for id, c := range clients {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/raftmq/raftmq/internal/damage"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,6 +12,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/raftmq/raftmq/internal/damage"
+	"github.com/raftmq/raftmq/internal/testwait"
 
 	"github.com/rs/zerolog"
 
@@ -134,7 +136,7 @@ func TestCorruptedMinorityNodeRepairs(t *testing.T) {
 			// for lack of a quorum: wait for that, so f cannot catch up
 			// from it.)
 			c.stop(lead)
-			waitFor(t, 20*time.Second, "the lone node to have no leader", func() bool {
+			testwait.For(t, 20*time.Second, "the lone node to have no leader", func() bool {
 				st := c.clients[o].status()
 				return st.Role != "Leader" && st.LeaderID == nil
 			})
@@ -155,7 +157,7 @@ func TestCorruptedMinorityNodeRepairs(t *testing.T) {
 				t.Fatalf("restarted damaged node status %+v, want recovering", st)
 			}
 			// o campaigns (pre-votes) every election timeout; f refuses.
-			waitFor(t, 20*time.Second, "the recovering node to refuse three vote requests", func() bool {
+			testwait.For(t, 20*time.Second, "the recovering node to refuse three vote requests", func() bool {
 				return lines.count(": recovering") >= 3
 			})
 			for _, i := range []int{f, o} {
@@ -169,7 +171,7 @@ func TestCorruptedMinorityNodeRepairs(t *testing.T) {
 			logStep(t, start, "no leader while recovering")
 
 			c.start(lead)
-			waitFor(t, 20*time.Second, "the damaged node to be repaired", func() bool {
+			testwait.For(t, 20*time.Second, "the damaged node to be repaired", func() bool {
 				return !c.clients[f].status().Recovering
 			})
 			if lines.count("recovered: caught up") != 1 {
@@ -224,7 +226,7 @@ func TestStartWithDamage(t *testing.T) {
 	one.SnapshotEntries, one.TrailingEntries = 100, 10
 	r := startBroker(t, one)
 	cl := dialRaw(t, one.Self().ClientAddr())
-	waitFor(t, 5*time.Second, "the one node to lead", func() bool { return cl.status().Role == "Leader" })
+	testwait.For(t, 5*time.Second, "the one node to lead", func() bool { return cl.status().Role == "Leader" })
 	cl.do(`{"type":"topic","method":"PUT","topic":"q"}`)
 	for _, req := range reqs {
 		cl.do(req)

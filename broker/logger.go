@@ -9,8 +9,12 @@ import (
 // coreLogger adapts zerolog to the raftlog core's printf-style logger.
 type coreLogger struct{ log zerolog.Logger }
 
+// Debugf formats only when debug logging is on: the core logs at debug
+// level on hot paths.
 func (l coreLogger) Debugf(format string, args ...any) {
-	l.log.Debug().Msg(fmt.Sprintf(format, args...))
+	if e := l.log.Debug(); e.Enabled() {
+		e.Msg(fmt.Sprintf(format, args...))
+	}
 }
 func (l coreLogger) Infof(format string, args ...any) { l.log.Info().Msg(fmt.Sprintf(format, args...)) }
 func (l coreLogger) Warnf(format string, args ...any) { l.log.Warn().Msg(fmt.Sprintf(format, args...)) }

@@ -7,6 +7,7 @@ import (
 	zmq "github.com/pebbe/zmq4"
 
 	"github.com/raftmq/raftmq/config"
+	"github.com/raftmq/raftmq/internal/testwait"
 	"github.com/raftmq/raftmq/raftlog"
 )
 
@@ -93,7 +94,7 @@ func leaderWithPeerSocket(t *testing.T) (config.Node, *rawClient, uint64, *zmq.S
 	cfg := testCluster(t, 1)[0]
 	startBroker(t, cfg)
 	c := dialRaw(t, cfg.Self().ClientAddr())
-	waitFor(t, 2*time.Second, "leader", func() bool { return c.status().Role == "Leader" })
+	testwait.For(t, 2*time.Second, "leader", func() bool { return c.status().Role == "Leader" })
 	d, err := zmq.NewSocket(zmq.DEALER)
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/raftmq/raftmq/internal/testwait"
 )
 
 func startSingle(t *testing.T) (*running, *rawClient) {
@@ -15,7 +17,7 @@ func startSingle(t *testing.T) (*running, *rawClient) {
 	cfg := testCluster(t, 1)[0]
 	r := startBroker(t, cfg)
 	c := dialRaw(t, cfg.Self().ClientAddr())
-	waitFor(t, 2*time.Second, "single node to become leader", func() bool { return c.status().Role == "Leader" })
+	testwait.For(t, 2*time.Second, "single node to become leader", func() bool { return c.status().Role == "Leader" })
 	return r, c
 }
 
@@ -129,7 +131,7 @@ func TestRestartKeepsData(t *testing.T) {
 	cfg := testCluster(t, 1)[0]
 	r := startBroker(t, cfg)
 	c := dialRaw(t, cfg.Self().ClientAddr())
-	waitFor(t, 2*time.Second, "leader", func() bool { return c.status().Role == "Leader" })
+	testwait.For(t, 2*time.Second, "leader", func() bool { return c.status().Role == "Leader" })
 	c.do(`{"type":"topic","method":"PUT","topic":"q"}`)
 	for i := 0; i < 3; i++ {
 		c.do(fmt.Sprintf(`{"type":"message","method":"PUT","topic":"q","message":"m%d"}`, i))
@@ -140,7 +142,7 @@ func TestRestartKeepsData(t *testing.T) {
 
 	startBroker(t, cfg)
 	c2 := dialRaw(t, cfg.Self().ClientAddr())
-	waitFor(t, 2*time.Second, "leader after restart", func() bool { return c2.status().Role == "Leader" })
+	testwait.For(t, 2*time.Second, "leader after restart", func() bool { return c2.status().Role == "Leader" })
 	if term2 := c2.status().Term; term2 <= term1 {
 		t.Fatalf("term after restart %d, want > %d", term2, term1)
 	}

@@ -63,7 +63,7 @@ const damagedDirPrefix = "damaged-"
 func repairDataDir(cfg config.Node, log zerolog.Logger) (recover bool, err error) {
 	dir := cfg.DataDir
 	raftPath, statePath := filepath.Join(dir, storage.RaftDBFile), filepath.Join(dir, storage.StateDBFile)
-	snapDir := filepath.Join(dir, "snapshots")
+	snapDir := filepath.Join(dir, storage.SnapshotsDir)
 	var damaged []string
 	var problems []string
 	if fileExists(raftPath) || fileExists(statePath) {
@@ -113,7 +113,7 @@ func repairDataDir(cfg config.Node, log zerolog.Logger) (recover bool, err error
 		// be taken; move just the damaged files out of use.
 		var moved []string
 		for _, s := range badSnaps {
-			if err := moveAside(s.Path, filepath.Join(aside, "snapshots", s.Name)); err != nil {
+			if err := moveAside(s.Path, filepath.Join(aside, storage.SnapshotsDir, s.Name)); err != nil {
 				return false, err
 			}
 			moved = append(moved, s.Path)

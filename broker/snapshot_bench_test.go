@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/raftmq/raftmq/config"
+	"github.com/raftmq/raftmq/internal/testwait"
 	"github.com/raftmq/raftmq/raftlog"
 	"github.com/raftmq/raftmq/snapshot"
 	"github.com/raftmq/raftmq/storage"
@@ -71,7 +72,7 @@ func benchDiskAfterTraffic(b *testing.B) {
 	took := time.Since(began)
 	commit := c.clients[lead].status().Commit
 	for i := range cfgs {
-		waitFor(b, 60*time.Second, "apply", func() bool { return c.clients[i].status().Applied >= commit })
+		testwait.For(b, 60*time.Second, "apply", func() bool { return c.clients[i].status().Applied >= commit })
 	}
 	time.Sleep(2 * time.Second) // let a snapshot in progress finish
 	var maxDir int64
@@ -93,7 +94,7 @@ func benchDiskAfterTraffic(b *testing.B) {
 	c.nodes[f].stop(b)
 	t0 := time.Now()
 	start(f)
-	waitFor(b, 60*time.Second, "restarted node applies", func() bool { return c.clients[f].status().Applied >= commit })
+	testwait.For(b, 60*time.Second, "restarted node applies", func() bool { return c.clients[f].status().Applied >= commit })
 	restart := time.Since(t0)
 	fresh := cfgs[0]
 	fresh.Cluster = config.Cluster{Addresses: cfgs[0].Cluster.Addresses[:1]}

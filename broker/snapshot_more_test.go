@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/raftmq/raftmq/internal/testwait"
 	"github.com/raftmq/raftmq/storage"
 )
 
@@ -38,7 +39,7 @@ func TestFollowerDownCatchesUpBySnapshotThenLog(t *testing.T) {
 	c.waitApplied(f, lead)
 	c.stop(f)
 	c.pipeline(lead, putsOf("q", 20, 300))
-	waitFor(t, 10*time.Second, "the leader to compact", func() bool { return c.clients[lead].status().FirstIndex > 30 })
+	testwait.For(t, 10*time.Second, "the leader to compact", func() bool { return c.clients[lead].status().FirstIndex > 30 })
 
 	c.start(f)
 	c.waitApplied(f, lead)
@@ -140,7 +141,7 @@ func TestLogAndDiskStayBounded(t *testing.T) {
 	// minimum; state.db and two snapshots hold an empty queue and sessions.
 	const maxDirBytes = 1 << 20
 	for i := range c.cfgs {
-		waitFor(t, 10*time.Second, fmt.Sprintf("node %d to finish its snapshot", i), func() bool {
+		testwait.For(t, 10*time.Second, fmt.Sprintf("node %d to finish its snapshot", i), func() bool {
 			st := c.clients[i].status()
 			return st.Applied-st.Snapshot <= entries
 		})

@@ -13,6 +13,7 @@ import (
 	zmq "github.com/pebbe/zmq4"
 
 	"github.com/raftmq/raftmq/config"
+	"github.com/raftmq/raftmq/internal/testwait"
 )
 
 // snapCluster is an in-process cluster with small snapshot settings.
@@ -73,7 +74,7 @@ func (c *snapCluster) must(i int, req string) map[string]any {
 func (c *snapCluster) waitApplied(i, j int) {
 	c.t.Helper()
 	commit := c.clients[j].status().Commit
-	waitFor(c.t, 20*time.Second, fmt.Sprintf("node %d to apply %d", i, commit), func() bool {
+	testwait.For(c.t, 20*time.Second, fmt.Sprintf("node %d to apply %d", i, commit), func() bool {
 		return c.clients[i].status().Applied >= commit
 	})
 }
@@ -230,7 +231,7 @@ func TestWipedFollowerRejoinsViaSnapshot(t *testing.T) {
 	c.pipeline(lead, reqs)
 	snap := c.must(lead, snapshotReq)
 	index := uint64(snap["index"].(float64))
-	waitFor(t, time.Second, "status to show the snapshot", func() bool { return c.clients[lead].status().Snapshot == index })
+	testwait.For(t, time.Second, "status to show the snapshot", func() bool { return c.clients[lead].status().Snapshot == index })
 	st := c.clients[lead].status()
 	if st.FirstIndex <= 10 || index == 0 {
 		t.Fatalf("leader after the admin snapshot: %+v, answer %v: want a compacted log and the snapshot index", st, snap)
@@ -252,7 +253,7 @@ func TestWipedFollowerRejoinsViaSnapshot(t *testing.T) {
 		t.Fatalf("node started with --recover: not recovering")
 	}
 	c.waitApplied(f, lead)
-	waitFor(t, 20*time.Second, "the wiped follower to end recovering", func() bool {
+	testwait.For(t, 20*time.Second, "the wiped follower to end recovering", func() bool {
 		return !c.clients[f].status().Recovering && !c.nodes[f].b.raft.Recovering()
 	})
 	logStep(t, start, "caught up")

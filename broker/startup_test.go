@@ -10,6 +10,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/raftmq/raftmq/internal/testwait"
 	"github.com/raftmq/raftmq/storage"
 )
 
@@ -52,7 +53,7 @@ func TestStartupRefusals(t *testing.T) {
 		cfg := testCluster(t, 1)[0]
 		r := startBroker(t, cfg)
 		c := dialRaw(t, cfg.Self().ClientAddr())
-		waitFor(t, 2*time.Second, "leader", func() bool { return c.status().Role == "Leader" })
+		testwait.For(t, 2*time.Second, "leader", func() bool { return c.status().Role == "Leader" })
 		c.do(`{"type":"topic","method":"PUT","topic":"q"}`)
 		r.stop(t)
 		if err := os.Remove(filepath.Join(cfg.DataDir, "raft.db")); err != nil {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/raftmq/raftmq/config"
+	"github.com/raftmq/raftmq/internal/testwait"
 )
 
 const clusterInContainer = "/etc/raftmq/cluster.json"
@@ -92,7 +93,7 @@ func findRole(doc string) string {
 func waitLeader(t *testing.T, cluster config.Cluster, containers map[int]string) int {
 	t.Helper()
 	leader := -1
-	waitUntil(t, readyWithin, "one leader", func() error {
+	testwait.Err(t, readyWithin, "one leader", func() error {
 		rs := roles(t, cluster, containers)
 		leader = -1
 		for id, r := range rs {

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/raftmq/raftmq/internal/testwait"
 )
 
 const (
@@ -200,7 +202,7 @@ func expectCLI(t *testing.T, res result, wantCode int, want []string, what strin
 
 func waitAnswers(t *testing.T, container string, statusArgs ...string) {
 	t.Helper()
-	waitUntil(t, readyWithin, container+" answers status", func() error {
+	testwait.Err(t, readyWithin, container+" answers status", func() error {
 		state := strings.TrimSpace(mustRun(t, 30*time.Second, "docker", "inspect", "--format", "{{.State.Status}}", container))
 		if state != "running" {
 			logs, _ := runCmd(context.Background(), "", "docker", "logs", "--tail", "30", container)
@@ -295,7 +297,7 @@ func TestDockerImage(t *testing.T) {
 	if !strings.Contains(status, "\nUid:\t10001\t") {
 		t.Errorf("pid 1 does not run as uid 10001:\n%s", status)
 	}
-	waitUntil(t, 45*time.Second, "health check reports healthy", func() error {
+	testwait.Err(t, 45*time.Second, "health check reports healthy", func() error {
 		h := strings.TrimSpace(mustRun(t, 30*time.Second, "docker", "inspect", "--format", "{{.State.Health.Status}}", first))
 		if h != "healthy" {
 			return fmt.Errorf("health %q", h)

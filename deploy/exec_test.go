@@ -67,25 +67,6 @@ func mustRun(t *testing.T, timeout time.Duration, name string, args ...string) s
 	return res.stdout
 }
 
-// waitUntil calls check until it returns nil or timeout passes, then fails
-// the test with check's last error. Polling is the only way to observe a
-// condition that lives in another process.
-func waitUntil(t *testing.T, timeout time.Duration, what string, check func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	const pollInterval = 200 * time.Millisecond
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not reached after %v: %v", what, timeout, err)
-		}
-		time.Sleep(pollInterval)
-	}
-}
-
 // repoRoot is the module root: tests run in the package directory.
 func repoRoot(t *testing.T) string {
 	t.Helper()

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/raftmq/raftmq/internal/testwait"
 )
 
 var unitFiles = []string{"raftmq.service", "raftmq@.service"}
@@ -213,7 +215,7 @@ func TestSystemdExecStart(t *testing.T) {
 			logTail := func() string { b, _ := os.ReadFile(logPath); return string(b) }
 
 			servers := fmt.Sprintf("127.0.0.1:%d", ports[0])
-			waitUntil(t, 30*time.Second, "node answers status", func() error {
+			testwait.Err(t, 30*time.Second, "node answers status", func() error {
 				select {
 				case <-waitDone:
 					t.Fatalf("serve exited: %v\n%s", waitErr, logTail())

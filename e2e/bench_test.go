@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/raftmq/raftmq/client/bench"
+	"github.com/raftmq/raftmq/internal/proccluster"
 )
 
 // BenchmarkFailover measures, with the default timing options, the time
@@ -17,7 +18,7 @@ import (
 func BenchmarkFailover(b *testing.B) {
 	for _, n := range []int{3, 5} {
 		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
-			c, err := NewCluster(bin, b.TempDir(), Options{Nodes: n})
+			c, err := proccluster.NewCluster(bin, b.TempDir(), proccluster.Options{Nodes: n})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -58,7 +59,7 @@ func BenchmarkFailover(b *testing.B) {
 // timing) with 1 and 32 producers, and checks the leader kept its term
 // throughout: sustained load must not cause spurious elections.
 func BenchmarkClusterPut(b *testing.B) {
-	c, err := NewCluster(bin, b.TempDir(), Options{Nodes: 3})
+	c, err := proccluster.NewCluster(bin, b.TempDir(), proccluster.Options{Nodes: 3})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -12,9 +12,11 @@ import (
 	zmq "github.com/pebbe/zmq4"
 
 	"github.com/raftmq/raftmq/client"
+	"github.com/raftmq/raftmq/internal/proccluster"
+	"github.com/raftmq/raftmq/internal/testwait"
 )
 
-func clusterClient(t *testing.T, c *Cluster) *client.Client {
+func clusterClient(t *testing.T, c *proccluster.Cluster) *client.Client {
 	t.Helper()
 	cl, err := c.Client(client.Options{Timeout: 10 * time.Second})
 	if err != nil {
@@ -51,7 +53,7 @@ func drainExpect(t *testing.T, cl *client.Client, topic string, from, to int) {
 // TestFiveNodesOneLeaderPerTerm: five nodes elect one leader within 2 s of
 // starting, and no two nodes ever claim leadership of one term.
 func TestFiveNodesOneLeaderPerTerm(t *testing.T) {
-	c, err := NewCluster(bin, t.TempDir(), Options{Nodes: 5, Args: fastArgs})
+	c, err := proccluster.NewCluster(bin, t.TempDir(), proccluster.Options{Nodes: 5, Args: fastArgs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +187,7 @@ func TestFollowerCatchUp(t *testing.T) {
 	if err := c.Start(f); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 10*time.Second, "the restarted follower to apply the leader's commit index", func() bool {
+	testwait.For(t, 10*time.Second, "the restarted follower to apply the leader's commit index", func() bool {
 		st, err := c.Status(f, 200*time.Millisecond)
 		return err == nil && st.Applied >= lst.Commit
 	})
@@ -219,7 +221,7 @@ func TestFollowerCatchUp(t *testing.T) {
 			}
 		}
 		// Wait until a leader other than the paused one is elected.
-		waitUntil(t, 10*time.Second, "a new leader", func() bool {
+		testwait.For(t, 10*time.Second, "a new leader", func() bool {
 			nl, _, err := c.WaitLeader(300 * time.Millisecond)
 			return err == nil && nl != l
 		})
@@ -256,7 +258,7 @@ func TestPausedLeaderStepsDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The rest elect a new leader while the old one is frozen.
-	waitUntil(t, 10*time.Second, "a leader among the others", func() bool {
+	testwait.For(t, 10*time.Second, "a leader among the others", func() bool {
 		for i := range c.Addrs {
 			if i == old {
 				continue
@@ -272,7 +274,7 @@ func TestPausedLeaderStepsDown(t *testing.T) {
 	if err := c.Resume(old); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 5*time.Second, "the old leader to step down", func() bool {
+	testwait.For(t, 5*time.Second, "the old leader to step down", func() bool {
 		st, err := c.Status(old, 200*time.Millisecond)
 		return err == nil && st.Role == "Follower" && st.Term > oldTerm
 	})

@@ -4,13 +4,16 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"github.com/raftmq/raftmq/internal/damage"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/raftmq/raftmq/internal/damage"
+	"github.com/raftmq/raftmq/internal/proccluster"
+	"github.com/raftmq/raftmq/internal/testwait"
 
 	"github.com/raftmq/raftmq/client"
 )
@@ -19,7 +22,7 @@ import (
 // so its log entry is in raft.db and, applied, in state.db.
 const corruptMarker = "corrupt-me-0123456789abcdef"
 
-func logCount(t *testing.T, c *Cluster, i int, sub string) int {
+func logCount(t *testing.T, c *proccluster.Cluster, i int, sub string) int {
 	t.Helper()
 	b, err := os.ReadFile(c.LogPath(i))
 	if err != nil {
@@ -94,7 +97,7 @@ func TestCorruptedMinorityNodeIsRepaired(t *testing.T) {
 				t.Fatal(err)
 			}
 			f, o := (lead+1)%3, (lead+2)%3
-			waitUntil(t, 10*time.Second, "the follower to apply everything", func() bool {
+			testwait.For(t, 10*time.Second, "the follower to apply everything", func() bool {
 				st, err := c.Status(f, 200*time.Millisecond)
 				return err == nil && st.Applied >= lst.Commit && st.Snapshot > 0
 			})
@@ -111,7 +114,7 @@ func TestCorruptedMinorityNodeIsRepaired(t *testing.T) {
 			if err := c.Start(f); err != nil {
 				t.Fatal(err)
 			}
-			waitUntil(t, 10*time.Second, "the damage to be reported", func() bool {
+			testwait.For(t, 10*time.Second, "the damage to be reported", func() bool {
 				return logCount(t, c, f, tc.logLine) == 1
 			})
 			aside, err := filepath.Glob(filepath.Join(c.DataDir(f), "damaged-*"))
@@ -124,7 +127,7 @@ func TestCorruptedMinorityNodeIsRepaired(t *testing.T) {
 					t.Fatalf("damaged node status %+v (%v), want recovering", st, err)
 				}
 				// o asks for votes every election timeout; f refuses.
-				waitUntil(t, 20*time.Second, "the recovering node to refuse three vote requests", func() bool {
+				testwait.For(t, 20*time.Second, "the recovering node to refuse three vote requests", func() bool {
 					return logCount(t, c, f, ": recovering") >= 3
 				})
 				for _, i := range []int{f, o} {
@@ -137,7 +140,7 @@ func TestCorruptedMinorityNodeIsRepaired(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			waitUntil(t, 20*time.Second, "the damaged node to catch up", func() bool {
+			testwait.For(t, 20*time.Second, "the damaged node to catch up", func() bool {
 				st, err := c.Status(f, 200*time.Millisecond)
 				return err == nil && !st.Recovering && st.Applied >= lst.Commit
 			})
@@ -165,7 +168,7 @@ func TestCorruptedMinorityNodeIsRepaired(t *testing.T) {
 // makeLeaderByPausing keeps two of three nodes running, pausing whoever
 // else wins, until f wins (it can only if its log is up to date); then it
 // resumes every paused node.
-func makeLeaderByPausing(t *testing.T, c *Cluster, f int) {
+func makeLeaderByPausing(t *testing.T, c *proccluster.Cluster, f int) {
 	t.Helper()
 	paused := -1
 	defer func() {
@@ -195,7 +198,7 @@ func makeLeaderByPausing(t *testing.T, c *Cluster, f int) {
 			t.Fatal(err)
 		}
 		paused = l
-		waitUntil(t, 10*time.Second, "a new leader", func() bool {
+		testwait.For(t, 10*time.Second, "a new leader", func() bool {
 			nl, _, err := c.WaitLeader(300 * time.Millisecond)
 			return err == nil && nl != l
 		})

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/raftmq/raftmq/client"
+	"github.com/raftmq/raftmq/internal/proccluster"
+	"github.com/raftmq/raftmq/internal/testwait"
 )
 
 // history records what clients were told, to be checked after crashes.
@@ -56,7 +58,7 @@ func TestCrashDurabilitySingleNode(t *testing.T) {
 		go func() { defer wg.Done(); consume(c, h, stop) }()
 		// Kill once enough traffic is acknowledged in this round.
 		target := (round + 1) * 150
-		waitUntil(t, 20*time.Second, "acknowledged traffic", func() bool {
+		testwait.For(t, 20*time.Second, "acknowledged traffic", func() bool {
 			h.mu.Lock()
 			defer h.mu.Unlock()
 			return len(h.ackedPuts) >= target && len(h.popped) >= target/3
@@ -90,7 +92,7 @@ func TestCrashDurabilitySingleNode(t *testing.T) {
 	t.Logf("acked puts %d, unknown %d, acked pops %d, drained %d", len(h.ackedPuts), len(h.unknown), len(h.popped), len(drained))
 }
 
-func produce(c *Cluster, h *history, stop <-chan struct{}) {
+func produce(c *proccluster.Cluster, h *history, stop <-chan struct{}) {
 	cl, err := c.Client(client.Options{Timeout: time.Second, AttemptTimeout: 500 * time.Millisecond})
 	if err != nil {
 		return
@@ -120,7 +122,7 @@ func produce(c *Cluster, h *history, stop <-chan struct{}) {
 	}
 }
 
-func consume(c *Cluster, h *history, stop <-chan struct{}) {
+func consume(c *proccluster.Cluster, h *history, stop <-chan struct{}) {
 	cl, err := c.Client(client.Options{Timeout: time.Second, AttemptTimeout: 500 * time.Millisecond})
 	if err != nil {
 		return
@@ -178,16 +180,5 @@ func checkQueueHistory(t *testing.T, h *history, drained []int) {
 	// A pop whose reply was lost in a crash may have taken one message.
 	if len(missing) > h.lostPops {
 		t.Errorf("%d acknowledged messages lost (only %d pops had an unknown outcome): %v", len(missing), h.lostPops, missing)
-	}
-}
-
-func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -17,6 +17,9 @@ import (
 
 	"github.com/raftmq/raftmq/broker"
 	"github.com/raftmq/raftmq/client"
+	"github.com/raftmq/raftmq/internal/proccluster"
+	"github.com/raftmq/raftmq/internal/testbin"
+	"github.com/raftmq/raftmq/internal/testwait"
 )
 
 // failpointKillMsg is the line a failpoint logs just before its SIGKILL
@@ -66,7 +69,7 @@ func (tc failpointCase) name() string {
 // heals; the drain then holds every acknowledged put exactly once, in
 // order, and no acknowledged pop comes back.
 func TestFailpoints(t *testing.T) {
-	fpBin, err := Build(t.TempDir(), false, "failpoints")
+	fpBin, err := testbin.Build(t.TempDir(), false, "failpoints")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,9 +131,9 @@ func TestFailpoints(t *testing.T) {
 	})
 }
 
-func newFailpointCluster(t *testing.T, fpBin string, nodes int, env map[int][]string, extra []string) *Cluster {
+func newFailpointCluster(t *testing.T, fpBin string, nodes int, env map[int][]string, extra []string) *proccluster.Cluster {
 	t.Helper()
-	opts := Options{Nodes: nodes, Args: append(append([]string{}, fpArgs...), extra...), Env: map[int][]string{}}
+	opts := proccluster.Options{Nodes: nodes, Args: append(append([]string{}, fpArgs...), extra...), Env: map[int][]string{}}
 	for i := 0; i < nodes; i++ {
 		opts.Env[i] = fpBaseEnv(i)
 		if e, ok := env[i]; ok {
@@ -158,7 +161,7 @@ func newFailpointCluster(t *testing.T, fpBin string, nodes int, env map[int][]st
 
 // runWorkload runs one producer and, unless putsOnly, one consumer against
 // c until stop is closed; wait returns when both have ended.
-func runWorkload(c *Cluster, h *history, putsOnly bool) (stop chan struct{}, wait func()) {
+func runWorkload(c *proccluster.Cluster, h *history, putsOnly bool) (stop chan struct{}, wait func()) {
 	stop = make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -183,7 +186,7 @@ func runFailpointCase(t *testing.T, fpBin string, tc failpointCase) {
 
 // assertFailpointDeath waits for node i to die and checks that point killed
 // it: exit by SIGKILL, and the line naming point in its log.
-func assertFailpointDeath(t *testing.T, c *Cluster, i int, point string, timeout time.Duration) {
+func assertFailpointDeath(t *testing.T, c *proccluster.Cluster, i int, point string, timeout time.Duration) {
 	t.Helper()
 	exitErr, err := c.WaitExit(i, timeout)
 	if err != nil {
@@ -217,7 +220,7 @@ func assertFailpointDeath(t *testing.T, c *Cluster, i int, point string, timeout
 
 // restartAndCheck restarts node i disarmed, waits until every node has
 // applied the same index, drains the queue and checks the whole history.
-func restartAndCheck(t *testing.T, c *Cluster, h *history, i int) {
+func restartAndCheck(t *testing.T, c *proccluster.Cluster, h *history, i int) {
 	t.Helper()
 	c.SetEnv(i, fpBaseEnv(i))
 	if err := c.Start(i); err != nil {
@@ -242,7 +245,7 @@ func restartAndCheck(t *testing.T, c *Cluster, h *history, i int) {
 		}
 		drained = append(drained, msgNum(t, m))
 	}
-	waitUntil(t, 10*time.Second, "every node applied the same index", func() bool {
+	testwait.For(t, 10*time.Second, "every node applied the same index", func() bool {
 		var applied []uint64
 		for j := range c.Addrs {
 			st, err := c.Status(j, 300*time.Millisecond)
@@ -278,7 +281,7 @@ func runInstallCase(t *testing.T, fpBin string, snap []string) {
 	}
 	h := &history{ackedPuts: map[int]bool{}, unknown: map[int]bool{}}
 	stop, wait := runWorkload(c, h, false)
-	waitUntil(t, 20*time.Second, "the leader compacted past the stopped follower", func() bool {
+	testwait.For(t, 20*time.Second, "the leader compacted past the stopped follower", func() bool {
 		st, err := c.Status(0, 300*time.Millisecond)
 		h.mu.Lock()
 		defer h.mu.Unlock()

@@ -17,6 +17,8 @@ import (
 
 	"github.com/raftmq/raftmq/client"
 	"github.com/raftmq/raftmq/config"
+	"github.com/raftmq/raftmq/internal/proccluster"
+	"github.com/raftmq/raftmq/internal/testwait"
 	"github.com/raftmq/raftmq/raftlog"
 	"github.com/raftmq/raftmq/storage"
 )
@@ -107,7 +109,7 @@ func writeUpTo(conn net.Conn, n int) (int, error) {
 // steadyCluster is a 3-node cluster with a leader, a topic and acknowledged
 // messages.
 type steadyCluster struct {
-	c      *Cluster
+	c      *proccluster.Cluster
 	cl     *client.Client
 	leader int
 	term   uint64
@@ -187,7 +189,7 @@ func (s *steadyCluster) clusterID() string { return config.Cluster{Addresses: s.
 // waitRefused waits until node i reports at least n refused peer frames.
 func (s *steadyCluster) waitRefused(t *testing.T, i int, n uint64) {
 	t.Helper()
-	waitUntil(t, 10*time.Second, fmt.Sprintf("node %d to refuse %d peer frames", i, n), func() bool {
+	testwait.For(t, 10*time.Second, fmt.Sprintf("node %d to refuse %d peer frames", i, n), func() bool {
 		st, err := s.c.Status(i, time.Second)
 		return err == nil && st.PeerFramesRefused >= n
 	})

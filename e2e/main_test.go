@@ -5,6 +5,9 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"github.com/raftmq/raftmq/internal/proccluster"
+	"github.com/raftmq/raftmq/internal/testbin"
 )
 
 // bin is the raftmq binary built once for this package's tests.
@@ -16,7 +19,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	bin, err = Build(dir, false)
+	bin, err = testbin.Build(dir, false)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.RemoveAll(dir)
@@ -31,9 +34,9 @@ func TestMain(m *testing.M) {
 // spurious: 10 ms ticks, election timeout 150–300 ms.
 var fastArgs = []string{"--tick-interval", "10ms", "--election-ticks", "15", "--heartbeat-ticks", "2"}
 
-func newCluster(t *testing.T, n int, extra ...string) *Cluster {
+func newCluster(t *testing.T, n int, extra ...string) *proccluster.Cluster {
 	t.Helper()
-	c := startCluster(t, bin, Options{Nodes: n, Args: append(append([]string{}, fastArgs...), extra...)})
+	c := startCluster(t, bin, proccluster.Options{Nodes: n, Args: append(append([]string{}, fastArgs...), extra...)})
 	if _, _, err := c.WaitLeader(5 * time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -42,9 +45,9 @@ func newCluster(t *testing.T, n int, extra ...string) *Cluster {
 
 // startCluster starts every node of a new cluster of binary b and, when the
 // test fails, logs the tail of each node's log.
-func startCluster(t *testing.T, b string, opts Options) *Cluster {
+func startCluster(t *testing.T, b string, opts proccluster.Options) *proccluster.Cluster {
 	t.Helper()
-	c, err := NewCluster(b, t.TempDir(), opts)
+	c, err := proccluster.NewCluster(b, t.TempDir(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}

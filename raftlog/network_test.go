@@ -35,6 +35,8 @@ type network struct {
 	cut map[[2]uint64]bool
 	// filter may rewrite a message or drop it (false).
 	filter func(m Message) (Message, bool)
+	// onCut, when set, sees each message dropped by a cut link.
+	onCut func(m Message)
 	// sent counts delivered messages by type, for round-trip assertions.
 	sent map[MessageType]int
 	// rejects counts delivered MsgApp rejections.
@@ -185,6 +187,9 @@ func (n *network) deliver() bool {
 
 func (n *network) deliverOne(m Message) bool {
 	if n.cut[[2]uint64{m.From, m.To}] {
+		if n.onCut != nil {
+			n.onCut(m)
+		}
 		return false
 	}
 	if n.filter != nil {

@@ -343,40 +343,6 @@ func TestRecoveringEndsAtLeaderCommit(t *testing.T) {
 	}
 }
 
-// TestRandomizedWipes runs clusters through partitions, loss, crashes,
-// compactions and wipes of one node at a time (restarted in recovering
-// mode, as `raftmq serve --recover` does); the network checks that no two
-// nodes apply different entries, and once healed all converge.
-func TestRandomizedWipes(t *testing.T) {
-	const steps = 500
-	for seed := int64(1); seed <= 30; seed++ {
-		size := []int{3, 5}[seed%2]
-		preVote, checkQuorum := seed%3 != 0, seed%4 < 2
-		t.Run(fmt.Sprintf("seed=%d size=%d prevote=%v cq=%v", seed, size, preVote, checkQuorum), func(t *testing.T) {
-			n, rng := newRandomNetwork(t, seed, size, preVote, checkQuorum)
-			_, wipes := randomFaults(n, rng, size, steps, true)
-			n.heal()
-			n.filter = nil
-			n.tick(80)
-			lead := n.leader()
-			if lead == None {
-				t.Fatalf("seed %d: no leader after healing:\n%v", seed, n)
-			}
-			n.propose(lead, "final")
-			n.tick(5)
-			for _, id := range n.ids {
-				if n.core(id).Recovering() {
-					t.Fatalf("seed %d: node %d still recovering after healing: %+v", seed, id, n.core(id).Status())
-				}
-				if got, want := n.nodes[id].appliedIndex(), n.nodes[lead].appliedIndex(); got != want {
-					t.Fatalf("seed %d: node %d applied index %d, leader %d\n%v", seed, id, got, want, n)
-				}
-			}
-			t.Logf("seed %d: %d wipes, %d applied", seed, wipes, n.nodes[lead].appliedIndex())
-		})
-	}
-}
-
 // TestRecoveryTargetWaitsForLeaderTermCommit: a new leader's commit index
 // may lag what earlier leaders committed until it commits an entry of its
 // own term, so a recovering node does not take it as its target before.

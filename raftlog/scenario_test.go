@@ -1,24 +1,30 @@
 package raftlog
 
 import (
-	"flag"
 	"fmt"
-	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/cockroachdb/datadriven"
 )
 
-var rewriteScenarios = flag.Bool("rewrite", false, "rewrite the expected output in testdata/*.txt")
-
-// TestScenarios runs the stories in testdata/*.txt. Each command line may
-// be followed by "----" and the output it must print, up to a blank line.
-// Lines starting with # are comments. Commands:
+// TestScenarios runs the stories in testdata/*.txt with
+// github.com/cockroachdb/datadriven: each command is followed by "----" and
+// the output it must print. `go test ./raftlog -run TestScenarios -rewrite`
+// rewrites the expected output. Commands (ids are raft ids, from 1):
 //
 //	cluster <n> [prevote] [checkquorum] [seed=<s>]
+//	trace on|off           print every message delivered or dropped, and
+//	                       every role change, as the commands run
 //	campaign <id> | propose <id> <data> | read <id> <ctx> | transfer <on> <to>
-//	tick <k> [ids...] | stabilize | isolate <id> | cut <from> <to> | heal
+//	tick <k> [ids...]      k clock ticks on the given nodes (all by default)
+//	stabilize | isolate <id> | heal
+//	cut <from> <to> [type=<MsgType>]   drop messages on one link
+//	trim <from> above=<index>          strip entries above index from
+//	                                   <from>'s MsgApps; trim off to stop
 //	restart <id> | compact <id> <index>
 //	status | log <id> | applied <id> | reads <id>
 func TestScenarios(t *testing.T) {
@@ -27,160 +33,234 @@ func TestScenarios(t *testing.T) {
 		t.Fatalf("no scenarios: %v", err)
 	}
 	for _, file := range files {
-		t.Run(filepath.Base(file), func(t *testing.T) { runScenario(t, file) })
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			s := &scenario{}
+			datadriven.RunTest(t, file, func(t *testing.T, d *datadriven.TestData) string {
+				return s.run(t, d)
+			})
+		})
 	}
 }
 
-type scenarioStep struct {
-	comments []string
-	cmd      string
-	want     string
-	line     int
+// scenario is one story's state: the network and the trace it prints.
+type scenario struct {
+	n     *network
+	trace bool
+	out   strings.Builder
+	// cuts are the links cut for one message type only.
+	cuts map[[2]uint64]MessageType
+	// trimFrom/trimAbove: strip entries above trimAbove from trimFrom's MsgApps.
+	trimFrom, trimAbove uint64
+	// roles remembers each node's role and term to trace changes.
+	roles map[uint64]string
 }
 
-func parseScenario(t *testing.T, file string) []scenarioStep {
-	raw, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.Split(string(raw), "\n")
-	var steps []scenarioStep
-	var comments []string
-	for i := 0; i < len(lines); i++ {
-		l := strings.TrimSpace(lines[i])
-		switch {
-		case l == "":
-			continue
-		case strings.HasPrefix(l, "#"):
-			comments = append(comments, l)
-			continue
-		}
-		st := scenarioStep{comments: comments, cmd: l, line: i + 1}
-		comments = nil
-		if i+1 < len(lines) && strings.TrimSpace(lines[i+1]) == "----" {
-			i += 2
-			var out []string
-			for ; i < len(lines) && strings.TrimSpace(lines[i]) != ""; i++ {
-				out = append(out, lines[i])
-			}
-			st.want = strings.Join(out, "\n")
-		}
-		steps = append(steps, st)
-	}
-	return steps
-}
-
-func runScenario(t *testing.T, file string) {
-	steps := parseScenario(t, file)
-	var n *network
-	var rewritten strings.Builder
-	for _, st := range steps {
-		got := strings.TrimRight(runScenarioCmd(t, &n, st), "\n")
-		if len(st.comments) > 0 && rewritten.Len() > 0 && !strings.HasSuffix(rewritten.String(), "\n\n") {
-			rewritten.WriteString("\n")
-		}
-		for _, c := range st.comments {
-			rewritten.WriteString(c + "\n")
-		}
-		rewritten.WriteString(st.cmd + "\n")
-		if got != "" {
-			rewritten.WriteString("----\n" + got + "\n\n")
-		}
-		if !*rewriteScenarios && got != st.want {
-			t.Fatalf("%s:%d: %s\ngot:\n%s\nwant:\n%s", file, st.line, st.cmd, got, st.want)
-		}
-	}
-	if *rewriteScenarios {
-		if err := os.WriteFile(file, []byte(rewritten.String()), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-func runScenarioCmd(t *testing.T, np **network, st scenarioStep) string {
-	f := strings.Fields(st.cmd)
+func (s *scenario) run(t *testing.T, d *datadriven.TestData) string {
+	s.out.Reset()
 	arg := func(i int) uint64 {
-		if i >= len(f) {
-			t.Fatalf("line %d: %q needs argument %d", st.line, st.cmd, i)
+		t.Helper()
+		if i >= len(d.CmdArgs) {
+			t.Fatalf("%s: %q needs argument %d", d.Pos, d.Cmd, i+1)
 		}
-		v, err := strconv.ParseUint(f[i], 10, 64)
+		v, err := strconv.ParseUint(d.CmdArgs[i].Key, 10, 64)
 		if err != nil {
-			t.Fatalf("line %d: %q: %v", st.line, st.cmd, err)
+			t.Fatalf("%s: %q: %v", d.Pos, d.Cmd, err)
 		}
 		return v
 	}
-	if f[0] == "cluster" {
-		var preVote, checkQuorum bool
-		seed := int64(1)
-		for _, o := range f[2:] {
-			switch {
-			case o == "prevote":
-				preVote = true
-			case o == "checkquorum":
-				checkQuorum = true
-			case strings.HasPrefix(o, "seed="):
-				s, _ := strconv.ParseInt(strings.TrimPrefix(o, "seed="), 10, 64)
-				seed = s
-			default:
-				t.Fatalf("line %d: unknown option %q", st.line, o)
-			}
-		}
-		*np = newNetwork(t, seed, ids(int(arg(1))), func(c *Config) { c.PreVote, c.CheckQuorum = preVote, checkQuorum })
-		return ""
+	if d.Cmd == "cluster" {
+		s.newCluster(t, d, int(arg(0)))
+		return s.output("")
 	}
-	n := *np
+	n := s.n
 	if n == nil {
-		t.Fatalf("line %d: no cluster yet", st.line)
+		t.Fatalf("%s: no cluster yet", d.Pos)
 	}
-	switch f[0] {
+	var out string
+	switch d.Cmd {
+	case "trace":
+		s.trace = len(d.CmdArgs) > 0 && d.CmdArgs[0].Key == "on"
 	case "campaign":
-		_ = n.core(arg(1)).Campaign()
+		_ = n.core(arg(0)).Campaign()
 		n.stabilize()
 	case "propose":
-		if err := n.core(arg(1)).Propose([]byte(f[2])); err != nil {
-			return fmt.Sprintf("error: %v", err)
+		if err := n.core(arg(0)).Propose([]byte(d.CmdArgs[1].Key)); err != nil {
+			out = fmt.Sprintf("error: %v", err)
 		}
 		n.stabilize()
 	case "read":
-		n.core(arg(1)).ReadIndex([]byte(f[2]))
+		n.core(arg(0)).ReadIndex([]byte(d.CmdArgs[1].Key))
 		n.stabilize()
 	case "transfer":
-		n.core(arg(1)).TransferLeadership(arg(2))
+		n.core(arg(0)).TransferLeadership(arg(1))
 		n.stabilize()
 	case "tick":
 		var only []uint64
-		for i := 2; i < len(f); i++ {
+		for i := 1; i < len(d.CmdArgs); i++ {
 			only = append(only, arg(i))
 		}
-		n.tick(int(arg(1)), only...)
+		n.tick(int(arg(0)), only...)
 	case "stabilize":
 		n.stabilize()
 	case "isolate":
-		n.isolate(arg(1))
+		n.isolate(arg(0))
 	case "cut":
-		n.cut[[2]uint64{arg(1), arg(2)}] = true
+		link := [2]uint64{arg(0), arg(1)}
+		if d.HasArg("type") {
+			var name string
+			d.ScanArgs(t, "type", &name)
+			s.cuts[link] = messageTypeByName(t, name)
+		} else {
+			n.cut[link] = true
+		}
 	case "heal":
 		n.heal()
+		clear(s.cuts)
+	case "trim":
+		if d.CmdArgs[0].Key == "off" {
+			s.trimFrom = 0
+		} else {
+			s.trimFrom = arg(0)
+			d.ScanArgs(t, "above", &s.trimAbove)
+		}
 	case "restart":
-		n.restart(arg(1))
+		n.restart(arg(0))
 	case "compact":
-		if err := n.nodes[arg(1)].storage.Compact(arg(2)); err != nil {
-			return fmt.Sprintf("error: %v", err)
+		if err := n.nodes[arg(0)].storage.Compact(arg(1)); err != nil {
+			out = fmt.Sprintf("error: %v", err)
 		}
 	case "status":
-		return n.String()
+		out = n.String()
 	case "log":
-		return fmt.Sprint(n.logTerms(arg(1)))
+		out = fmt.Sprint(n.logTerms(arg(0)))
 	case "applied":
-		return fmt.Sprint(n.appliedData(arg(1)))
+		out = fmt.Sprint(n.appliedData(arg(0)))
 	case "reads":
-		var out []string
-		for _, rs := range n.nodes[arg(1)].readStates {
-			out = append(out, fmt.Sprintf("%s@%d", rs.Context, rs.Index))
+		var rs []string
+		for _, r := range n.nodes[arg(0)].readStates {
+			rs = append(rs, fmt.Sprintf("%s@%d", r.Context, r.Index))
 		}
-		return strings.Join(out, " ")
+		out = strings.Join(rs, " ")
 	default:
-		t.Fatalf("line %d: unknown command %q", st.line, f[0])
+		t.Fatalf("%s: unknown command %q", d.Pos, d.Cmd)
 	}
-	return ""
+	s.noteRoles()
+	return s.output(out)
+}
+
+func (s *scenario) newCluster(t *testing.T, d *datadriven.TestData, size int) {
+	var preVote, checkQuorum bool
+	seed := int64(1)
+	for _, a := range d.CmdArgs[1:] {
+		switch a.Key {
+		case "prevote":
+			preVote = true
+		case "checkquorum":
+			checkQuorum = true
+		case "seed":
+			d.ScanArgs(t, "seed", &seed)
+		default:
+			t.Fatalf("%s: unknown option %q", d.Pos, a.Key)
+		}
+	}
+	s.n = newNetwork(t, seed, ids(size), func(c *Config) { c.PreVote, c.CheckQuorum = preVote, checkQuorum })
+	s.cuts = map[[2]uint64]MessageType{}
+	s.roles = map[uint64]string{}
+	s.trace = false
+	s.n.filter = s.filter
+	s.n.onCut = func(m Message) { s.traceMsg(m, "dropped") }
+	s.noteRoles()
+}
+
+// filter applies the typed cuts and the trim, and traces every message.
+func (s *scenario) filter(m Message) (Message, bool) {
+	if s.cuts[[2]uint64{m.From, m.To}] == m.Type {
+		s.traceMsg(m, "dropped")
+		return m, false
+	}
+	if m.Type == MsgApp && m.From == s.trimFrom {
+		m.Entries = slices.DeleteFunc(slices.Clone(m.Entries), func(e Entry) bool { return e.Index > s.trimAbove })
+	}
+	s.traceMsg(m, "")
+	return m, true
+}
+
+// output joins the trace gathered while a command ran with its own output.
+func (s *scenario) output(out string) string {
+	if out != "" {
+		s.out.WriteString(strings.TrimRight(out, "\n") + "\n")
+	}
+	if s.out.Len() == 0 {
+		return "ok\n"
+	}
+	return s.out.String()
+}
+
+func (s *scenario) traceMsg(m Message, note string) {
+	if !s.trace {
+		return
+	}
+	fmt.Fprintf(&s.out, "%d->%d %s\n", m.From, m.To, strings.TrimSpace(describeMessage(m)+" "+note))
+}
+
+// noteRoles traces role and term changes since the last command.
+func (s *scenario) noteRoles() {
+	for _, id := range s.n.ids {
+		st := s.n.core(id).Status()
+		role := fmt.Sprintf("%v term=%d", st.Role, st.Term)
+		if prev, ok := s.roles[id]; ok && prev != role && s.trace {
+			fmt.Fprintf(&s.out, "node %d: %s -> %s\n", id, prev, role)
+		}
+		s.roles[id] = role
+	}
+}
+
+// describeMessage prints the fields a message of its type carries, in the
+// order a reader of the paper expects them.
+func describeMessage(m Message) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%v term=%d", m.Type, m.Term)
+	switch m.Type {
+	case MsgApp:
+		fmt.Fprintf(&b, " prev=%d/%d commit=%d", m.Index, m.LogTerm, m.Commit)
+		if len(m.Entries) > 0 {
+			var es []string
+			for _, e := range m.Entries {
+				es = append(es, fmt.Sprintf("%d/%d", e.Index, e.Term))
+			}
+			fmt.Fprintf(&b, " entries=[%s]", strings.Join(es, " "))
+		}
+	case MsgAppResp:
+		if m.Reject {
+			fmt.Fprintf(&b, " reject index=%d hint=%d/%d", m.Index, m.RejectHint, m.LogTerm)
+		} else {
+			fmt.Fprintf(&b, " index=%d", m.Index)
+		}
+	case MsgVote, MsgPreVote:
+		fmt.Fprintf(&b, " last=%d/%d", m.Index, m.LogTerm)
+	case MsgVoteResp, MsgPreVoteResp:
+		if m.Reject {
+			b.WriteString(" rejected")
+		} else {
+			b.WriteString(" granted")
+		}
+	case MsgHeartbeat:
+		fmt.Fprintf(&b, " commit=%d", m.Commit)
+	case MsgSnap:
+		fmt.Fprintf(&b, " snapshot=%d/%d", m.Snapshot.Index, m.Snapshot.Term)
+	}
+	if len(m.Context) > 0 && m.Type != MsgVote && m.Type != MsgPreVote {
+		fmt.Fprintf(&b, " ctx=%s", m.Context)
+	}
+	return b.String()
+}
+
+func messageTypeByName(t *testing.T, name string) MessageType {
+	for mt := MsgHup; mt <= MsgReadIndexResp; mt++ {
+		if mt.String() == name {
+			return mt
+		}
+	}
+	t.Fatalf("unknown message type %q", name)
+	return 0
 }

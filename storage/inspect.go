@@ -9,10 +9,11 @@ import (
 	"go.etcd.io/bbolt"
 )
 
-// File names inside a data directory.
+// Names inside a data directory.
 const (
-	RaftDBFile  = "raft.db"
-	StateDBFile = "state.db"
+	RaftDBFile   = "raft.db"
+	StateDBFile  = "state.db"
+	SnapshotsDir = "snapshots"
 )
 
 // maxReportedProblems bounds Report.Problems; the rest are counted.
@@ -21,12 +22,15 @@ const maxReportedProblems = 50
 // Report is what Inspect found in a data directory. Problems lists every
 // damage or inconsistency found; it is empty for a healthy directory.
 type Report struct {
-	DataDir        string       `json:"data_dir"`
-	RaftDB         string       `json:"raft_db"`
-	StateDB        string       `json:"state_db"`
-	ClusterID      string       `json:"cluster_id"`
-	Term           uint64       `json:"term"`
-	Vote           uint64       `json:"vote"`
+	DataDir   string `json:"data_dir"`
+	RaftDB    string `json:"raft_db"`
+	StateDB   string `json:"state_db"`
+	ClusterID string `json:"cluster_id"`
+	Term      uint64 `json:"term"`
+	Vote      uint64 `json:"vote"`
+	// Commit is the commit index last persisted with term and vote: a hint,
+	// since a commit-only change is not persisted (the leader re-sends it), so
+	// it may lag AppliedIndex.
 	Commit         uint64       `json:"commit"`
 	Voters         []uint64     `json:"voters"`
 	SnapshotIndex  uint64       `json:"snapshot_index"`

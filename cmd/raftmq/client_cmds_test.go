@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/raftmq/raftmq/broker/wire"
 	"github.com/raftmq/raftmq/client/bench"
 	"github.com/raftmq/raftmq/client/clienttest"
+	"github.com/raftmq/raftmq/internal/testwait"
 )
 
 // memBroker is a fake broker with in-memory queue semantics.
@@ -147,20 +149,17 @@ func TestConsumeFollow(t *testing.T) {
 	go func() {
 		done <- runner{t: t}.runCtx(ctx, &stdout, "consume", "-t", "q", "--follow", "-n", "0", "--servers", b.Addr)
 	}()
-	deadline := time.Now().Add(20 * time.Second)
 	for i, msg := range []string{"one", "two", "three"} {
 		m.Handle(wire.Request{Type: wire.TypeMessage, Method: wire.MethodPut, Topic: "q", Message: msg})
 		// Wait until the follower printed it (it polls with backoff up to 1s).
-		for strings.Count(stdout.String(), "\n") <= i {
-			if time.Now().After(deadline) {
-				t.Fatalf("follow printed %q, waiting for %q", stdout.String(), msg)
-			}
+		testwait.For(t, 20*time.Second, fmt.Sprintf("follow to print %q", msg), func() bool {
 			select {
 			case r := <-done:
 				t.Fatalf("follow ended early: %+v", r)
-			case <-time.After(10 * time.Millisecond):
+			default:
 			}
-		}
+			return strings.Count(stdout.String(), "\n") > i
+		})
 	}
 	cancel() // what SIGINT does
 	r := <-done

@@ -33,7 +33,7 @@ type snapshotInfo struct {
 // inspectSnapshots reads every snapshot file in dataDir/snapshots, newest
 // last, read-only. A file that does not verify is a problem.
 func inspectSnapshots(rep *inspectReport) error {
-	dir := filepath.Join(rep.DataDir, "snapshots")
+	dir := filepath.Join(rep.DataDir, storage.SnapshotsDir)
 	ents, err := os.ReadDir(dir)
 	if os.IsNotExist(err) {
 		return nil
@@ -100,7 +100,7 @@ func writeInspectText(e env, r inspectReport) error {
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	for _, kv := range [][2]any{
 		{"data dir", r.DataDir}, {"raft.db", r.RaftDB}, {"state.db", r.StateDB}, {"cluster id", r.ClusterID},
-		{"term", r.Term}, {"vote", r.Vote}, {"commit", r.Commit}, {"voters", fmt.Sprint(r.Voters)},
+		{"term", r.Term}, {"vote", r.Vote}, {"commit hint", fmt.Sprintf("%d (last persisted; may lag the applied index)", r.Commit)}, {"voters", fmt.Sprint(r.Voters)},
 		{"snapshot index", r.SnapshotIndex}, {"log", fmt.Sprintf("%d entries, %d..%d", r.Entries, r.FirstIndex, r.LastIndex)},
 		{"checksum errors", r.ChecksumErrors}, {"applied index", r.AppliedIndex}, {"sessions", r.Sessions},
 	} {

@@ -49,6 +49,9 @@ func TestInspectCommand(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, "no problems found") || !strings.Contains(r.stdout, "3 entries, 1..3") {
 		t.Fatalf("exit %d, stdout:\n%s\nstderr %q", r.code, r.stdout, r.stderr)
 	}
+	if !strings.Contains(r.stdout, "may lag the applied index") {
+		t.Errorf("inspect does not label the persisted commit index as a hint:\n%s", r.stdout)
+	}
 	lines := strings.Split(r.stdout, "\n")
 	var topicRow string
 	for _, l := range lines {

@@ -13,7 +13,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/raftmq/raftmq/e2e/chaos"
+	"github.com/raftmq/raftmq/internal/verify"
 )
 
 // verifyCommand runs the fault-injection suite against freshly started
@@ -30,7 +30,7 @@ func verifyCommand(e env) *cli.Command {
 			&cli.IntFlag{Name: "nodes", Value: 3, Usage: "brokers per cluster: 3 or 5"},
 			&cli.DurationFlag{Name: "duration", Value: 30 * time.Second, Usage: "workload under faults per round, before healing"},
 			&cli.Uint64Flag{Name: "seed", Usage: "seed of the first round (0 = random, printed); round k uses seed+k"},
-			&cli.StringFlag{Name: "faults", Value: strings.Join(chaos.AllFamilies, ","), Usage: "fault families: " + strings.Join(chaos.AllFamilies, ",")},
+			&cli.StringFlag{Name: "faults", Value: strings.Join(verify.AllFamilies, ","), Usage: "fault families: " + strings.Join(verify.AllFamilies, ",")},
 			&cli.IntFlag{Name: "rounds", Value: 1, Usage: "rounds, each on a fresh cluster (0 = until --total)"},
 			&cli.DurationFlag{Name: "total", Usage: "stop starting rounds after this long (with --rounds 0)"},
 			&cli.BoolFlag{Name: "alternate-nodes", Usage: "alternate 3- and 5-node rounds"},
@@ -43,7 +43,7 @@ func verifyCommand(e env) *cli.Command {
 			if c.NArg() != 0 {
 				return usagef("verify takes no arguments")
 			}
-			cfg := chaos.DefaultConfig()
+			cfg := verify.DefaultConfig()
 			cfg.Nodes, cfg.Duration, cfg.Loopback = c.Int("nodes"), c.Duration("duration"), c.Bool("loopback")
 			if cfg.Nodes != 3 && cfg.Nodes != 5 {
 				return usagef("--nodes %d: use 3 or 5", cfg.Nodes)
@@ -96,7 +96,7 @@ func verifyCommand(e env) *cli.Command {
 			}
 			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			totals, err := chaos.RunSeries(ctx, chaos.SeriesConfig{
+			totals, err := verify.RunSeries(ctx, verify.SeriesConfig{
 				Base: cfg, Rounds: c.Int("rounds"), Until: c.Duration("total"), AlternateNodes: c.Bool("alternate-nodes"),
 			}, sum)
 			if c.Bool(flagJSON) {

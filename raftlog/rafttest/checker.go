@@ -28,6 +28,9 @@ type Checker struct {
 	// snapshot of a committed index.
 	committed []committedEntry
 	nodes     map[uint64]*nodeState
+	// votes[{id, term}] is the vote node id persisted in term, kept across
+	// wipes: a node that lost its data must still never vote twice in a term.
+	votes map[[2]uint64]uint64
 }
 
 type entryID struct{ index, term uint64 }
@@ -63,6 +66,7 @@ func NewChecker() *Checker {
 		leaders:  make(map[uint64]uint64),
 		prefixes: make(map[entryID]uint64),
 		nodes:    make(map[uint64]*nodeState),
+		votes:    make(map[[2]uint64]uint64),
 	}
 }
 
@@ -111,6 +115,14 @@ func (c *Checker) PersistHardState(id uint64, hs raftlog.HardState) error {
 	if hs.Term == prev.Term && prev.Vote != raftlog.None && hs.Vote != prev.Vote {
 		return fmt.Errorf("%w: node %d changed its vote in term %d from %d to %d",
 			ErrElectionSafety, id, hs.Term, prev.Vote, hs.Vote)
+	}
+	if hs.Vote != raftlog.None {
+		key := [2]uint64{id, hs.Term}
+		if v, ok := c.votes[key]; ok && v != hs.Vote {
+			return fmt.Errorf("%w: node %d voted for %d in term %d, and for %d before it lost its data",
+				ErrElectionSafety, id, hs.Vote, hs.Term, v)
+		}
+		c.votes[key] = hs.Vote
 	}
 	n.hard = hs
 	return nil
@@ -239,6 +251,10 @@ func (c *Checker) Restart(id, applied uint64) {
 	n.commit = 0
 	n.term = n.hard.Term
 }
+
+// Wipe records that node id lost everything it had persisted and applied.
+// Its votes stay on record.
+func (c *Checker) Wipe(id uint64) { c.nodes[id] = &nodeState{} }
 
 // Status checks what a live node reports after a step: term and commit
 // never decrease, at most one leader per term, and a leader holds every

@@ -18,8 +18,13 @@ type node struct {
 	// still delivered, but its snapshot reports are not.
 	incarnation int
 	applied     uint64 // last applied index; survives a crash only if the state machine is kept
-	forgetVotes bool   // sabotage: persist HardState without Vote
-	loseTail    bool   // sabotage: a crash loses the last persisted entries
+	// recovering is the persisted recovering flag (raft.db's, in the
+	// broker): set when the node's data is wiped, cleared when the core
+	// reports it caught up.
+	recovering  bool
+	forgetVotes bool // sabotage: persist HardState without Vote
+	loseTail    bool // sabotage: a crash loses the last persisted entries
+	wipeAsVoter bool // sabotage: a wiped node restarts as an ordinary voter
 }
 
 func (n *node) up() bool { return n.core != nil }
@@ -29,6 +34,7 @@ func (n *node) start(cfg raftlog.Config) error {
 	cfg.ID = n.id
 	cfg.Storage = n.storage
 	cfg.Applied = n.applied
+	cfg.Recovering = n.recovering
 	c, err := raftlog.New(cfg)
 	if err != nil {
 		return fmt.Errorf("%w: node %d New: %w", ErrCore, n.id, err)
@@ -53,6 +59,18 @@ func (n *node) crash(keepStateMachine bool) {
 		}
 		n.applied = snap.Index
 	}
+}
+
+// wipe drops the core and everything the node stored, as an operator who
+// wiped its data directory would, except the membership the broker
+// bootstraps with. The node restarts in recovering mode (`serve --recover`)
+// unless the wipeAsVoter sabotage is on.
+func (n *node) wipe(voters []uint64) {
+	n.core = nil
+	n.storage = raftlog.NewMemoryStorage()
+	n.storage.SetConfState(raftlog.ConfState{Voters: voters})
+	n.applied = 0
+	n.recovering = !n.wipeAsVoter
 }
 
 // dropTail rebuilds the storage without its last k entries (never below
@@ -152,6 +170,9 @@ func (n *node) handleReady(chk *Checker, h readyHooks) error {
 		if err := h.readState(rs); err != nil {
 			return err
 		}
+	}
+	if rd.SoftState != nil && !rd.SoftState.Recovering {
+		n.recovering = false // the broker clears its persisted flag here
 	}
 	n.core.Advance(rd)
 	return nil

@@ -24,11 +24,18 @@ type Options struct {
 	// last at the end) the network is healed and liveness checked; default 2.
 	LivenessChecks int
 
+	// Wipes adds a fault: a node loses all its data and restarts in
+	// recovering mode, one node at a time (clusters of 3 or more).
+	Wipes bool
+
 	// forgetVotes makes the driver persist HardState without the vote: a
 	// deliberately broken node for tests that the harness catches it.
 	forgetVotes bool
 	// loseTail makes a crash lose the node's last three persisted entries.
 	loseTail bool
+	// wipeAsVoter makes a wiped node restart as an ordinary voter, with no
+	// recovering mode.
+	wipeAsVoter bool
 }
 
 func (o *Options) setDefaults() {
@@ -54,6 +61,7 @@ type Stats struct {
 	Steps, Ticks, Delivered, Lost, Proposals, Accepted, Reads, ReadStates int
 	Validated                                                             int // messages that passed ValidateMessage and ValidateSender
 	Crashes, Partitions, Compactions, Snapshots, Transfers, Campaigns     int
+	Wipes                                                                 int
 	Committed                                                             uint64
 	Terms                                                                 int // terms that had a leader
 }
@@ -107,13 +115,17 @@ func New(opts Options) *Sim {
 	}
 	s.profile = rng.Intn(numProfiles)
 	s.events = eventTable(s.profile)
+	if opts.Wipes && opts.Nodes >= 3 {
+		s.events = append(s.events, weightedEvent{1, (*Sim).wipe})
+	}
 	for _, e := range s.events {
 		s.eventTotal += e.weight
 	}
 	dropPct := [numProfiles]int{2, 8, 20}[s.profile]
 	s.nw = newNetwork(rng, rng.Intn(dropPct), rng.Intn(5), rng.Intn(40))
 	for _, id := range s.ids {
-		s.nodes = append(s.nodes, &node{id: id, storage: raftlog.NewMemoryStorage(), forgetVotes: opts.forgetVotes, loseTail: opts.loseTail})
+		s.nodes = append(s.nodes, &node{id: id, storage: raftlog.NewMemoryStorage(), forgetVotes: opts.forgetVotes,
+			loseTail: opts.loseTail, wipeAsVoter: opts.wipeAsVoter})
 	}
 	return s
 }
@@ -121,8 +133,8 @@ func New(opts Options) *Sim {
 // Describe names the seed and what it chose.
 func (s *Sim) Describe() string {
 	c := s.cfg
-	return fmt.Sprintf("seed=%d nodes=%d steps=%d profile=%s prevote=%v checkquorum=%v heartbeat=%d maxmsg=%d inflight=%d maxuncommitted=%d maxapply=%d drop=%d%% dup=%d%% reorder=%d%%",
-		s.opts.Seed, s.opts.Nodes, s.opts.Steps, profileNames[s.profile], c.PreVote, c.CheckQuorum, c.HeartbeatTicks, c.MaxSizePerMsg,
+	return fmt.Sprintf("seed=%d nodes=%d steps=%d wipes=%v profile=%s prevote=%v checkquorum=%v heartbeat=%d maxmsg=%d inflight=%d maxuncommitted=%d maxapply=%d drop=%d%% dup=%d%% reorder=%d%%",
+		s.opts.Seed, s.opts.Nodes, s.opts.Steps, s.opts.Wipes, profileNames[s.profile], c.PreVote, c.CheckQuorum, c.HeartbeatTicks, c.MaxSizePerMsg,
 		c.MaxInflightMsgs, c.MaxUncommittedEntriesBytes, c.MaxCommittedSizePerReady,
 		s.nw.dropPct, s.nw.dupPct, s.nw.reorderPct)
 }
@@ -574,4 +586,21 @@ func (s *Sim) compact() error {
 	s.stats.Compactions++
 	s.record(event{kind: "compact", node: n.id, arg: idx})
 	return nil
+}
+
+// wipe loses one node's data (running or down) and restarts it in
+// recovering mode, unless a node is already recovering: a majority that
+// lost its data cannot be repaired, so operators repair one node at a time.
+func (s *Sim) wipe() error {
+	for _, n := range s.nodes {
+		if n.recovering {
+			return nil
+		}
+	}
+	n := s.nodes[s.rng.Intn(len(s.nodes))]
+	s.stats.Wipes++
+	n.wipe(s.ids)
+	s.chk.Wipe(n.id)
+	s.record(event{kind: "wipe", node: n.id})
+	return s.startNode(n)
 }

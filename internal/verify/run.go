@@ -1,4 +1,4 @@
-package chaos
+package verify
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/raftmq/raftmq/config"
-	"github.com/raftmq/raftmq/e2e"
+	"github.com/raftmq/raftmq/internal/proccluster"
 )
 
 // Config is one run of the suite.
@@ -36,10 +36,6 @@ type Config struct {
 	Loopback bool
 	// Log receives progress lines; nil discards them.
 	Log io.Writer
-
-	// sabotage, set by tests only, rewrites the history before the checks
-	// to prove they fire on a real run.
-	sabotage func([]Op) []Op
 }
 
 // brokerArgs make elections quick (150–300 ms) and snapshots frequent, so
@@ -97,10 +93,46 @@ func (cfg Config) ReplayCommand() string {
 		cfg.Nodes, cfg.Duration, cfg.Seed, strings.Join(cfg.Families, ","))
 }
 
-// Run runs the suite once. The error is for a run that could not be carried
-// out (no leader ever, a node that cannot start); violations are in the
-// Report (Report.OK).
+// Run runs the suite once: execute, then check. The error is for a run that
+// could not be carried out (no leader ever, a node that cannot start);
+// violations are in the Report (Report.OK).
 func Run(ctx context.Context, cfg Config) (*Report, error) {
+	r, err := execute(ctx, cfg)
+	if r == nil {
+		return nil, err
+	}
+	defer r.close()
+	if err != nil {
+		return r.rep, err
+	}
+	return r.check(r.ops), nil
+}
+
+// round is one executed round, its cluster still up, waiting for its checks.
+type round struct {
+	cfg  Config
+	rep  *Report
+	c    *proccluster.Cluster
+	nw   *Network
+	nem  *nemesis
+	wl   *workload
+	ops  []Op
+	logf func(format string, args ...any)
+}
+
+// close stops the brokers and removes the namespaces.
+func (r *round) close() {
+	if r.c != nil {
+		r.c.Close()
+	}
+	if r.nw != nil {
+		r.nw.Close()
+	}
+}
+
+// execute starts the cluster, runs the workload under faults, heals and
+// drains. The returned round (nil only for an invalid cfg) must be closed.
+func execute(ctx context.Context, cfg Config) (*round, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -112,8 +144,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("chaos: %w", err)
 	}
-	started := time.Now()
-	rep := &Report{Seed: cfg.Seed, Nodes: cfg.Nodes, Duration: cfg.Duration, Dir: cfg.Dir, Replay: cfg.ReplayCommand(), Started: started}
+	rep := &Report{Seed: cfg.Seed, Nodes: cfg.Nodes, Duration: cfg.Duration, Dir: cfg.Dir, Replay: cfg.ReplayCommand(), Started: time.Now()}
+	r := &round{cfg: cfg, rep: rep, logf: logf}
 
 	var nw *Network
 	if !cfg.Loopback {
@@ -123,7 +155,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			rep.Notes = append(rep.Notes, fmt.Sprintf("network faults skipped: %v", err))
 			logf("network faults skipped: %v", err)
 		} else {
-			defer nw.Close()
+			r.nw = nw
 		}
 	}
 	rep.Network = "loopback 127.0.0.1"
@@ -146,11 +178,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 	c, err := startCluster(cfg, nw)
 	if err != nil {
-		return rep, err
+		return r, err
 	}
-	defer c.Close()
+	r.c = c
 	if _, _, err := c.WaitLeader(20 * time.Second); err != nil {
-		return rep, fmt.Errorf("chaos: initial election: %w", err)
+		return r, fmt.Errorf("chaos: initial election: %w", err)
 	}
 	logf("seed %d: %d nodes up (%s), families %v, %v of faults", cfg.Seed, cfg.Nodes, rep.Network, rep.Families, cfg.Duration)
 
@@ -160,13 +192,15 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	err = wl.setup(setupCtx)
 	cancel()
 	if err != nil {
-		return rep, err
+		return r, err
 	}
+	r.wl = wl
 
 	ncfg := cfg.Nemesis
 	ncfg.Families = rep.Families
 	nem := newNemesis(ncfg, c, nw, cfg.Seed, hist)
 	nem.logf = logf
+	r.nem = nem
 	phase, cancel := context.WithTimeout(ctx, cfg.Duration)
 	nemDone := make(chan struct{})
 	go func() {
@@ -195,15 +229,18 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		// Interrupted: the drain is incomplete, so the checkers would
 		// report the undrained messages as lost.
 		rep.Errors = append(rep.Errors, "interrupted before the checks: "+err.Error())
-		rep.Elapsed = time.Since(started)
-		return rep, fmt.Errorf("chaos: interrupted: %w", err)
+		rep.Elapsed = time.Since(rep.Started)
+		return r, fmt.Errorf("chaos: interrupted: %w", err)
 	}
+	r.ops = hist.snapshot()
+	return r, nil
+}
 
-	ops := hist.snapshot()
-	if cfg.sabotage != nil {
-		ops = cfg.sabotage(ops)
-	}
-	rep.Events = nem.eventLog()
+// check runs every checker over the history ops (the round's own, or one a
+// test altered) and the cluster's final state, and saves the report.
+func (r *round) check(ops []Op) *Report {
+	cfg, rep, c, wl, logf := r.cfg, r.rep, r.c, r.wl, r.logf
+	rep.Events = r.nem.eventLog()
 	for _, ev := range rep.Events {
 		if ev.Err != "" {
 			rep.Errors = append(rep.Errors, fmt.Sprintf("fault %s at %.3fs did not inject or heal cleanly: %s", ev.Fault, ev.Start.Seconds(), ev.Err))
@@ -221,17 +258,17 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := writeHistory(filepath.Join(cfg.Dir, "history.jsonl"), ops); err != nil {
 		rep.Notes = append(rep.Notes, err.Error())
 	}
-	rep.Elapsed = time.Since(started)
+	rep.Elapsed = time.Since(rep.Started)
 	if err := rep.save(cfg.Dir); err != nil {
 		rep.Notes = append(rep.Notes, err.Error())
 	}
-	return rep, nil
+	return rep
 }
 
 // startCluster starts the brokers, inside the namespaces when nw is set.
-func startCluster(cfg Config, nw *Network) (*e2e.Cluster, error) {
+func startCluster(cfg Config, nw *Network) (*proccluster.Cluster, error) {
 	args := append(slices.Clone(brokerArgs), cfg.BrokerArgs...)
-	c, err := e2e.NewCluster(cfg.Bin, cfg.Dir, e2e.Options{Nodes: cfg.Nodes, Args: args})
+	c, err := proccluster.NewCluster(cfg.Bin, cfg.Dir, proccluster.Options{Nodes: cfg.Nodes, Args: args})
 	if err != nil {
 		return nil, fmt.Errorf("chaos: %w", err)
 	}
@@ -258,7 +295,7 @@ func startCluster(cfg Config, nw *Network) (*e2e.Cluster, error) {
 }
 
 // scanLogs looks for broker crashes in the node logs.
-func scanLogs(c *e2e.Cluster) []string {
+func scanLogs(c *proccluster.Cluster) []string {
 	var out []string
 	for i := range c.Addrs {
 		b, err := os.ReadFile(c.LogPath(i))

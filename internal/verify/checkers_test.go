@@ -1,4 +1,4 @@
-package chaos
+package verify
 
 import (
 	"math/rand/v2"
@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/raftmq/raftmq/config"
-	"github.com/raftmq/raftmq/e2e"
+	"github.com/raftmq/raftmq/internal/proccluster"
 )
 
 // row is one operation of a hand-written history: client, kind, value,
@@ -200,6 +200,6 @@ func TestPartitionRingKeepsEveryNodeAMajority(t *testing.T) {
 
 func newRand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, 1)) }
 
-func fakeCluster(nodes int) *e2e.Cluster {
-	return &e2e.Cluster{Addrs: make([]config.Address, nodes)}
+func fakeCluster(nodes int) *proccluster.Cluster {
+	return &proccluster.Cluster{Addrs: make([]config.Address, nodes)}
 }

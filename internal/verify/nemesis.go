@@ -1,4 +1,4 @@
-package chaos
+package verify
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/raftmq/raftmq/e2e"
+	"github.com/raftmq/raftmq/internal/proccluster"
 )
 
 // Fault families, as named on the command line (--faults).
@@ -73,7 +73,7 @@ type NemesisConfig struct {
 
 type nemesis struct {
 	cfg    NemesisConfig
-	c      *e2e.Cluster
+	c      *proccluster.Cluster
 	net    *Network // nil: no network faults
 	rng    *rand.Rand
 	hist   *history
@@ -87,7 +87,7 @@ type nemesis struct {
 	paused map[int]bool
 }
 
-func newNemesis(cfg NemesisConfig, c *e2e.Cluster, nw *Network, seed uint64, hist *history) *nemesis {
+func newNemesis(cfg NemesisConfig, c *proccluster.Cluster, nw *Network, seed uint64, hist *history) *nemesis {
 	n := &nemesis{cfg: cfg, c: c, net: nw, rng: rand.New(rand.NewPCG(seed, 0x6e656d65)), hist: hist,
 		killed: map[int]bool{}, paused: map[int]bool{}}
 	for _, f := range cfg.Families {

@@ -1,8 +1,9 @@
-// Package e2e is the process-level harness: it builds the raftmq binary,
-// runs brokers as real processes on 127.0.0.1, and kills, stops, pauses and
-// restarts them. Tests (and later the fault-injection suite) drive clusters
-// through it.
-package e2e
+// Package proccluster runs a cluster of raftmq brokers as real processes on
+// 127.0.0.1 (or wherever a wrapper puts them), and kills, stops, pauses and
+// restarts them. The process-level tests (e2e) and the fault-injection suite
+// (internal/verify, `raftmq verify`) drive clusters through it. It runs a
+// binary it is given; building one is internal/testbin's job, for tests.
+package proccluster
 
 import (
 	"context"
@@ -23,47 +24,6 @@ import (
 	"github.com/raftmq/raftmq/client"
 	"github.com/raftmq/raftmq/config"
 )
-
-// Build compiles ./cmd/raftmq into dir and returns the binary's path.
-// With race set it builds with the race detector; tags are build tags (e.g.
-// "failpoints"), and a tagged binary gets its own name so both fit in dir.
-func Build(dir string, race bool, tags ...string) (string, error) {
-	root, err := moduleRoot()
-	if err != nil {
-		return "", err
-	}
-	name := "raftmq"
-	if len(tags) > 0 {
-		name += "-" + strings.Join(tags, "-")
-	}
-	bin := filepath.Join(dir, name)
-	args := []string{"build", "-o", bin}
-	if race {
-		args = append(args, "-race")
-	}
-	if len(tags) > 0 {
-		args = append(args, "-tags", strings.Join(tags, ","))
-	}
-	args = append(args, "./cmd/raftmq")
-	cmd := exec.Command("go", args...)
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("e2e: go build: %v\n%s", err, out)
-	}
-	return bin, nil
-}
-
-func moduleRoot() (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("e2e: go env GOMOD: %w", err)
-	}
-	mod := strings.TrimSpace(string(out))
-	if mod == "" || mod == os.DevNull {
-		return "", errors.New("e2e: not inside the raftmq module")
-	}
-	return filepath.Dir(mod), nil
-}
 
 // Options shape a cluster.
 type Options struct {
@@ -127,7 +87,7 @@ func freePorts(n int) ([]int, error) {
 	for i := 0; i < n; i++ {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			return nil, fmt.Errorf("e2e: free port: %w", err)
+			return nil, fmt.Errorf("proccluster: free port: %w", err)
 		}
 		ls = append(ls, l)
 		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
@@ -167,7 +127,7 @@ func (c *Cluster) Start(i int) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.procs[i] != nil {
-		return fmt.Errorf("e2e: node %d already running", i)
+		return fmt.Errorf("proccluster: node %d already running", i)
 	}
 	logf, err := os.OpenFile(c.LogPath(i), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -182,7 +142,7 @@ func (c *Cluster) Start(i int) error {
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		logf.Close()
-		return fmt.Errorf("e2e: start node %d: %w", i, err)
+		return fmt.Errorf("proccluster: start node %d: %w", i, err)
 	}
 	exit := make(chan error, 1)
 	go func() {
@@ -208,12 +168,12 @@ func (c *Cluster) WaitExit(i int, timeout time.Duration) (exitErr, err error) {
 	p, exit := c.procs[i], c.exits[i]
 	c.mu.Unlock()
 	if p == nil {
-		return nil, fmt.Errorf("e2e: node %d is not running", i)
+		return nil, fmt.Errorf("proccluster: node %d is not running", i)
 	}
 	select {
 	case exitErr = <-exit:
 	case <-time.After(timeout):
-		return nil, fmt.Errorf("e2e: node %d still runs after %v", i, timeout)
+		return nil, fmt.Errorf("proccluster: node %d still runs after %v", i, timeout)
 	}
 	c.mu.Lock()
 	c.procs[i], c.exits[i] = nil, nil
@@ -270,17 +230,17 @@ func (c *Cluster) signalAndWait(i int, sig syscall.Signal, timeout time.Duration
 	p, exit := c.procs[i], c.exits[i]
 	c.mu.Unlock()
 	if p == nil {
-		return nil, fmt.Errorf("e2e: node %d is not running", i)
+		return nil, fmt.Errorf("proccluster: node %d is not running", i)
 	}
 	if err := p.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		return nil, fmt.Errorf("e2e: signal node %d: %w", i, err)
+		return nil, fmt.Errorf("proccluster: signal node %d: %w", i, err)
 	}
 	select {
 	case exitErr = <-exit:
 	case <-time.After(timeout):
 		_ = p.Process.Kill()
 		<-exit
-		err = fmt.Errorf("e2e: node %d did not exit within %v of %v", i, timeout, sig)
+		err = fmt.Errorf("proccluster: node %d did not exit within %v of %v", i, timeout, sig)
 	}
 	c.mu.Lock()
 	c.procs[i], c.exits[i] = nil, nil
@@ -296,7 +256,7 @@ func (c *Cluster) signal(i int, sig syscall.Signal) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.procs[i] == nil {
-		return fmt.Errorf("e2e: node %d is not running", i)
+		return fmt.Errorf("proccluster: node %d is not running", i)
 	}
 	return c.procs[i].Process.Signal(sig)
 }
@@ -333,7 +293,7 @@ func (c *Cluster) WaitLeader(timeout time.Duration) (int, uint64, error) {
 			return leader, term, nil
 		}
 		if time.Now().After(deadline) {
-			return -1, 0, fmt.Errorf("e2e: no leader within %v", timeout)
+			return -1, 0, fmt.Errorf("proccluster: no leader within %v", timeout)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -1,4 +1,4 @@
-package chaos
+package verify
 
 import (
 	"bytes"
@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/raftmq/raftmq/broker/wire"
-	"github.com/raftmq/raftmq/e2e"
+	"github.com/raftmq/raftmq/internal/proccluster"
 	"github.com/raftmq/raftmq/storage"
 )
 
@@ -31,7 +31,7 @@ type NodeResult struct {
 func (r NodeResult) OK() bool { return r.Converged && len(r.Problems) == 0 }
 
 // waitConverged polls every node until they agree or timeout passes.
-func waitConverged(c *e2e.Cluster, timeout time.Duration) ([]wire.Status, bool) {
+func waitConverged(c *proccluster.Cluster, timeout time.Duration) ([]wire.Status, bool) {
 	deadline := time.Now().Add(timeout)
 	for {
 		sts, ok := statusAll(c)
@@ -45,7 +45,7 @@ func waitConverged(c *e2e.Cluster, timeout time.Duration) ([]wire.Status, bool) 
 	}
 }
 
-func statusAll(c *e2e.Cluster) ([]wire.Status, bool) {
+func statusAll(c *proccluster.Cluster) ([]wire.Status, bool) {
 	sts := make([]wire.Status, len(c.Addrs))
 	errs := make([]error, len(c.Addrs))
 	var wg sync.WaitGroup
@@ -81,7 +81,7 @@ func converged(sts []wire.Status) bool {
 // checkNodes waits for convergence, stops every node gracefully and
 // compares their data dirs: no damage, same topics and depths, same log
 // over the range every node still holds.
-func checkNodes(c *e2e.Cluster, timeout time.Duration) NodeResult {
+func checkNodes(c *proccluster.Cluster, timeout time.Duration) NodeResult {
 	var r NodeResult
 	problem := func(format string, args ...any) { r.Problems = append(r.Problems, fmt.Sprintf(format, args...)) }
 	r.Status, r.Converged = waitConverged(c, timeout)
@@ -153,7 +153,7 @@ func firstDiff(a, b []storage.TopicDepth) string {
 
 // compareLogs reads every node's raft.db (all nodes stopped) and compares
 // the entries in the range all of them hold.
-func compareLogs(c *e2e.Cluster, reps []storage.Report, problems []string) ([2]uint64, []string) {
+func compareLogs(c *proccluster.Cluster, reps []storage.Report, problems []string) ([2]uint64, []string) {
 	lo, hi := uint64(0), ^uint64(0)
 	for _, rep := range reps {
 		lo, hi = max(lo, rep.FirstIndex), min(hi, rep.LastIndex)

@@ -19,4 +19,4 @@
 // A run is driven by one seed: the fault schedule, the workload's choices
 // and the client ids derive from it, so `raftmq verify --seed S` replays a
 // failing schedule (timing, and so the exact interleaving, still varies).
-package chaos
+package verify
