@@ -123,7 +123,12 @@ var steadyArgs = []string{"--tick-interval", "20ms", "--election-ticks", "50", "
 
 func newSteadyCluster(t *testing.T, extra ...string) *steadyCluster {
 	t.Helper()
-	c := newCluster(t, 3, append(append([]string(nil), steadyArgs...), extra...)...)
+	args := append(append(append([]string(nil), fastArgs...), steadyArgs...), extra...)
+	c := startCluster(t, bin, proccluster.Options{Nodes: 3, Args: args})
+	// Slow elections on a loaded machine: allow several rounds.
+	if _, _, err := c.WaitLeader(30 * time.Second); err != nil {
+		t.Fatal(err)
+	}
 	cl, err := c.Client(client.Options{Timeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -134,7 +139,7 @@ func newSteadyCluster(t *testing.T, extra ...string) *steadyCluster {
 		t.Fatalf("create topic: %v %v", created, err)
 	}
 	s.put(t, 30)
-	if s.leader, s.term, err = c.WaitLeader(5 * time.Second); err != nil {
+	if s.leader, s.term, err = c.WaitLeader(30 * time.Second); err != nil {
 		t.Fatal(err)
 	}
 	return s
@@ -372,7 +377,7 @@ func TestRaftDBTermOverflowRefused(t *testing.T) {
 	}
 	// The two others go on (checkIntact is for three nodes).
 	s.put(t, 10)
-	if l, term, err := s.c.WaitLeader(5 * time.Second); err != nil || l != s.leader || term != s.term {
+	if l, term, err := s.c.WaitLeader(30 * time.Second); err != nil || l != s.leader || term != s.term {
 		t.Fatalf("leader %d term %d (%v), want %d term %d", l, term, err, s.leader, s.term)
 	}
 }
