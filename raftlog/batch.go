@@ -3,8 +3,8 @@ package raftlog
 // mergeMessages folds the messages of one Ready so that each peer gets at
 // most one append per run of appends: a MsgApp that continues the previous
 // message to the same peer (same term, its Index right after that
-// message's last entry) joins it while the entries' data stays within
-// maxBytes, and a successful MsgAppResp replaces an earlier successful one
+// message's last entry) joins it while the entries stay within maxBytes
+// (counted as limitSize counts them, data plus per-entry overhead), and a successful MsgAppResp replaces an earlier successful one
 // to the same peer in the same term (the leader only needs the highest
 // match). A message to another peer in between does not stop a merge; any
 // other message to the same peer does. Entries are copied, never appended
@@ -40,7 +40,7 @@ func canMergeApp(p, m *Message, maxBytes uint64) bool {
 		m.Index == p.Index+uint64(len(p.Entries)) &&
 		(len(p.Entries) == 0 || m.LogTerm == p.Entries[len(p.Entries)-1].Term) &&
 		(len(p.Entries) > 0 || m.LogTerm == p.LogTerm) &&
-		payloadSize(p.Entries)+payloadSize(m.Entries) <= maxBytes
+		messageSize(p.Entries)+messageSize(m.Entries) <= maxBytes
 }
 
 // isPlainAck: a successful MsgAppResp carrying nothing but its Index.

@@ -340,6 +340,12 @@ func limitSize(ents []Entry, maxBytes, overhead uint64) []Entry {
 	return ents[:n]
 }
 
+// messageSize is what ents weigh against a message byte limit: their Data
+// plus EntryOverheadBytes each, as limitSize counts them.
+func messageSize(ents []Entry) uint64 {
+	return payloadSize(ents) + EntryOverheadBytes*uint64(len(ents))
+}
+
 // payloadSize is the Data bytes of ents.
 func payloadSize(ents []Entry) uint64 {
 	var s uint64
