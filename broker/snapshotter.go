@@ -42,11 +42,8 @@ type snapshotResult struct {
 	err         error
 }
 
-// snapshotReply is the answer to an admin snapshot request.
-type snapshotReply struct {
-	Success bool   `json:"success"`
-	Index   uint64 `json:"index"`
-}
+// snapshotDone is the answer to an admin snapshot request.
+func snapshotDone(index uint64) wire.Response { return wire.Response{Success: true, Index: &index} }
 
 func (n *node) jobDoneCh() <-chan snapshotResult {
 	if n.job == nil {
@@ -78,7 +75,7 @@ func (n *node) maybeSnapshot() error {
 			if n.snapIndex == 0 {
 				n.reply.send(route, wire.ErrorResponse(wire.ErrInternal, "nothing has been applied yet: there is nothing to snapshot"))
 			} else {
-				n.reply.sendJSON(route, snapshotReply{Success: true, Index: n.snapIndex})
+				n.reply.sendJSON(route, snapshotDone(n.snapIndex))
 			}
 		}
 		n.snapWaiting = nil
@@ -193,7 +190,7 @@ func (n *node) snapshotDone(res snapshotResult) error {
 	n.log.Info().Uint64("index", res.meta.Index).Uint64("term", res.meta.Term).Int64("bytes", res.meta.Size).
 		Dur("took", time.Since(job.started)).Uint64("first_index", first).Bool("state_db_rebuilt", swapped).Msg("snapshot taken")
 	for _, route := range job.waiters {
-		n.reply.sendJSON(route, snapshotReply{Success: true, Index: n.snapIndex})
+		n.reply.sendJSON(route, snapshotDone(n.snapIndex))
 	}
 	return nil
 }

@@ -2,34 +2,18 @@ package client
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 
 	"github.com/raftmq/raftmq/broker/wire"
 )
 
-// reply is a decoded executed response (no "error" key).
-type reply struct {
-	Success bool      `json:"success"`
-	Topics  *[]string `json:"topics"`
-	Message *string   `json:"message"`
-}
-
-func (c *Client) call(ctx context.Context, req request, mutates bool) (reply, error) {
-	raw, err := c.do(ctx, req, mutates)
-	if err != nil {
-		return reply{}, err
-	}
-	var r reply
-	if err := json.Unmarshal(raw, &r); err != nil {
-		return reply{}, fmt.Errorf("%w: %s %s: %v", ErrBadResponse, req.Method, req.Type, err)
-	}
-	return r, nil
+func (c *Client) call(ctx context.Context, req wire.Request, mutates bool) (wire.Response, error) {
+	return c.do(ctx, req, mutates)
 }
 
 // CreateTopic creates a topic. created is false when it already exists.
 func (c *Client) CreateTopic(ctx context.Context, name string) (created bool, err error) {
-	r, err := c.call(ctx, request{Type: wire.TypeTopic, Method: wire.MethodPut, Topic: name}, true)
+	r, err := c.call(ctx, wire.Request{Type: wire.TypeTopic, Method: wire.MethodPut, Topic: name}, true)
 	if err != nil {
 		return false, fmt.Errorf("create topic %q: %w", name, err)
 	}
@@ -38,7 +22,7 @@ func (c *Client) CreateTopic(ctx context.Context, name string) (created bool, er
 
 // ListTopics returns every topic in creation order (a linearizable read).
 func (c *Client) ListTopics(ctx context.Context) ([]string, error) {
-	r, err := c.call(ctx, request{Type: wire.TypeTopic, Method: wire.MethodGet}, false)
+	r, err := c.call(ctx, wire.Request{Type: wire.TypeTopic, Method: wire.MethodGet}, false)
 	if err != nil {
 		return nil, fmt.Errorf("list topics: %w", err)
 	}
@@ -50,7 +34,7 @@ func (c *Client) ListTopics(ctx context.Context) ([]string, error) {
 
 // Put appends msg to topic. ok is false when the topic does not exist.
 func (c *Client) Put(ctx context.Context, topic, msg string) (ok bool, err error) {
-	r, err := c.call(ctx, request{Type: wire.TypeMessage, Method: wire.MethodPut, Topic: topic, Message: &msg}, true)
+	r, err := c.call(ctx, wire.Request{Type: wire.TypeMessage, Method: wire.MethodPut, Topic: topic, Message: msg}, true)
 	if err != nil {
 		return false, fmt.Errorf("put to %q: %w", topic, err)
 	}
@@ -60,7 +44,7 @@ func (c *Client) Put(ctx context.Context, topic, msg string) (ok bool, err error
 // Pop removes and returns the oldest message of topic. ok is false when the
 // topic does not exist or is empty.
 func (c *Client) Pop(ctx context.Context, topic string) (msg string, ok bool, err error) {
-	r, err := c.call(ctx, request{Type: wire.TypeMessage, Method: wire.MethodGet, Topic: topic}, true)
+	r, err := c.call(ctx, wire.Request{Type: wire.TypeMessage, Method: wire.MethodGet, Topic: topic}, true)
 	if err != nil {
 		return "", false, fmt.Errorf("pop from %q: %w", topic, err)
 	}

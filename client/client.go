@@ -8,7 +8,6 @@ package client
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -64,43 +63,22 @@ func (c *Client) Close() error {
 	return nil
 }
 
-// request is the JSON a client sends; see wire.DecodeRequest. Every
-// request names its client_id, so the brokers answer in raftmq's dialect
-// (error codes, not the course's bare {"success":false}); it comes first
-// so that even a request too large to decode is recognized.
-type request struct {
-	ClientID string  `json:"client_id"`
-	Seq      uint64  `json:"seq,omitempty"`
-	Type     string  `json:"type"`
-	Method   string  `json:"method"`
-	Topic    string  `json:"topic,omitempty"`
-	Message  *string `json:"message,omitempty"`
-}
-
-// errorFields are the keys every reply may carry when not executed.
-type errorFields struct {
-	Error  string `json:"error"`
-	Detail string `json:"detail"`
-	Leader string `json:"leader"`
-}
-
 // do sends req to the leader, retrying as the package doc says, and returns
-// the raw reply of the attempt that was executed.
-func (c *Client) do(ctx context.Context, req request, mutates bool) ([]byte, error) {
+// the reply of the attempt that was executed. Every request names its
+// client_id, so the brokers answer in raftmq's dialect (error codes, not the
+// course's bare {"success":false}); state-changing ones add the next seq.
+func (c *Client) do(ctx context.Context, req wire.Request, mutates bool) (wire.Response, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
-		return nil, ErrClosed
+		return wire.Response{}, ErrClosed
 	}
 	req.ClientID = c.opts.ClientID
 	if mutates {
 		c.seq++
-		req.Seq = c.seq
+		req.Seq, req.HasSession = c.seq, true
 	}
-	frame, err := json.Marshal(req)
-	if err != nil {
-		panic(fmt.Sprintf("client: marshal %+v: %v", req, err))
-	}
+	frame := wire.EncodeRequest(req)
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
 
@@ -114,37 +92,37 @@ func (c *Client) do(ctx context.Context, req request, mutates bool) ([]byte, err
 	for attempts := 1; ; attempts++ {
 		raw, err := c.attemptLocked(ctx, target, frame)
 		if err == nil {
-			var ef errorFields
-			if jerr := json.Unmarshal(raw, &ef); jerr != nil {
-				err = fmt.Errorf("%w: from %s: %v", ErrBadResponse, target, jerr)
-			} else if ef.Error == "" {
+			resp, derr := wire.DecodeResponse(raw)
+			if derr != nil {
+				err = fmt.Errorf("%w: from %s: %w", ErrBadResponse, target, derr)
+			} else if !resp.Refused() {
 				c.leader = target
-				return raw, nil
+				return resp, nil
 			} else {
-				se := &ServerError{Code: ef.Error, Detail: ef.Detail, Leader: ef.Leader, Server: target}
-				switch ef.Error {
+				se := &ServerError{Code: resp.Error, Detail: resp.Detail, Leader: resp.Leader, Server: target}
+				switch resp.Error {
 				case wire.ErrNotLeader:
-					if ef.Leader != "" && redirects < len(c.opts.Servers) {
+					if resp.Leader != "" && redirects < len(c.opts.Servers) {
 						redirects++
-						lastErr, target = se, ef.Leader
+						lastErr, target = se, resp.Leader
 						continue // follow the hint at once
 					}
 				case wire.ErrNoLeader, wire.ErrTimeout, wire.ErrShuttingDown, wire.ErrOverloaded:
 				default:
-					return nil, se // bad_request, too_large, internal, stale_seq...
+					return wire.Response{}, se // bad_request, too_large, internal, stale_seq...
 				}
 				err = se
 			}
 		}
 		if errors.Is(err, ErrClosed) {
-			return nil, err
+			return wire.Response{}, err
 		}
 		outOfTime := ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
 		if !outOfTime || (lastErr == nil && errors.Is(err, ErrUnreachable)) {
 			lastErr = err
 		}
 		if outOfTime {
-			return nil, c.finalError(ctx, lastErr, attempts, start)
+			return wire.Response{}, c.finalError(ctx, lastErr, attempts, start)
 		}
 		var se *ServerError
 		if !(errors.As(err, &se) && se.Code == wire.ErrOverloaded) {
@@ -154,9 +132,9 @@ func (c *Client) do(ctx context.Context, req request, mutates bool) ([]byte, err
 		redirects = 0
 		if err := c.sleep(ctx, c.abortCh, c.backoffLocked(failures)); err != nil {
 			if errors.Is(err, ErrClosed) {
-				return nil, err
+				return wire.Response{}, err
 			}
-			return nil, c.finalError(ctx, lastErr, attempts, start)
+			return wire.Response{}, c.finalError(ctx, lastErr, attempts, start)
 		}
 		failures++
 	}

@@ -26,20 +26,17 @@ func (c *Client) Status(ctx context.Context, server string) (wire.Status, error)
 		return wire.Status{}, err
 	}
 	defer cn.close()
-	frame, err := json.Marshal(request{ClientID: c.opts.ClientID, Type: wire.TypeStatus, Method: wire.MethodGet})
-	if err != nil {
-		panic(fmt.Sprintf("client: marshal status request: %v", err))
-	}
+	frame := wire.EncodeRequest(wire.Request{ClientID: c.opts.ClientID, Type: wire.TypeStatus, Method: wire.MethodGet})
 	raw, err := cn.roundTrip(ctx, c.abortCh, frame, c.opts.ConnectTimeout, c.opts.AttemptTimeout)
 	if err != nil {
 		return wire.Status{}, fmt.Errorf("status of %s: %w", server, err)
 	}
-	var ef errorFields
-	if err := json.Unmarshal(raw, &ef); err != nil {
-		return wire.Status{}, fmt.Errorf("%w: status of %s: %v", ErrBadResponse, server, err)
+	resp, err := wire.DecodeResponse(raw)
+	if err != nil {
+		return wire.Status{}, fmt.Errorf("%w: status of %s: %w", ErrBadResponse, server, err)
 	}
-	if ef.Error != "" {
-		return wire.Status{}, &ServerError{Code: ef.Error, Detail: ef.Detail, Leader: ef.Leader, Server: server}
+	if resp.Refused() {
+		return wire.Status{}, &ServerError{Code: resp.Error, Detail: resp.Detail, Leader: resp.Leader, Server: server}
 	}
 	var st wire.Status
 	if err := json.Unmarshal(raw, &st); err != nil {

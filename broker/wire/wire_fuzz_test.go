@@ -1,7 +1,6 @@
 package wire
 
 import (
-	"encoding/json"
 	"runtime"
 	"testing"
 )
@@ -70,23 +69,8 @@ func FuzzDecodeRequest(f *testing.F) {
 			return
 		}
 		checkAccepted(t, req)
-		// Re-encode as the client would and decode again: same request.
-		type wireReq struct {
-			Type     string  `json:"type"`
-			Method   string  `json:"method"`
-			Topic    string  `json:"topic,omitempty"`
-			Message  *string `json:"message,omitempty"`
-			ClientID string  `json:"client_id,omitempty"`
-			Seq      uint64  `json:"seq,omitempty"`
-		}
-		w := wireReq{Type: req.Type, Method: req.Method, Topic: req.Topic, ClientID: req.ClientID, Seq: req.Seq}
-		if req.Type == TypeMessage && req.Method == MethodPut {
-			w.Message = &req.Message
-		}
-		b, err := json.Marshal(w)
-		if err != nil {
-			t.Fatalf("marshal %+v: %v", w, err)
-		}
+		// Re-encode as every client does and decode again: same request.
+		b := EncodeRequest(req)
 		again, derr := DecodeRequest(b, Limits{})
 		if derr != nil {
 			t.Fatalf("re-encoded accepted request %s refused: %v", b, derr)

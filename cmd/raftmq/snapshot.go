@@ -1,13 +1,13 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"sync"
 	"text/tabwriter"
 	"time"
 
 	zmq "github.com/pebbe/zmq4"
+	"github.com/raftmq/raftmq/broker/wire"
 	"github.com/urfave/cli/v2"
 )
 
@@ -18,7 +18,7 @@ type snapshotRow struct {
 	Error  string `json:"error,omitempty"`
 }
 
-var snapshotFrame = []byte(`{"type":"snapshot","method":"PUT"}`)
+var snapshotFrame = wire.EncodeRequest(wire.Request{Type: wire.TypeSnapshot, Method: wire.MethodPut})
 
 func snapshotCommand(e env) *cli.Command {
 	return &cli.Command{
@@ -95,18 +95,13 @@ func snapshotOne(server string, timeout time.Duration) snapshotRow {
 	if err != nil {
 		return fail(fmt.Errorf("no answer within %s (is a broker running there?): %w", timeout, err))
 	}
-	var reply struct {
-		Success bool   `json:"success"`
-		Index   uint64 `json:"index"`
-		Error   string `json:"error"`
-		Detail  string `json:"detail"`
+	reply, err := wire.DecodeResponse(raw)
+	if err != nil {
+		return fail(err)
 	}
-	if err := json.Unmarshal(raw, &reply); err != nil {
-		return fail(fmt.Errorf("malformed answer %q: %w", raw, err))
-	}
-	if !reply.Success {
+	if !reply.Success || reply.Index == nil {
 		return fail(fmt.Errorf("%s: %s", reply.Error, reply.Detail))
 	}
-	row.Index = reply.Index
+	row.Index = *reply.Index
 	return row
 }

@@ -2,7 +2,6 @@ package verify
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"time"
@@ -22,34 +21,6 @@ const (
 	pollSlice      = 50 * time.Millisecond
 )
 
-// wreq is the JSON of one request (the client package's request, spelled
-// out here so the suite can resend a frame with the same client_id/seq).
-type wreq struct {
-	Type     string  `json:"type"`
-	Method   string  `json:"method"`
-	Topic    string  `json:"topic,omitempty"`
-	Message  *string `json:"message,omitempty"`
-	ClientID string  `json:"client_id,omitempty"`
-	Seq      uint64  `json:"seq,omitempty"`
-}
-
-// wreply is an executed reply (no "error" key) or a refusal.
-type wreply struct {
-	Success bool      `json:"success"`
-	Topics  *[]string `json:"topics,omitempty"`
-	Message *string   `json:"message,omitempty"`
-	Error   string    `json:"error,omitempty"`
-	Leader  string    `json:"leader,omitempty"`
-}
-
-// same reports whether two executed replies carry the same answer.
-func (r wreply) same(o wreply) bool {
-	if r.Success != o.Success || (r.Message == nil) != (o.Message == nil) {
-		return false
-	}
-	return r.Message == nil || *r.Message == *o.Message
-}
-
 // wclient is one workload session: a client_id, a seq, a DEALER socket to
 // the server it last used. Not safe for concurrent use; each workload
 // goroutine owns one. It can drop executed replies on purpose (dropPct) and
@@ -67,7 +38,7 @@ type wclient struct {
 
 	// first is the executed answer to the current seq that was dropped on
 	// purpose (nil if none): every later answer to that seq must equal it.
-	first *wreply
+	first *wire.Response
 	// retryMismatch records resends whose answer differed from the dropped
 	// first answer: an exactly-once violation.
 	retryMismatch []string
@@ -75,7 +46,7 @@ type wclient struct {
 
 // result of one request.
 type result struct {
-	reply   wreply
+	reply   wire.Response
 	server  string // who executed it
 	ok      bool   // an executed reply arrived
 	dropped int    // executed replies discarded on purpose
@@ -94,15 +65,11 @@ func (c *wclient) close() {
 }
 
 // next returns a new frame with the next seq for a state-changing request.
-func (c *wclient) next(r wreq) (wreq, []byte) {
+func (c *wclient) next(r wire.Request) (wire.Request, []byte) {
 	c.seq++
 	c.first = nil
-	r.ClientID, r.Seq = c.id, c.seq
-	b, err := json.Marshal(r)
-	if err != nil {
-		panic(fmt.Sprintf("chaos: marshal %+v: %v", r, err))
-	}
-	return r, b
+	r.ClientID, r.Seq, r.HasSession = c.id, c.seq, true
+	return r, wire.EncodeRequest(r)
 }
 
 // send sends frame (the current seq's) until a server executes it or ctx
@@ -119,7 +86,7 @@ func (c *wclient) send(ctx context.Context, frame []byte) result {
 	for ctx.Err() == nil {
 		rep, err := c.attempt(ctx, target, frame)
 		if err == nil && rep.Error == "" {
-			if c.first != nil && !c.first.same(rep) {
+			if c.first != nil && !c.first.Same(rep) {
 				c.retryMismatch = append(c.retryMismatch, fmt.Sprintf("%s: first answer %s, resend answered %s by %s",
 					frame, describe(*c.first), describe(rep), target))
 			}
@@ -161,7 +128,7 @@ func (c *wclient) send(ctx context.Context, frame []byte) result {
 	return res
 }
 
-func describe(r wreply) string {
+func describe(r wire.Response) string {
 	if r.Message != nil {
 		return fmt.Sprintf("{success:%v message:%q}", r.Success, *r.Message)
 	}
@@ -170,44 +137,44 @@ func describe(r wreply) string {
 
 // attempt sends frame to target and waits for one reply. Any failure
 // closes the socket, so a late reply cannot answer a later request.
-func (c *wclient) attempt(ctx context.Context, target string, frame []byte) (wreply, error) {
+func (c *wclient) attempt(ctx context.Context, target string, frame []byte) (wire.Response, error) {
 	if c.sock != nil && c.target != target {
 		c.close()
 	}
 	if c.sock == nil {
 		s, err := zmq.NewSocket(zmq.DEALER)
 		if err != nil {
-			return wreply{}, err
+			return wire.Response{}, err
 		}
 		_ = s.SetLinger(0)
 		_ = s.SetImmediate(true)
 		if err := s.Connect("tcp://" + target); err != nil {
 			s.Close()
-			return wreply{}, err
+			return wire.Response{}, err
 		}
 		c.sock, c.target = s, target
 	}
 	if ok, err := c.wait(ctx, zmq.POLLOUT, connectTimeout); err != nil || !ok {
 		c.close()
-		return wreply{}, fmt.Errorf("no connection to %s: %v", target, err)
+		return wire.Response{}, fmt.Errorf("no connection to %s: %v", target, err)
 	}
 	if _, err := c.sock.SendMessageDontwait("", frame); err != nil {
 		c.close()
-		return wreply{}, err
+		return wire.Response{}, err
 	}
 	if ok, err := c.wait(ctx, zmq.POLLIN, attemptTimeout); err != nil || !ok {
 		c.close()
-		return wreply{}, fmt.Errorf("no reply from %s: %v", target, err)
+		return wire.Response{}, fmt.Errorf("no reply from %s: %v", target, err)
 	}
 	parts, err := c.sock.RecvMessageBytes(zmq.DONTWAIT)
 	if err != nil || len(parts) != 2 {
 		c.close()
-		return wreply{}, fmt.Errorf("bad reply from %s: %v (%d parts)", target, err, len(parts))
+		return wire.Response{}, fmt.Errorf("bad reply from %s: %v (%d parts)", target, err, len(parts))
 	}
-	var rep wreply
-	if err := json.Unmarshal(parts[1], &rep); err != nil {
+	rep, err := wire.DecodeResponse(parts[1])
+	if err != nil {
 		c.close()
-		return wreply{}, fmt.Errorf("bad reply from %s: %v", target, err)
+		return wire.Response{}, fmt.Errorf("bad reply from %s: %v", target, err)
 	}
 	return rep, nil
 }

@@ -2,7 +2,6 @@ package verify
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -12,11 +11,12 @@ import (
 	"time"
 
 	zmq "github.com/pebbe/zmq4"
+	"github.com/raftmq/raftmq/broker/wire"
 )
 
 // fakeServer answers every request with answer(n, request) on a ROUTER
 // socket at a free 127.0.0.1 port, until the test ends.
-func fakeServer(t *testing.T, answer func(n int, req wreq) string) string {
+func fakeServer(t *testing.T, answer func(n int, req wire.Request) string) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -46,8 +46,7 @@ func fakeServer(t *testing.T, answer func(n int, req wreq) string) string {
 			if err != nil || len(parts) != 3 {
 				continue
 			}
-			var req wreq
-			_ = json.Unmarshal(parts[2], &req)
+			req, _ := wire.DecodeRequest(parts[2], wire.Limits{MaxRequestBytes: 1 << 20, MaxMessageBytes: 1 << 20, MaxTopicBytes: 1 << 10, MaxClientIDBytes: 1 << 10})
 			n++
 			_, _ = sock.SendMessage(parts[0], "", answer(n, req))
 		}
@@ -57,11 +56,11 @@ func fakeServer(t *testing.T, answer func(n int, req wreq) string) string {
 }
 
 func TestWClient(t *testing.T) {
-	same := func(int, wreq) string { return `{"success":true,"message":"m"}` }
+	same := func(int, wire.Request) string { return `{"success":true,"message":"m"}` }
 	tests := []struct {
 		name         string
 		dropPct      int
-		answer       func(n int, req wreq) string
+		answer       func(n int, req wire.Request) string
 		wantSuccess  bool
 		wantMessage  string
 		wantMismatch bool
@@ -70,8 +69,8 @@ func TestWClient(t *testing.T) {
 		{"answer", 0, same, true, "m", false, 0},
 		{"dropped reply, same answer on resend", 100, same, true, "m", false, 1},
 		{"dropped reply, another answer on resend: exactly-once violation", 100,
-			func(n int, _ wreq) string { return fmt.Sprintf(`{"success":true,"message":"m%d"}`, n) }, true, "m2", true, 1},
-		{"no leader twice, then empty", 0, func(n int, _ wreq) string {
+			func(n int, _ wire.Request) string { return fmt.Sprintf(`{"success":true,"message":"m%d"}`, n) }, true, "m2", true, 1},
+		{"no leader twice, then empty", 0, func(n int, _ wire.Request) string {
 			if n < 3 {
 				return `{"success":false,"error":"no_leader","detail":"election"}`
 			}
@@ -82,7 +81,7 @@ func TestWClient(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var mu sync.Mutex
 			var seqs []uint64
-			addr := fakeServer(t, func(n int, req wreq) string {
+			addr := fakeServer(t, func(n int, req wire.Request) string {
 				mu.Lock()
 				seqs = append(seqs, req.Seq)
 				mu.Unlock()
@@ -90,7 +89,7 @@ func TestWClient(t *testing.T) {
 			})
 			c := newWClient("c1", []string{addr}, rand.New(rand.NewPCG(1, 2)), tt.dropPct)
 			defer c.close()
-			_, frame := c.next(wreq{Type: "message", Method: "GET", Topic: "t"})
+			_, frame := c.next(wire.Request{Type: "message", Method: "GET", Topic: "t"})
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			res := c.send(ctx, frame)
@@ -115,15 +114,15 @@ func TestWClient(t *testing.T) {
 // TestWClientFollowsLeaderHint: a not_leader reply with a hint is followed
 // at once, and the leader is remembered for the next request.
 func TestWClientFollowsLeaderHint(t *testing.T) {
-	leader := fakeServer(t, func(int, wreq) string { return `{"success":true}` })
-	follower := fakeServer(t, func(int, wreq) string {
+	leader := fakeServer(t, func(int, wire.Request) string { return `{"success":true}` })
+	follower := fakeServer(t, func(int, wire.Request) string {
 		return `{"success":false,"error":"not_leader","leader":"` + leader + `"}`
 	})
 	c := newWClient("c2", []string{follower}, rand.New(rand.NewPCG(3, 4)), 0)
 	defer c.close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_, frame := c.next(wreq{Type: "topic", Method: "PUT", Topic: "t"})
+	_, frame := c.next(wire.Request{Type: "topic", Method: "PUT", Topic: "t"})
 	if res := c.send(ctx, frame); !res.ok || res.server != leader || !strings.Contains(string(frame), `"seq":1`) {
 		t.Fatalf("result %+v, want success from the leader %s", res, leader)
 	}

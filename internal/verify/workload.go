@@ -86,7 +86,7 @@ func (w *workload) session(name string, lane int) *wclient {
 // createTopic creates name, retrying until the cluster answers (created or
 // already exists, both fine) or ctx ends.
 func (w *workload) createTopic(ctx context.Context, c *wclient, name string) error {
-	_, frame := c.next(wreq{Type: wire.TypeTopic, Method: wire.MethodPut, Topic: name})
+	_, frame := c.next(wire.Request{Type: wire.TypeTopic, Method: wire.MethodPut, Topic: name})
 	if res := c.send(ctx, frame); !res.ok {
 		return fmt.Errorf("chaos: create topic %s: no answer before %v", name, ctx.Err())
 	}
@@ -135,12 +135,12 @@ func (w *workload) loop(ctx context.Context, c *wclient, lane int, kind OpKind) 
 	for ctx.Err() == nil {
 		s := w.slots[c.rng.IntN(len(w.slots))]
 		topic := s.current()
-		req := wreq{Type: wire.TypeMessage, Method: wire.MethodGet, Topic: topic}
+		req := wire.Request{Type: wire.TypeMessage, Method: wire.MethodGet, Topic: topic}
 		value := ""
 		if kind == OpPut {
 			n++
 			value = fmt.Sprintf("%s#%d", c.id, n)
-			req.Method, req.Message = wire.MethodPut, &value
+			req.Method, req.Message = wire.MethodPut, value
 		}
 		_, frame := c.next(req)
 		id := w.hist.invoke(lane, kind, topic, value, false)
@@ -249,7 +249,7 @@ func (w *workload) drain(ctx context.Context, drainers int) error {
 			defer c.close()
 			for topic := range work {
 				for {
-					_, frame := c.next(wreq{Type: wire.TypeMessage, Method: wire.MethodGet, Topic: topic})
+					_, frame := c.next(wire.Request{Type: wire.TypeMessage, Method: wire.MethodGet, Topic: topic})
 					id := w.hist.invoke(base+d, OpPop, topic, "", true)
 					res := c.send(ctx, frame)
 					if !res.ok {
