@@ -74,7 +74,11 @@ func benchDiskAfterTraffic(b *testing.B) {
 	for i := range cfgs {
 		testwait.For(b, 60*time.Second, "apply", func() bool { return c.clients[i].status().Applied >= commit })
 	}
-	time.Sleep(2 * time.Second) // let a snapshot in progress finish
+	for i := range cfgs {
+		testwait.For(b, 60*time.Second, fmt.Sprintf("node %d to finish its snapshot", i), func() bool {
+			return !c.clients[i].status().SnapshotInProgress
+		})
+	}
 	var maxDir int64
 	for i := range cfgs {
 		st := c.clients[i].status()
@@ -169,7 +173,15 @@ func BenchmarkInstallSnapshot(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer t2.Close()
-	time.Sleep(200 * time.Millisecond) // connect
+	testwait.For(b, 10*time.Second, "the peer link to carry a message", func() bool {
+		t1.Send([]raftlog.Message{{Type: raftlog.MsgHeartbeat, From: 1, To: 2, Term: 1}})
+		select {
+		case <-t2.Recv():
+			return true
+		case <-time.After(20 * time.Millisecond):
+			return false
+		}
+	})
 	b.ResetTimer()
 	for i := range b.N {
 		fdir := filepath.Join(dir, fmt.Sprint("f", i))

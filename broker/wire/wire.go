@@ -392,6 +392,9 @@ type Status struct {
 	// Recovering: the node lost or damaged its data and is catching up from
 	// the leader; it neither votes nor leads until then.
 	Recovering bool `json:"recovering,omitempty"`
+	// SnapshotInProgress: this node is writing a snapshot (or its compact
+	// copy of state.db) right now.
+	SnapshotInProgress bool `json:"snapshot_in_progress,omitempty"`
 	// PeerFramesRefused counts peer frames dropped as invalid (foreign,
 	// malformed, breaking a rule, from a stranger); PeerConnsRefused and
 	// ClientConnsRefused count connections cut over the limits.
