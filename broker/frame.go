@@ -103,7 +103,7 @@ func decodeFrame(clusterID string, b []byte) (raftlog.Message, error) {
 func decodeRaftBody(from uint64, body []byte) (raftlog.Message, error) {
 	m, err := raftlog.UnmarshalMessage(body)
 	if err != nil {
-		return raftlog.Message{}, fmt.Errorf("%w: %v", ErrBadFrame, err)
+		return raftlog.Message{}, fmt.Errorf("%w: %w", ErrBadFrame, err)
 	}
 	if m.From != from {
 		return raftlog.Message{}, fmt.Errorf("%w: envelope sender %d, message from %d", ErrBadFrame, from, m.From)

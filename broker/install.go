@@ -54,20 +54,20 @@ func (n *node) installSnapshot(s raftlog.SnapshotMeta) error {
 		}
 		meta, err := n.findSnapshot(s.Index, s.Term)
 		if err != nil {
-			return fmt.Errorf("%w: install snapshot %d/%d: %v", ErrStopped, s.Index, s.Term, err)
+			return fmt.Errorf("%w: install snapshot %d/%d: %w", ErrStopped, s.Index, s.Term, err)
 		}
 		path = installPath(n.dataDir, meta)
 		if err := n.store.ExtractBody(meta, path); err != nil {
-			return fmt.Errorf("%w: install snapshot: %v", ErrStopped, err)
+			return fmt.Errorf("%w: install snapshot: %w", ErrStopped, err)
 		}
 	}
 	n.pending = nil
 	if err := n.raft.ApplySnapshot(s); err != nil {
-		return fmt.Errorf("%w: install snapshot in raft.db: %v", ErrStopped, err)
+		return fmt.Errorf("%w: install snapshot in raft.db: %w", ErrStopped, err)
 	}
 	n.failpoint(fpInstallBetweenSwaps)
 	if err := n.state.Replace(path); err != nil {
-		return fmt.Errorf("%w: install snapshot as state.db: %v", ErrStopped, err)
+		return fmt.Errorf("%w: install snapshot as state.db: %w", ErrStopped, err)
 	}
 	if got := n.state.AppliedIndex(); got != s.Index {
 		return fmt.Errorf("%w: the installed snapshot %d/%d holds a state.db applied to %d", ErrStopped, s.Index, s.Term, got)

@@ -278,7 +278,7 @@ func (n *node) processReady() error {
 			n.failpoint(fpLogBeforePersist)
 			if err := n.raft.Save(rd.HardState, rd.Entries); err != nil {
 				n.log.Error().Err(err).Msg("cannot persist the raft log; stopping this node")
-				return fmt.Errorf("%w: persist raft log: %v", ErrStopped, err)
+				return fmt.Errorf("%w: persist raft log: %w", ErrStopped, err)
 			}
 			n.stats.logSyncs.Add(1)
 			n.stats.logEntries.Add(uint64(len(rd.Entries)))
@@ -301,7 +301,7 @@ func (n *node) processReady() error {
 			applied, err := n.state.Apply(rd.CommittedEntries)
 			if err != nil {
 				n.log.Error().Err(err).Msg("cannot apply committed entries; stopping this node")
-				return fmt.Errorf("%w: apply: %v", ErrStopped, err)
+				return fmt.Errorf("%w: apply: %w", ErrStopped, err)
 			}
 			n.failpoint(fpStateAfterCommit)
 			n.answerApplied(applied)
@@ -317,7 +317,7 @@ func (n *node) processReady() error {
 	}
 	if err := n.state.CommitIfDue(time.Now()); err != nil {
 		n.log.Error().Err(err).Msg("cannot commit state.db; stopping this node")
-		return fmt.Errorf("%w: commit state.db: %v", ErrStopped, err)
+		return fmt.Errorf("%w: commit state.db: %w", ErrStopped, err)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -105,4 +106,14 @@ func leaderWithPeerSocket(t *testing.T) (config.Node, *rawClient, uint64, *zmq.S
 		t.Fatal(err)
 	}
 	return cfg, c, c.status().Term, d
+}
+
+// TestBadFrameWrapsItsCause: a frame whose Raft body does not decode is
+// ErrBadFrame and, through %w, the codec's own sentinel, so a caller can
+// tell a forged envelope from a corrupt message.
+func TestBadFrameWrapsItsCause(t *testing.T) {
+	_, err := decodeRaftBody(1, []byte{0xff, 0xff, 0xff})
+	if !errors.Is(err, ErrBadFrame) || !errors.Is(err, raftlog.ErrCorruptMessage) {
+		t.Fatalf("err %v: want both ErrBadFrame and raftlog.ErrCorruptMessage", err)
+	}
 }

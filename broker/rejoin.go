@@ -43,7 +43,7 @@ func (n *node) step(m raftlog.Message) {
 func (n *node) noteRecovered(ss *raftlog.SoftState) error {
 	if ss != nil && ss.Recovering && !n.raft.Recovering() {
 		if err := n.raft.SetRecovering(true); err != nil {
-			return fmt.Errorf("%w: set the recovering flag: %v", ErrStopped, err)
+			return fmt.Errorf("%w: set the recovering flag: %w", ErrStopped, err)
 		}
 		n.log.Warn().Uint64("term", n.core.Status().Term).
 			Msg("empty log but the cluster has committed entries: this node may have lost its data; recovering (no votes) until caught up")
@@ -53,7 +53,7 @@ func (n *node) noteRecovered(ss *raftlog.SoftState) error {
 		return nil
 	}
 	if err := n.raft.SetRecovering(false); err != nil {
-		return fmt.Errorf("%w: clear the recovering flag: %v", ErrStopped, err)
+		return fmt.Errorf("%w: clear the recovering flag: %w", ErrStopped, err)
 	}
 	st := n.core.Status()
 	n.log.Info().Uint64("commit", st.Commit).Uint64("term", st.Term).

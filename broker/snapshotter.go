@@ -85,7 +85,7 @@ func (n *node) maybeSnapshot() error {
 	// entry first, so the snapshot is at the applied index.
 	if err := n.state.Commit(); err != nil {
 		n.log.Error().Err(err).Msg("cannot commit state.db; stopping this node")
-		return fmt.Errorf("%w: commit state.db: %v", ErrStopped, err)
+		return fmt.Errorf("%w: commit state.db: %w", ErrStopped, err)
 	}
 	n.forceSnapshot = false
 	ctx, cancel := context.WithCancel(context.Background())
@@ -172,7 +172,7 @@ func (n *node) snapshotDone(res snapshotResult) error {
 	defer os.Remove(res.compactPath) // unless swapped in below
 	if _, err := n.raft.CreateSnapshot(res.meta.Index, raftlog.ConfState{Voters: res.meta.Voters}); err != nil {
 		if !errors.Is(err, raftlog.ErrSnapOutOfDate) {
-			return fmt.Errorf("%w: record snapshot: %v", ErrStopped, err)
+			return fmt.Errorf("%w: record snapshot: %w", ErrStopped, err)
 		}
 		// A snapshot from the leader, installed meanwhile, is newer.
 	} else {
@@ -205,18 +205,18 @@ func (n *node) compactLog() error {
 		return nil
 	}
 	if err := n.raft.Compact(target); err != nil {
-		return fmt.Errorf("%w: compact the log to %d: %v", ErrStopped, target, err)
+		return fmt.Errorf("%w: compact the log to %d: %w", ErrStopped, target, err)
 	}
 	st, err := n.raft.Stats()
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrStopped, err)
+		return fmt.Errorf("%w: %w", ErrStopped, err)
 	}
 	if !st.Bloated(n.rebuildMinFreeBytes) {
 		return nil
 	}
 	start := time.Now()
 	if err := n.raft.Rebuild(); err != nil {
-		return fmt.Errorf("%w: rebuild raft.db: %v", ErrStopped, err)
+		return fmt.Errorf("%w: rebuild raft.db: %w", ErrStopped, err)
 	}
 	after, _ := n.raft.Stats()
 	n.stats.raftRebuilds.Add(1)
@@ -231,7 +231,7 @@ func (n *node) compactLog() error {
 func (n *node) maybeShrinkState(res snapshotResult) (bool, error) {
 	st, err := n.state.Stats()
 	if err != nil {
-		return false, fmt.Errorf("%w: %v", ErrStopped, err)
+		return false, fmt.Errorf("%w: %w", ErrStopped, err)
 	}
 	if !st.Bloated(n.rebuildMinFreeBytes) {
 		return false, nil
@@ -239,7 +239,7 @@ func (n *node) maybeShrinkState(res snapshotResult) (bool, error) {
 	start := time.Now()
 	applied := n.state.AppliedIndex()
 	if err := n.state.Replace(res.compactPath); err != nil {
-		return false, fmt.Errorf("%w: swap in a compact state.db: %v", ErrStopped, err)
+		return false, fmt.Errorf("%w: swap in a compact state.db: %w", ErrStopped, err)
 	}
 	if err := n.reapply(applied); err != nil {
 		return false, err
@@ -257,10 +257,10 @@ func (n *node) reapply(to uint64) error {
 	for lo := n.state.AppliedIndex() + 1; lo <= to; {
 		ents, err := n.raft.Entries(lo, to+1, n.maxBatchBytes)
 		if err != nil {
-			return fmt.Errorf("%w: re-apply from %d: %v", ErrStopped, lo, err)
+			return fmt.Errorf("%w: re-apply from %d: %w", ErrStopped, lo, err)
 		}
 		if _, err := n.state.Apply(ents); err != nil {
-			return fmt.Errorf("%w: re-apply from %d: %v", ErrStopped, lo, err)
+			return fmt.Errorf("%w: re-apply from %d: %w", ErrStopped, lo, err)
 		}
 		lo = ents[len(ents)-1].Index + 1
 	}
@@ -293,7 +293,7 @@ func (n *node) findSnapshot(index, term uint64) (snapshot.Meta, error) {
 			return m, nil
 		}
 	}
-	return snapshot.Meta{}, fmt.Errorf("%w: no intact file for snapshot %d/%d in %s (%v)", snapshot.ErrNotFound, index, term, n.store.Dir(), listErr)
+	return snapshot.Meta{}, fmt.Errorf("%w: no intact file for snapshot %d/%d in %s (listing: %v)", snapshot.ErrNotFound, index, term, n.store.Dir(), listErr)
 }
 
 // failSnapshotWaiters answers admin snapshot requests with code.

@@ -78,7 +78,7 @@ func (c *conn) roundTrip(ctx context.Context, abort <-chan struct{}, frame []byt
 		return nil, fmt.Errorf("%w: no connection to %s within %s", ErrUnreachable, c.addr, connectTimeout)
 	}
 	if _, err := c.sock.SendMessageDontwait("", frame); err != nil {
-		return nil, fmt.Errorf("%w: send to %s: %v", ErrUnreachable, c.addr, err)
+		return nil, fmt.Errorf("%w: send to %s: %w", ErrUnreachable, c.addr, err)
 	}
 	ok, err = wait(ctx, abort, c.pollIn, replyTimeout)
 	if err != nil {

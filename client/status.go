@@ -40,7 +40,7 @@ func (c *Client) Status(ctx context.Context, server string) (wire.Status, error)
 	}
 	var st wire.Status
 	if err := json.Unmarshal(raw, &st); err != nil {
-		return wire.Status{}, fmt.Errorf("%w: status of %s: %v", ErrBadResponse, server, err)
+		return wire.Status{}, fmt.Errorf("%w: status of %s: %w", ErrBadResponse, server, err)
 	}
 	return st, nil
 }

@@ -107,7 +107,7 @@ func UnmarshalMessage(b []byte) (Message, error) {
 	d := decoder{buf: b}
 	m, err := d.message()
 	if err != nil {
-		return Message{}, fmt.Errorf("%w: offset %d of %d: %v", ErrCorruptMessage, d.off, len(b), err)
+		return Message{}, fmt.Errorf("%w: offset %d of %d: %w", ErrCorruptMessage, d.off, len(b), err)
 	}
 	return m, nil
 }

@@ -91,7 +91,7 @@ func DecodeCommand(b []byte) (Command, error) {
 	c.ClientID = str("client id", maxCommandClientIDBytes)
 	c.Message = str("message", maxCommandMessageBytes)
 	if err := r.done("command"); err != nil {
-		return Command{}, fmt.Errorf("%w: %v", ErrBadCommand, err)
+		return Command{}, fmt.Errorf("%w: %w", ErrBadCommand, err)
 	}
 	if c.Topic == "" {
 		return Command{}, fmt.Errorf("%w: empty topic", ErrBadCommand)

@@ -20,11 +20,11 @@ var ErrSync = errors.New("fsutil: cannot make a directory entry durable")
 func SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
-		return fmt.Errorf("%w: open %s: %v", ErrSync, dir, err)
+		return fmt.Errorf("%w: open %s: %w", ErrSync, dir, err)
 	}
 	defer d.Close()
 	if err := d.Sync(); err != nil {
-		return fmt.Errorf("%w: fsync %s: %v", ErrSync, dir, err)
+		return fmt.Errorf("%w: fsync %s: %w", ErrSync, dir, err)
 	}
 	return nil
 }
@@ -47,7 +47,7 @@ func MkdirAll(dir string, perm os.FileMode) error {
 		}
 	}
 	if err := os.Mkdir(dir, perm); err != nil && !errors.Is(err, os.ErrExist) {
-		return fmt.Errorf("%w: create %s: %v", ErrSync, dir, err)
+		return fmt.Errorf("%w: create %s: %w", ErrSync, dir, err)
 	}
 	return SyncDir(parent)
 }

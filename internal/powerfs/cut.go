@@ -66,7 +66,7 @@ func (p *FS) unmount() error {
 		}
 	}
 	if err := syscall.Unmount(p.mountpoint, syscall.MNT_DETACH); err != nil && err != syscall.EINVAL {
-		return fmt.Errorf("%w: %s: %v", ErrUnmount, p.mountpoint, err)
+		return fmt.Errorf("%w: %s: %w", ErrUnmount, p.mountpoint, err)
 	}
 	waited := make(chan struct{})
 	go func() { server.Wait(); close(waited) }()
@@ -83,11 +83,11 @@ func (p *FS) unmount() error {
 func (p *FS) restoreLocked() (int, error) {
 	ents, err := os.ReadDir(p.backing)
 	if err != nil {
-		return 0, fmt.Errorf("%w: %v", ErrRestore, err)
+		return 0, fmt.Errorf("%w: %w", ErrRestore, err)
 	}
 	for _, e := range ents {
 		if err := os.RemoveAll(filepath.Join(p.backing, e.Name())); err != nil {
-			return 0, fmt.Errorf("%w: %v", ErrRestore, err)
+			return 0, fmt.Errorf("%w: %w", ErrRestore, err)
 		}
 	}
 	byID := map[uint64]*fileState{}
@@ -96,7 +96,7 @@ func (p *FS) restoreLocked() (int, error) {
 	}
 	torn := 0
 	if err := p.restoreDirLocked(p.backing, p.rootID, byID, &torn, 0); err != nil {
-		return torn, fmt.Errorf("%w: %v", ErrRestore, err)
+		return torn, fmt.Errorf("%w: %w", ErrRestore, err)
 	}
 	p.stats.TornKept += torn
 	return torn, nil

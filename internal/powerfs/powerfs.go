@@ -63,7 +63,7 @@ func Available() error {
 	}
 	f, err := os.OpenFile("/dev/fuse", os.O_RDWR, 0)
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrNoFUSE, err)
+		return fmt.Errorf("%w: %w", ErrNoFUSE, err)
 	}
 	f.Close()
 	return nil

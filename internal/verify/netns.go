@@ -70,7 +70,7 @@ func NewNetwork(n int) (*Network, error) {
 	}
 	if err := nw.setup(); err != nil {
 		nw.Close()
-		return nil, fmt.Errorf("%w: %v", ErrNoNetns, err)
+		return nil, fmt.Errorf("%w: %w", ErrNoNetns, err)
 	}
 	return nw, nil
 }
@@ -307,7 +307,7 @@ func removeStaleNetworks() {
 func freeSubnet() (int, error) {
 	out, err := exec.Command("ip", "-o", "-4", "addr", "show").Output()
 	if err != nil {
-		return 0, fmt.Errorf("%w: ip addr: %v", ErrNoNetns, err)
+		return 0, fmt.Errorf("%w: ip addr: %w", ErrNoNetns, err)
 	}
 	start := (os.Getpid() + int(netCounter.Load())) % 250
 	for k := 0; k < 250; k++ {
