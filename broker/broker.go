@@ -88,7 +88,7 @@ func New(cfg config.Node, log zerolog.Logger) (*Broker, error) {
 		raftDB.Close()
 		return nil, err
 	}
-	b := &Broker{cfg: cfg, raft: raftDB, state: stateDB, self: uint64(cfg.ID) + 1, rebuildMinFreeBytes: rebuildMinFreeBytes}
+	b := &Broker{cfg: cfg, raft: raftDB, state: stateDB, self: raftID(cfg.ID), rebuildMinFreeBytes: rebuildMinFreeBytes}
 	b.log = nodeLog
 	if repaired || cfg.Recover {
 		// Persisted first: a crash before the node catches up must not let
@@ -108,7 +108,7 @@ func New(cfg config.Node, log zerolog.Logger) (*Broker, error) {
 	}
 	peers := make([]uint64, len(cfg.Cluster.Addresses))
 	for i := range peers {
-		peers[i] = uint64(i) + 1
+		peers[i] = raftID(i)
 	}
 	b.peers = peers
 	if err := b.checkMembership(); err != nil {
@@ -260,7 +260,7 @@ func (b *Broker) run(ctx context.Context) (err error) {
 	peerAddrs := map[uint64]string{}
 	clientAddrs := map[uint64]string{}
 	for i, a := range b.cfg.Cluster.Addresses {
-		id := uint64(i) + 1
+		id := raftID(i)
 		clientAddrs[id] = a.ClientAddr()
 		if id != b.self {
 			peerAddrs[id] = a.PeerAddr()

@@ -288,7 +288,7 @@ func (n *node) processReady() error {
 			return err
 		}
 		if rd.SoftState != nil {
-			n.log.Info().Stringer("role", rd.SoftState.Role).Uint64("leader", rd.SoftState.Lead).Uint64("term", n.core.Status().Term).Msg("role changed")
+			n.log.Info().Stringer("role", rd.SoftState.Role).Int("leader", nodeIndex(rd.SoftState.Lead)).Uint64("term", n.core.Status().Term).Msg("role changed")
 			if rd.SoftState.Role != raftlog.RoleLeader {
 				n.failReads()
 				n.stopSenders()

@@ -26,7 +26,7 @@ import (
 // campaigns until caught up (docs/decisions.md, 8).
 func (n *node) step(m raftlog.Message) {
 	if err := n.core.Step(m); err != nil {
-		n.log.Debug().Err(err).Stringer("type", m.Type).Uint64("from", m.From).Msg("step")
+		n.log.Debug().Err(err).Stringer("type", m.Type).Int("from", nodeIndex(m.From)).Msg("step")
 	}
 }
 

@@ -88,7 +88,7 @@ func (n *node) handOver(deadline time.Time, ticker *time.Ticker) error {
 			return nil
 		}
 		tried[to] = true
-		n.log.Info().Uint64("to", to-1).Msg("transferring leadership before stopping")
+		n.log.Info().Int("to", nodeIndex(to)).Msg("transferring leadership before stopping")
 		n.core.TransferLeadership(to)
 		attempt := time.Now().Add(n.tick*time.Duration(n.electionTicks) + n.tick)
 		if attempt.After(deadline) {
@@ -99,11 +99,11 @@ func (n *node) handOver(deadline time.Time, ticker *time.Ticker) error {
 		}
 		if n.leftLeadership() {
 			if lead := n.core.Lead(); lead != raftlog.None {
-				n.log.Info().Uint64("leader", lead-1).Msg("leadership transferred")
+				n.log.Info().Int("leader", nodeIndex(lead)).Msg("leadership transferred")
 			}
 			return nil
 		}
-		n.log.Warn().Uint64("to", to-1).Msg("leadership transfer did not complete; trying the next live follower")
+		n.log.Warn().Int("to", nodeIndex(to)).Msg("leadership transfer did not complete; trying the next live follower")
 	}
 	n.log.Warn().Stringer("role", n.core.Role()).Msg("leadership transfer did not complete before the shutdown deadline")
 	return nil

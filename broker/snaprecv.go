@@ -63,7 +63,7 @@ func (r *snapReceiver) handle(c snapChunk, stop <-chan struct{}) bool {
 	}
 	rc, err := r.store.NewReceiver(c.meta)
 	if err != nil {
-		r.log.Warn().Err(err).Uint64("from", c.msg.From).Msg("cannot receive snapshot")
+		r.log.Warn().Err(err).Int("from", nodeIndex(c.msg.From)).Msg("cannot receive snapshot")
 		send(ackFailed, 0)
 		return true
 	}

@@ -53,14 +53,14 @@ func (n *node) startSnapshotSend(m raftlog.Message) {
 	if err != nil {
 		// The file is gone or damaged: take a new snapshot, which the core
 		// will offer next time.
-		n.log.Warn().Err(err).Uint64("peer", m.To).Msg("cannot send snapshot; taking a new one")
+		n.log.Warn().Err(err).Int("peer", nodeIndex(m.To)).Msg("cannot send snapshot; taking a new one")
 		n.core.ReportSnapshot(m.To, false)
 		n.forceSnapshot = true
 		return
 	}
 	s := &snapSender{peer: m.To, msg: m, meta: meta, ackCh: make(chan snapAck, snapRecvQueue), stop: make(chan struct{})}
 	n.senders[m.To] = s
-	n.log.Info().Uint64("peer", m.To).Uint64("index", meta.Index).Int64("bytes", meta.Size).Msg("sending snapshot")
+	n.log.Info().Int("peer", nodeIndex(m.To)).Uint64("index", meta.Index).Int64("bytes", meta.Size).Msg("sending snapshot")
 	n.snapWG.Add(1)
 	go func() {
 		defer n.snapWG.Done()
@@ -78,7 +78,7 @@ func (n *node) snapshotReported(r snapReport) {
 		return // replaced meanwhile
 	}
 	delete(n.senders, r.peer)
-	n.log.Info().Uint64("peer", r.peer).Bool("ok", r.ok).Uint64("index", r.sender.meta.Index).Msg("snapshot transfer finished")
+	n.log.Info().Int("peer", nodeIndex(r.peer)).Bool("ok", r.ok).Uint64("index", r.sender.meta.Index).Msg("snapshot transfer finished")
 	n.core.ReportSnapshot(r.peer, r.ok)
 }
 
@@ -118,7 +118,7 @@ func (s *snapSender) run(store *snapshot.Store, trans transport, clusterID strin
 			data, err := store.ReadChunk(s.meta, next, chunkBytes)
 			if err != nil {
 				if !errors.Is(err, snapshot.ErrNotFound) {
-					log.Warn().Err(err).Uint64("peer", s.peer).Msg("read snapshot chunk")
+					log.Warn().Err(err).Int("peer", nodeIndex(s.peer)).Msg("read snapshot chunk")
 				}
 				return false // a newer snapshot replaced it: the core will offer that one
 			}
@@ -153,7 +153,7 @@ func (s *snapSender) run(store *snapshot.Store, trans transport, clusterID strin
 		case <-tick.C:
 			idle := time.Since(lastProgress)
 			if idle > tm.giveUpAfter {
-				log.Warn().Uint64("peer", s.peer).Int64("offset", acked).Dur("idle", idle).Msg("snapshot transfer stalled; giving up")
+				log.Warn().Int("peer", nodeIndex(s.peer)).Int64("offset", acked).Dur("idle", idle).Msg("snapshot transfer stalled; giving up")
 				return false
 			}
 			if idle > tm.resendAfter && time.Since(lastRewind) > tm.resendAfter {

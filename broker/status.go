@@ -36,7 +36,7 @@ func (n *node) statusChanged() bool {
 	}
 	lead := -1
 	if l := n.core.Lead(); l != raftlog.None {
-		lead = int(l - 1)
+		lead = nodeIndex(l)
 	}
 	prevLead := -1
 	if p.LeaderID != nil {
@@ -53,7 +53,7 @@ func (n *node) publishStatus() {
 	ws := wire.Status{
 		Role:               st.Role.String(),
 		Term:               st.Term,
-		ID:                 int(n.self - 1),
+		ID:                 nodeIndex(n.self),
 		Commit:             st.Commit,
 		Applied:            n.state.AppliedIndex(),
 		LastIndex:          st.LastIndex,
@@ -76,7 +76,7 @@ func (n *node) publishStatus() {
 		ws.FirstIndex = first
 	}
 	if st.Lead != raftlog.None {
-		lead := int(st.Lead - 1)
+		lead := nodeIndex(st.Lead)
 		ws.LeaderID = &lead
 		ws.Leader = n.clientAddrs[st.Lead]
 	}

@@ -269,7 +269,7 @@ func (t *zmqTransport) send(dealers map[uint64]*zmq.Socket) {
 func (t *zmqTransport) sendOne(dealers map[uint64]*zmq.Socket, to uint64, frame []byte, lastDropLog map[uint64]time.Time) {
 	d, ok := dealers[to]
 	if !ok {
-		t.log.Error().Uint64("to", to).Msg("frame to unknown peer dropped")
+		t.log.Error().Int("to", nodeIndex(to)).Msg("frame to unknown peer dropped")
 		return
 	}
 	if _, err := d.SendBytes(frame, zmq.DONTWAIT); err != nil {
@@ -278,7 +278,7 @@ func (t *zmqTransport) sendOne(dealers map[uint64]*zmq.Socket, to uint64, frame 
 		t.dropped.Add(1)
 		if now := time.Now(); now.Sub(lastDropLog[to]) > dropLogInterval {
 			lastDropLog[to] = now
-			t.log.Debug().Uint64("peer", to).Err(err).Msg("peer unreachable, dropping messages")
+			t.log.Debug().Int("peer", nodeIndex(to)).Err(err).Msg("peer unreachable, dropping messages")
 		}
 	}
 }
