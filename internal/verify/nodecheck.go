@@ -81,7 +81,7 @@ func converged(sts []wire.Status) bool {
 // checkNodes waits for convergence, stops every node gracefully and
 // compares their data dirs: no damage, same topics and depths, same log
 // over the range every node still holds.
-func checkNodes(c *proccluster.Cluster, timeout time.Duration) NodeResult {
+func checkNodes(c *proccluster.Cluster, timeout time.Duration, inspectDirs func() []string) NodeResult {
 	var r NodeResult
 	problem := func(format string, args ...any) { r.Problems = append(r.Problems, fmt.Sprintf(format, args...)) }
 	r.Status, r.Converged = waitConverged(c, timeout)
@@ -112,8 +112,9 @@ func checkNodes(c *proccluster.Cluster, timeout time.Duration) NodeResult {
 			problem("node %d: graceful stop: %v", i, err)
 		}
 	}
+	dirs := inspectDirs()
 	for i := range c.Addrs {
-		rep, err := storage.Inspect(c.DataDir(i))
+		rep, err := storage.Inspect(dirs[i])
 		if err != nil {
 			problem("node %d: inspect: %v", i, err)
 			continue
@@ -138,7 +139,7 @@ func checkNodes(c *proccluster.Cluster, timeout time.Duration) NodeResult {
 			problem("node %d applied %d, node 0 applied %d", i+1, rep.AppliedIndex, base.AppliedIndex)
 		}
 	}
-	r.LogCompared, r.Problems = compareLogs(c, r.Inspect, r.Problems)
+	r.LogCompared, r.Problems = compareLogs(dirs, r.Inspect, r.Problems)
 	return r
 }
 
@@ -153,7 +154,7 @@ func firstDiff(a, b []storage.TopicDepth) string {
 
 // compareLogs reads every node's raft.db (all nodes stopped) and compares
 // the entries in the range all of them hold.
-func compareLogs(c *proccluster.Cluster, reps []storage.Report, problems []string) ([2]uint64, []string) {
+func compareLogs(dirs []string, reps []storage.Report, problems []string) ([2]uint64, []string) {
 	lo, hi := uint64(0), ^uint64(0)
 	for _, rep := range reps {
 		lo, hi = max(lo, rep.FirstIndex), min(hi, rep.LastIndex)
@@ -163,7 +164,7 @@ func compareLogs(c *proccluster.Cluster, reps []storage.Report, problems []strin
 	}
 	var logs [][]entryDigest
 	for i, rep := range reps {
-		db, err := storage.OpenRaftDB(filepath.Join(c.DataDir(i), storage.RaftDBFile), rep.ClusterID)
+		db, err := storage.OpenRaftDB(filepath.Join(dirs[i], storage.RaftDBFile), rep.ClusterID)
 		if err != nil {
 			return [2]uint64{lo, hi}, append(problems, fmt.Sprintf("node %d: open raft.db: %v", i, err))
 		}

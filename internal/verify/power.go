@@ -16,7 +16,7 @@ import (
 func mountDisks(c *proccluster.Cluster, seed uint64, logf func(string, ...any)) ([]*powerfs.FS, error) {
 	var disks []*powerfs.FS
 	for i := range c.Addrs {
-		backing := filepath.Join(c.Dir, fmt.Sprintf("node%d.disk", i))
+		backing := backingDir(c, i)
 		for _, d := range []string{backing, c.DataDir(i)} {
 			if err := os.MkdirAll(d, 0o750); err != nil {
 				unmountDisks(disks)
@@ -31,6 +31,11 @@ func mountDisks(c *proccluster.Cluster, seed uint64, logf func(string, ...any)) 
 		disks = append(disks, fs)
 	}
 	return disks, nil
+}
+
+// backingDir is the directory that holds node i's files under its disk.
+func backingDir(c *proccluster.Cluster, i int) string {
+	return filepath.Join(c.Dir, fmt.Sprintf("node%d.disk", i))
 }
 
 func unmountDisks(disks []*powerfs.FS) {

@@ -122,6 +122,27 @@ type round struct {
 	logf  func(format string, args ...any)
 }
 
+// inspectDirs returns each node's data directory for the final checks,
+// which open the bbolt files in this process, once every broker is stopped.
+// Under the power-cut family this process serves the disks, and a process
+// must not mmap files through a FUSE mount it serves (a page fault during a
+// stop-the-world hangs it), so the disks are unmounted first and the
+// backing directories, which hold every write, are inspected instead.
+func (r *round) inspectDirs() []string {
+	dirs := make([]string, len(r.c.Addrs))
+	for i := range dirs {
+		dirs[i] = r.c.DataDir(i)
+	}
+	if len(r.disks) > 0 {
+		unmountDisks(r.disks)
+		r.disks = nil
+		for i := range dirs {
+			dirs[i] = backingDir(r.c, i)
+		}
+	}
+	return dirs
+}
+
 // close stops the brokers, unmounts their filesystems and removes the
 // namespaces.
 func (r *round) close() {
@@ -260,7 +281,7 @@ func (r *round) check(ops []Op) *Report {
 	rep.Queue = checkQueue(ops)
 	rep.MinorityAcks = checkMinorityAcks(ops, rep.Events)
 	rep.RetryMismatches = wl.retryMismatches()
-	rep.Node = checkNodes(c, 30*time.Second)
+	rep.Node = checkNodes(c, 30*time.Second, r.inspectDirs)
 	rep.Crashes = scanLogs(c)
 	if err := writeHistory(filepath.Join(cfg.Dir, "history.jsonl"), ops); err != nil {
 		rep.Notes = append(rep.Notes, err.Error())
