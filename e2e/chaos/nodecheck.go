@@ -81,7 +81,10 @@ func converged(sts []wire.Status) bool {
 // checkNodes waits for convergence, stops every node gracefully and
 // compares their data dirs: no damage, same topics and depths, same log
 // over the range every node still holds.
-func checkNodes(c *e2e.Cluster, timeout time.Duration) NodeResult {
+// beforeInspect, when set, runs once every node is stopped and before the
+// data directories are read (the power-cut family moves its disks' files
+// off FUSE there: this process must not mmap files on a mount it serves).
+func checkNodes(c *e2e.Cluster, timeout time.Duration, beforeInspect func() error) NodeResult {
 	var r NodeResult
 	problem := func(format string, args ...any) { r.Problems = append(r.Problems, fmt.Sprintf(format, args...)) }
 	r.Status, r.Converged = waitConverged(c, timeout)
@@ -110,6 +113,12 @@ func checkNodes(c *e2e.Cluster, timeout time.Duration) NodeResult {
 		}
 		if _, err := c.Stop(i, 15*time.Second); err != nil {
 			problem("node %d: graceful stop: %v", i, err)
+		}
+	}
+	if beforeInspect != nil {
+		if err := beforeInspect(); err != nil {
+			problem("before inspecting the data directories: %v", err)
+			return r
 		}
 	}
 	for i := range c.Addrs {

@@ -33,6 +33,24 @@ func mountDisks(c *e2e.Cluster, seed uint64, logf func(string, ...any)) ([]*powe
 	return disks, nil
 }
 
+// detachDisks unmounts every disk (all brokers are stopped) and puts each
+// backing directory, which holds the live content, in place of its data
+// directory, so the checks read plain files.
+func detachDisks(c *e2e.Cluster, disks []*powerfs.FS) error {
+	for i, d := range disks {
+		if err := d.Close(); err != nil {
+			return err
+		}
+		if err := os.Remove(c.DataDir(i)); err != nil {
+			return fmt.Errorf("chaos: %w", err)
+		}
+		if err := os.Rename(filepath.Join(c.Dir, fmt.Sprintf("node%d.disk", i)), c.DataDir(i)); err != nil {
+			return fmt.Errorf("chaos: %w", err)
+		}
+	}
+	return nil
+}
+
 func unmountDisks(disks []*powerfs.FS) {
 	for _, d := range disks {
 		_ = d.Close()

@@ -221,7 +221,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rep.Queue = checkQueue(ops)
 	rep.MinorityAcks = checkMinorityAcks(ops, rep.Events)
 	rep.RetryMismatches = wl.retryMismatches()
-	rep.Node = checkNodes(c, 30*time.Second)
+	rep.Node = checkNodes(c, 30*time.Second, func() error { return detachDisks(c, disks) })
 	rep.Crashes = scanLogs(c)
 	if err := writeHistory(filepath.Join(cfg.Dir, "history.jsonl"), ops); err != nil {
 		rep.Notes = append(rep.Notes, err.Error())
