@@ -441,12 +441,16 @@ func TestPowerTornWritesOnAMinority(t *testing.T) {
 	t.Logf("torn writes kept in part: %d", pc.fs[2].Stats().TornKept)
 }
 
-// TestPowerFsyncEIO: the leader's next raft.db fsync fails. The broker
+// TestPowerFsyncEIO: the leader's next raft.db (or state.db) fsync fails. The broker
 // must stop (never serve as if the write had happened); after a cut and a
 // restart nothing acknowledged is lost.
 func TestPowerFsyncEIO(t *testing.T) {
-	for _, nodes := range []int{1, 3} {
-		t.Run(fmt.Sprintf("nodes=%d", nodes), func(t *testing.T) {
+	for _, tc := range []struct {
+		file  string
+		nodes int
+	}{{"raft.db", 1}, {"raft.db", 3}, {"state.db", 1}} {
+		nodes := tc.nodes
+		t.Run(fmt.Sprintf("%s/nodes=%d", tc.file, nodes), func(t *testing.T) {
 			_, _, err := runPower(t, bin, nodes, seedFor(t), nil, func(pc *powerCluster, h *history) error {
 				l := startLoad(pc, h)
 				defer l.halt()
@@ -454,7 +458,7 @@ func TestPowerFsyncEIO(t *testing.T) {
 					return err
 				}
 				lead := leaderOr0(pc)
-				pc.fs[lead].FailNextFsync("raft.db")
+				pc.fs[lead].FailNextFsync(tc.file)
 				exitErr, err := pc.WaitExit(lead, 30*time.Second)
 				if err != nil {
 					return fmt.Errorf("the broker whose fsync failed did not stop: %w", err)

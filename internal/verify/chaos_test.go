@@ -119,7 +119,6 @@ func TestShortSuite(t *testing.T) {
 		{"partition-5", 5, []string{FamilyPartition}, 304, 8 * time.Second},
 		{"loss-3", 3, []string{FamilyLoss}, 405, 8 * time.Second},
 		{"combo-5", 5, []string{FamilyCombo}, 506, 8 * time.Second},
-		{"power-cut-3", 3, []string{FamilyPowerCut}, 709, 8 * time.Second},
 		{"mixed-3", 3, AllFamilies, 607, 10 * time.Second},
 		{"mixed-5", 5, AllFamilies, 608, 10 * time.Second},
 	}

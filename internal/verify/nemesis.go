@@ -25,7 +25,10 @@ const (
 )
 
 // AllFamilies lists every family in a stable order.
-var AllFamilies = []string{FamilyKill, FamilyPause, FamilyPartition, FamilyLoss, FamilyDelay, FamilyCombo, FamilyPowerCut}
+// The power-cut family is opt-in (--faults power-cut): on a run inside
+// network namespaces its FUSE mounts were once left behind by a run that
+// passed, so it is not yet part of the default mix nor of CI.
+var AllFamilies = []string{FamilyKill, FamilyPause, FamilyPartition, FamilyLoss, FamilyDelay, FamilyCombo}
 
 // netFamilies need the namespaces.
 var netFamilies = map[string]bool{FamilyPartition: true, FamilyLoss: true, FamilyDelay: true}
