@@ -325,7 +325,6 @@ func (b *Broker) run(ctx context.Context) (err error) {
 		tick:           b.cfg.TickInterval,
 		electionTicks:  b.cfg.ElectionTicks,
 		maxBatchBytes:  b.cfg.MaxBatchBytes,
-		requestTimeout: b.cfg.RequestTimeout,
 		shutdownBudget: b.cfg.ShutdownTimeout * 4 / 5,
 		requestCh:      requestCh,
 		stats:          &b.stats,

@@ -40,7 +40,6 @@ type node struct {
 	tick           time.Duration
 	electionTicks  int
 	maxBatchBytes  uint64
-	requestTimeout time.Duration
 	shutdownBudget time.Duration
 
 	requestCh <-chan clientRequest

@@ -131,6 +131,14 @@ func newZMQTransport(zctx *zmq.Context, clusterID string, self uint64, listen st
 		router.Close()
 		return nil, err
 	}
+	// A peer that reconnects (after a restart, a pause or a dropped
+	// connection) comes back with the same identity, its node id, while
+	// this side may still hold its old connection: without handover libzmq
+	// refuses the new one for as long as the old one lingers.
+	if err := router.SetRouterHandover(true); err != nil {
+		router.Close()
+		return nil, fmt.Errorf("broker: peer socket: %w", err)
+	}
 	if lim.maxFrameBytes > 0 {
 		if err := router.SetMaxmsgsize(lim.maxFrameBytes); err != nil {
 			router.Close()
