@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/raftmq/raftmq/config"
+	"github.com/raftmq/raftmq/internal/coursetest"
 	"github.com/raftmq/raftmq/internal/testwait"
 )
 
@@ -35,27 +36,11 @@ func mustJSON(t *testing.T, s string) map[string]any {
 // must have exactly the documented keys.
 func TestProtocolSingleNode(t *testing.T) {
 	_, c := startSingle(t)
-	steps := []struct{ req, want string }{
-		{`{"type":"topic","method":"GET"}`, `{"success":true,"topics":[]}`},
-		{`{"type":"topic","method":"PUT","topic":"b"}`, `{"success":true}`},
-		{`{"type":"topic","method":"PUT","topic":"b"}`, `{"success":false}`},
-		{`{"type":"topic","method":"PUT","topic":"a"}`, `{"success":true}`},
-		{`{"type":"topic","method":"GET"}`, `{"success":true,"topics":["b","a"]}`},
-		{`{"type":"message","method":"PUT","topic":"missing","message":"x"}`, `{"success":false}`},
-		{`{"type":"message","method":"GET","topic":"missing"}`, `{"success":false}`},
-		{`{"type":"message","method":"GET","topic":"a"}`, `{"success":false}`},
-		{`{"type":"message","method":"PUT","topic":"a","message":"first"}`, `{"success":true}`},
-		{`{"type":"message","method":"PUT","topic":"a","message":"second"}`, `{"success":true}`},
-		{`{"type":"message","method":"GET","topic":"a"}`, `{"success":true,"message":"first"}`},
-		{`{"type":"message","method":"GET","topic":"a"}`, `{"success":true,"message":"second"}`},
-		{`{"type":"message","method":"GET","topic":"a"}`, `{"success":false}`},
-		{`{"type":"message","method":"PUT","topic":"a","message":""}`, `{"success":true}`},
-		{`{"type":"message","method":"GET","topic":"a"}`, `{"success":true,"message":""}`},
-	}
+	steps := coursetest.Outcomes()
 	for i, s := range steps {
-		got := c.do(s.req)
-		if want := mustJSON(t, s.want); !reflect.DeepEqual(got, want) {
-			t.Fatalf("step %d: %s\n got  %v\n want %v", i, s.req, got, want)
+		got := c.do(s.Request)
+		if want := mustJSON(t, s.Answer); !reflect.DeepEqual(got, want) {
+			t.Fatalf("step %d: %s\n got  %v\n want %v", i, s.Request, got, want)
 		}
 	}
 }

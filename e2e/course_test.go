@@ -11,13 +11,13 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	zmq "github.com/pebbe/zmq4"
 
+	"github.com/raftmq/raftmq/internal/coursetest"
 	"github.com/raftmq/raftmq/internal/proccluster"
 )
 
@@ -129,16 +129,7 @@ func newCourseCluster(t *testing.T, nodes int) *proccluster.Cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		c.Close()
-		if t.Failed() {
-			for i := range c.Addrs {
-				if b, err := os.ReadFile(c.LogPath(i)); err == nil {
-					t.Logf("node %d log (tail):\n%s", i, tail(b, 3000))
-				}
-			}
-		}
-	})
+	closeWithLogs(t, c)
 	return c
 }
 
@@ -247,27 +238,6 @@ func TestCourseMalformedRequests(t *testing.T) {
 	}
 }
 
-// courseOutcomes is the README's protocol table walked in order: each
-// request and its exact answer. sess adds the client_id and seq that make a
-// request raftmq's.
-var courseOutcomes = []struct{ req, want string }{
-	{`{"type":"topic","method":"GET"}`, `{"success":true,"topics":[]}`},
-	{`{"type":"topic","method":"PUT","topic":"b"}`, `{"success":true}`},
-	{`{"type":"topic","method":"PUT","topic":"b"}`, `{"success":false}`},
-	{`{"type":"topic","method":"PUT","topic":"a"}`, `{"success":true}`},
-	{`{"type":"topic","method":"GET"}`, `{"success":true,"topics":["b","a"]}`},
-	{`{"type":"message","method":"PUT","topic":"missing","message":"x"}`, `{"success":false}`},
-	{`{"type":"message","method":"GET","topic":"missing"}`, `{"success":false}`},
-	{`{"type":"message","method":"GET","topic":"a"}`, `{"success":false}`},
-	{`{"type":"message","method":"PUT","topic":"a","message":"first"}`, `{"success":true}`},
-	{`{"type":"message","method":"PUT","topic":"a","message":"second"}`, `{"success":true}`},
-	{`{"type":"message","method":"GET","topic":"a"}`, `{"success":true,"message":"first"}`},
-	{`{"type":"message","method":"GET","topic":"a"}`, `{"success":true,"message":"second"}`},
-	{`{"type":"message","method":"GET","topic":"a"}`, `{"success":false}`},
-	{`{"type":"message","method":"PUT","topic":"a","message":""}`, `{"success":true}`},
-	{`{"type":"message","method":"GET","topic":"a"}`, `{"success":true,"message":""}`},
-}
-
 // TestCourseDocumentedOutcomes: each documented outcome is the same, byte
 // for byte, whether the request speaks the course's dialect or raftmq's
 // (client_id and seq): the dialects differ only in refusals. Then the
@@ -282,12 +252,12 @@ func TestCourseDocumentedOutcomes(t *testing.T) {
 				t.Fatal(err)
 			}
 			time.Sleep(courseStartWait)
-			for i, o := range courseOutcomes {
-				req := o.req
+			for i, o := range coursetest.Outcomes() {
+				req := o.Request
 				if dialect == "raftmq" {
 					req = fmt.Sprintf(`{"client_id":"outcomes","seq":%d,`, i+1) + req[1:]
 				}
-				courseExpect(t, c, 0, req, o.want)
+				courseExpect(t, c, 0, req, o.Answer)
 			}
 		})
 	}

@@ -51,6 +51,16 @@ func startCluster(t *testing.T, b string, opts proccluster.Options) *proccluster
 	if err != nil {
 		t.Fatal(err)
 	}
+	closeWithLogs(t, c)
+	if err := c.StartAll(); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// closeWithLogs stops every node of c when the test ends and, if it failed,
+// logs the tail of each node's log.
+func closeWithLogs(t *testing.T, c *proccluster.Cluster) {
 	t.Cleanup(func() {
 		c.Close()
 		if t.Failed() {
@@ -61,10 +71,6 @@ func startCluster(t *testing.T, b string, opts proccluster.Options) *proccluster
 			}
 		}
 	})
-	if err := c.StartAll(); err != nil {
-		t.Fatal(err)
-	}
-	return c
 }
 
 func tail(b []byte, n int) []byte {

@@ -79,16 +79,7 @@ func startPowerCluster(t *testing.T, b string, opts proccluster.Options, seed in
 			}
 		}
 	})
-	t.Cleanup(func() {
-		c.Close()
-		if t.Failed() {
-			for i := range c.Addrs {
-				if b, err := os.ReadFile(c.LogPath(i)); err == nil {
-					t.Logf("node %d log (tail):\n%s", i, tail(b, 3000))
-				}
-			}
-		}
-	})
+	closeWithLogs(t, c)
 	if err := c.StartAll(); err != nil {
 		t.Fatal(err)
 	}

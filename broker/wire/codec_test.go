@@ -3,6 +3,8 @@ package wire
 import (
 	"encoding/json"
 	"testing"
+
+	"github.com/raftmq/raftmq/internal/coursetest"
 )
 
 // TestRequestsRoundTrip: every request of the README's protocol table, in
@@ -22,6 +24,9 @@ func TestRequestsRoundTrip(t *testing.T) {
 		`{"client_id":"c1","type":"topic","method":"GET"}`,
 		`{"client_id":"c1","type":"status","method":"GET"}`,
 		`{"type":"snapshot","method":"PUT"}`,
+	}
+	for _, o := range coursetest.Outcomes() {
+		frames = append(frames, o.Request)
 	}
 	for _, f := range frames {
 		req, derr := DecodeRequest([]byte(f), fuzzLimits)
@@ -48,6 +53,9 @@ func TestResponsesRoundTrip(t *testing.T) {
 		`{"success":false,"error":"not_leader","detail":"this node is a follower","leader":"127.0.0.1:5551"}`,
 		`{"success":false,"error":"no_leader","detail":"no leader is known yet"}`,
 		`{"success":true,"index":42}`,
+	}
+	for _, o := range coursetest.Outcomes() {
+		frames = append(frames, o.Answer)
 	}
 	for _, f := range frames {
 		r, err := DecodeResponse([]byte(f))
