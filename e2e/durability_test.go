@@ -92,8 +92,18 @@ func TestCrashDurabilitySingleNode(t *testing.T) {
 	t.Logf("acked puts %d, unknown %d, acked pops %d, drained %d", len(h.ackedPuts), len(h.unknown), len(h.popped), len(drained))
 }
 
+// workloadClient is the client of produce and consume. A fresh client tries
+// the servers in order, so with server 0 down every request first spends an
+// attempt on it: the budget must leave room for that, a redirect and a
+// commit whose fsyncs may be slow (on powerfs, served by the test process).
+// With a one-second budget, a power test whose leader was node 2 (and so
+// whose victim was node 0) never got a put acknowledged.
+func workloadClient(c *proccluster.Cluster) (*client.Client, error) {
+	return c.Client(client.Options{Timeout: 5 * time.Second, AttemptTimeout: 500 * time.Millisecond})
+}
+
 func produce(c *proccluster.Cluster, h *history, stop <-chan struct{}) {
-	cl, err := c.Client(client.Options{Timeout: time.Second, AttemptTimeout: 500 * time.Millisecond})
+	cl, err := workloadClient(c)
 	if err != nil {
 		return
 	}
@@ -123,7 +133,7 @@ func produce(c *proccluster.Cluster, h *history, stop <-chan struct{}) {
 }
 
 func consume(c *proccluster.Cluster, h *history, stop <-chan struct{}) {
-	cl, err := c.Client(client.Options{Timeout: time.Second, AttemptTimeout: 500 * time.Millisecond})
+	cl, err := workloadClient(c)
 	if err != nil {
 		return
 	}
