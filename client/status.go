@@ -21,7 +21,7 @@ type NodeStatus struct {
 func (c *Client) Status(ctx context.Context, server string) (wire.Status, error) {
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
-	cn, err := dial(server)
+	cn, err := dial(server, c.opts.Curve)
 	if err != nil {
 		return wire.Status{}, err
 	}

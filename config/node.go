@@ -55,6 +55,14 @@ type Node struct {
 	// directory was wiped or lost, so it must not vote or lead until it has
 	// caught up with the cluster. Persisted in raft.db until then.
 	Recover bool
+	// CurveSecret is this node's Z85 CURVE secret key (serve
+	// --curve-secret-file, read with LoadCurveSecret); set exactly when the
+	// cluster file carries curve_public keys. It turns CURVE on for both
+	// ports. Never log it.
+	CurveSecret string
+	// CurveClients is who may use the client port when CURVE is on (serve
+	// --curve-clients-file); the zero value allows nobody.
+	CurveClients CurveClients
 }
 
 // Default returns a valid single-node configuration: node 0 of a one-node

@@ -88,6 +88,10 @@ func serveCommand(e env) *cli.Command {
 	for _, o := range opts {
 		flags = append(flags, o.flag)
 	}
+	flags = append(flags,
+		curveSecretFlag("this node's Z85 CURVE secret key: CURVE on both ports (the cluster file then carries every node's \"curve_public\")"),
+		&cli.PathFlag{Name: flagCurveClientsFile, EnvVars: envVar(flagCurveClientsFile),
+			Usage: "`FILE` listing the client public keys allowed, one per line, or \"*\" for any client with a key pair (CURVE on and no file: no client)"})
 	flags = append(flags, logFlags()...)
 	return &cli.Command{
 		Name:  "serve",
@@ -128,6 +132,20 @@ func nodeConfig(c *cli.Context, opts []nodeOpt) (config.Node, error) {
 	}
 	for _, o := range opts {
 		o.apply(c, &cfg)
+	}
+	if path := c.Path(flagCurveSecretFile); path != "" {
+		secret, err := config.LoadCurveSecret(path)
+		if err != nil {
+			return cfg, usagef("%v", err)
+		}
+		cfg.CurveSecret = secret
+	}
+	if path := c.Path(flagCurveClientsFile); path != "" {
+		cc, err := config.LoadCurveClients(path)
+		if err != nil {
+			return cfg, usagef("%v", err)
+		}
+		cfg.CurveClients = cc
 	}
 	cfg.LogLevel = lineageString(c, flagLogLevel)
 	cfg.LogFormat = lineageString(c, flagLogFormat)

@@ -8,6 +8,7 @@ import (
 
 	zmq "github.com/pebbe/zmq4"
 	"github.com/raftmq/raftmq/broker/wire"
+	"github.com/raftmq/raftmq/client"
 	"github.com/urfave/cli/v2"
 )
 
@@ -29,17 +30,18 @@ func snapshotCommand(e env) *cli.Command {
 			if c.NArg() != 0 {
 				return usagef("snapshot takes no arguments")
 			}
-			addrs, err := servers(c)
+			opts, err := clientOptions(c)
 			if err != nil {
 				return err
 			}
+			addrs := opts.Servers
 			rows := make([]snapshotRow, len(addrs))
 			var wg sync.WaitGroup
 			for i, a := range addrs {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					rows[i] = snapshotOne(a, c.Duration(flagTimeout))
+					rows[i] = snapshotOne(a, c.Duration(flagTimeout), opts.Curve)
 				}()
 			}
 			wg.Wait()
@@ -67,8 +69,9 @@ func snapshotCommand(e env) *cli.Command {
 }
 
 // snapshotOne asks one server to snapshot itself: one request, no retry
-// (the request is idempotent, but the operator should see who failed).
-func snapshotOne(server string, timeout time.Duration) snapshotRow {
+// (the request is idempotent, but the operator should see who failed),
+// through CURVE when curve is set.
+func snapshotOne(server string, timeout time.Duration, curve *client.Curve) snapshotRow {
 	row := snapshotRow{Server: server}
 	fail := func(err error) snapshotRow {
 		row.Error = err.Error()
@@ -84,6 +87,11 @@ func snapshotOne(server string, timeout time.Duration) snapshotRow {
 	}
 	if err := s.SetRcvtimeo(timeout); err != nil {
 		return fail(err)
+	}
+	if curve != nil {
+		if err := curve.Secure(s, server); err != nil {
+			return fail(err)
+		}
 	}
 	if err := s.Connect("tcp://" + server); err != nil {
 		return fail(err)
