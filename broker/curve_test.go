@@ -253,6 +253,18 @@ func sendHigherTermHeartbeat(t *testing.T, d *zmq.Socket, leadCfg config.Node, l
 	}
 }
 
+// TestCurveSecretMustMatchClusterFile: a node given another node's secret
+// key refuses to start and names both keys.
+func TestCurveSecretMustMatchClusterFile(t *testing.T) {
+	cfgs, keys := curveCluster(t, 2, config.CurveClients{})
+	cfg := cfgs[0]
+	cfg.CurveSecret = keys[1].secret
+	_, err := New(cfg, zerolog.Nop())
+	if err == nil || !strings.Contains(err.Error(), "belongs to public key \""+keys[1].public) || !strings.Contains(err.Error(), keys[0].public) {
+		t.Fatalf("New with node 1's secret as node 0: %v", err)
+	}
+}
+
 func TestDecide(t *testing.T) {
 	a, b := newKeyPair(t), newKeyPair(t)
 	raw := func(k string) [][]byte { return [][]byte{[]byte(zmq.Z85decode(k))} }

@@ -9,6 +9,7 @@ import (
 	zmq "github.com/pebbe/zmq4"
 
 	"github.com/raftmq/raftmq/broker/wire"
+	"github.com/raftmq/raftmq/client"
 )
 
 // Timeouts of the workload client. attemptTimeout is above the brokers'
@@ -31,6 +32,7 @@ type wclient struct {
 	seq     uint64
 	rng     *rand.Rand
 	dropPct int
+	curve   *client.Curve // nil: plaintext
 
 	sock   *zmq.Socket
 	target string // server the socket is connected to
@@ -148,6 +150,12 @@ func (c *wclient) attempt(ctx context.Context, target string, frame []byte) (wir
 		}
 		_ = s.SetLinger(0)
 		_ = s.SetImmediate(true)
+		if c.curve != nil {
+			if err := c.curve.Secure(s, target); err != nil {
+				s.Close()
+				return wire.Response{}, err
+			}
+		}
 		if err := s.Connect("tcp://" + target); err != nil {
 			s.Close()
 			return wire.Response{}, err
