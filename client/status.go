@@ -19,7 +19,7 @@ type NodeStatus struct {
 // Status asks one server for its status: no redirect, no retry, on a socket
 // of its own (it does not wait for other requests of this Client).
 func (c *Client) Status(ctx context.Context, server string) (wire.Status, error) {
-	ctx, cancel := c.withTimeout(ctx)
+	ctx, cancel := c.withTimeout(ctx, 0)
 	defer cancel()
 	cn, err := dial(server)
 	if err != nil {
