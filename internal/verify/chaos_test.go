@@ -92,8 +92,8 @@ func runOnce(t *testing.T, cfg Config) *Report {
 		keepOnFailure(t, rep)
 		t.Errorf("seed %d: violations (replay: %s):\n%s\nprogress:\n%s", cfg.Seed, rep.Replay, sum.String(), log.String())
 	} else {
-		t.Logf("seed %d: %d ops (%d acked, %d unknown), %d faults, linearizable %d/%d topics",
-			cfg.Seed, rep.Ops.Attempted, rep.Ops.Acked, rep.Ops.Unknown, len(rep.Events), rep.Linear.Ok, rep.Linear.Topics)
+		t.Logf("seed %d (curve %v): %d ops (%d acked, %d unknown), %d faults, linearizable %d/%d topics",
+			cfg.Seed, cfg.Curve, rep.Ops.Attempted, rep.Ops.Acked, rep.Ops.Unknown, len(rep.Events), rep.Linear.Ok, rep.Linear.Topics)
 	}
 	return rep
 }
