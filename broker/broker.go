@@ -330,6 +330,8 @@ func (b *Broker) run(ctx context.Context) (err error) {
 		stats:          &b.stats,
 		status:         &b.status,
 		reqs:           newRequests(uint64(randomSeed())),
+		waiters:        newWaiters(),
+		requestTimeout: b.cfg.RequestTimeout,
 
 		store:           b.store,
 		clusterID:       b.cfg.Cluster.ID(),

@@ -48,7 +48,7 @@ func (c *Client) Snapshot(ctx context.Context, server string) (index uint64, err
 // the reply, decoded and raw, of a request the server executed; a refusal
 // is a *ServerError.
 func (c *Client) askOne(ctx context.Context, server string, req wire.Request) (wire.Response, []byte, error) {
-	ctx, cancel := c.withTimeout(ctx)
+	ctx, cancel := c.withTimeout(ctx, 0)
 	defer cancel()
 	cn, err := dial(server)
 	if err != nil {
