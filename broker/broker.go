@@ -344,6 +344,8 @@ func (b *Broker) run(ctx context.Context) (err error) {
 		metrics:        b.metrics,
 		disk:           b.disk,
 		reqs:           newRequests(uint64(randomSeed())),
+		waiters:        newWaiters(),
+		requestTimeout: b.cfg.RequestTimeout,
 
 		store:           b.store,
 		clusterID:       b.cfg.Cluster.ID(),

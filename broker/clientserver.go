@@ -18,7 +18,11 @@ import (
 type clientRequest struct {
 	route    replyTo
 	req      wire.Request
+	arrived  time.Time
 	deadline time.Time
+	// waiter is set while a long-polling request (wait_ms > 0) is
+	// proposed: its answer may park it again (waiters.go).
+	waiter *waiter
 }
 
 // clientServer owns the client ROUTER socket and the PULL end of the reply
@@ -180,7 +184,8 @@ func (cs *clientServer) handle(frames [][]byte, payload []byte) {
 		cs.reply(route, wire.ErrorResponse(wire.ErrOverloaded, fmt.Sprintf("%d requests are already waiting on this broker; retry shortly", cs.maxPend)))
 		return
 	}
-	cr := clientRequest{route: route.clone(), req: req, deadline: time.Now().Add(cs.timeout)}
+	now := time.Now()
+	cr := clientRequest{route: route.clone(), req: req, arrived: now, deadline: now.Add(cs.timeout)}
 	cs.pending.Add(1)
 	select {
 	case cs.toNode <- cr:

@@ -34,13 +34,13 @@ func (s metricsSource) Snapshot() metrics.Snapshot {
 		DiskFreeBytes: st.DiskFreeBytes, DiskTotalBytes: st.DiskTotalBytes, DataBytes: st.DataBytes,
 		DiskFull: st.DiskFull,
 	}
-	depths, err := s.b.state.TopicDepths()
+	depths, err := s.b.state.TopicStats()
 	if err != nil {
 		s.b.log.Debug().Err(err).Msg("metrics: cannot read topic depths")
 	}
 	out.Topics = make([]metrics.Topic, len(depths))
 	for i, d := range depths {
-		out.Topics[i] = metrics.Topic{Name: d.Name, Messages: d.Depth, Bytes: d.Bytes}
+		out.Topics[i] = metrics.Topic(d)
 	}
 	return out
 }

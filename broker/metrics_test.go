@@ -94,6 +94,15 @@ func TestMetricsSingleNode(t *testing.T) {
 	if v, _ := popped.Value("raftmq_topic_messages", "topic", "a", "state", "ready"); v != 1 {
 		t.Errorf("topic a ready after a pop = %v, want 1", v)
 	}
+	if resp := c.do(`{"type":"message","method":"RECEIVE","topic":"a","client_id":"m","seq":7}`); resp["success"] != true {
+		t.Fatalf("receive: %v", resp)
+	}
+	leased := metricstest.Scrape(t, addr)
+	for state, want := range map[string]float64{"ready": 0, "leased": 1, "delayed": 0} {
+		if v, ok := leased.Value("raftmq_topic_messages", "topic", "a", "state", state); !ok || v != want {
+			t.Errorf("topic a %s after a receive = %v (present %v), want %v", state, v, ok, want)
+		}
+	}
 
 	for path, want := range map[string]int{"/healthz": http.StatusOK, "/readyz": http.StatusOK} {
 		if code, body, err := metricstest.Get(addr, path); err != nil || code != want {

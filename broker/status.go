@@ -68,6 +68,7 @@ func (n *node) publishStatus() {
 		Snapshot:           n.snapIndex,
 		Recovering:         st.Recovering,
 		SnapshotInProgress: n.job != nil,
+		Waiting:            n.waiters.len(),
 
 		PeerFramesRefused:  n.stats.peerFramesRefused.Load(),
 		PeerConnsRefused:   n.stats.peerConnsRefused.Load(),

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	zmq "github.com/pebbe/zmq4"
+
+	"github.com/raftmq/raftmq/broker/wire"
 )
 
 // pollSlice is the longest a poll blocks before the wait checks the context
@@ -130,3 +132,52 @@ func wait(ctx context.Context, abort <-chan struct{}, p *zmq.Poller, d time.Dura
 		}
 	}
 }
+
+// Conn is one connection to one server with no retry policy of its own: a
+// program that needs its own (the fault-injection verifier resends a frame
+// to servers it picks, and drops replies on purpose) sends through a Conn
+// and still shares the Client's framing, polling and error kinds. Everything
+// else uses a Client. A Conn carries one request at a time; after any error
+// it is closed, so a late reply cannot answer a later request.
+type Conn struct {
+	cn    *conn
+	abort chan struct{}
+}
+
+// Dial connects to server ("ip:port" or a full zmq endpoint). The
+// connection completes in the background; Do waits for it.
+func Dial(server string) (*Conn, error) {
+	cn, err := dial(server)
+	if err != nil {
+		return nil, err
+	}
+	return &Conn{cn: cn, abort: make(chan struct{})}, nil
+}
+
+// Server is the address the Conn was dialled with.
+func (c *Conn) Server() string { return c.cn.addr }
+
+// Do sends one encoded request (wire.EncodeRequest) and returns the decoded
+// reply, refusals included (check Response.Refused). It waits at most
+// connectTimeout for the connection and replyTimeout for the reply, or until
+// ctx ends. Errors wrap ErrUnreachable, ErrTimeout, ErrBadResponse or
+// ctx.Err(); after one the Conn is closed (ErrClosed from then on).
+func (c *Conn) Do(ctx context.Context, frame []byte, connectTimeout, replyTimeout time.Duration) (wire.Response, error) {
+	if c.cn.sock == nil {
+		return wire.Response{}, ErrClosed
+	}
+	raw, err := c.cn.roundTrip(ctx, c.abort, frame, connectTimeout, replyTimeout)
+	if err != nil {
+		c.Close()
+		return wire.Response{}, err
+	}
+	resp, err := wire.DecodeResponse(raw)
+	if err != nil {
+		c.Close()
+		return wire.Response{}, fmt.Errorf("%w: from %s: %w", ErrBadResponse, c.cn.addr, err)
+	}
+	return resp, nil
+}
+
+// Close releases the socket. It is safe to call more than once.
+func (c *Conn) Close() { c.cn.close() }

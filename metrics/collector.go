@@ -57,7 +57,9 @@ func (c *snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descPeerLag, float64(lag), peer)
 	}
 	for _, t := range boundTopics(s.Topics, c.topicLimit) {
-		gauge(descTopicMessages, float64(t.Messages), t.Name, StateReady)
+		gauge(descTopicMessages, float64(t.Ready), t.Name, StateReady)
+		gauge(descTopicMessages, float64(t.Leased), t.Name, StateLeased)
+		gauge(descTopicMessages, float64(t.Delayed), t.Name, StateDelayed)
 		gauge(descTopicBytes, float64(t.Bytes), t.Name)
 	}
 	gauge(descDiskFree, float64(s.DiskFreeBytes))
@@ -77,7 +79,9 @@ func boundTopics(topics []Topic, limit int) []Topic {
 	hasOther := false
 	for i, t := range topics {
 		if i >= limit || t.Name == OtherTopic {
-			other.Messages += t.Messages
+			other.Ready += t.Ready
+			other.Leased += t.Leased
+			other.Delayed += t.Delayed
 			other.Bytes += t.Bytes
 			hasOther = true
 			continue

@@ -15,6 +15,11 @@ const (
 	KindMessageGet
 	KindStatus
 	KindSnapshot
+	KindMessageReceive
+	KindMessageAck
+	KindMessageNack
+	KindMessageExtend
+	KindTopicInfo
 	KindInvalid
 	numKinds
 )
@@ -26,6 +31,11 @@ var kindLabels = [numKinds][2]string{
 	{wire.TypeMessage, wire.MethodGet},
 	{wire.TypeStatus, wire.MethodGet},
 	{wire.TypeSnapshot, wire.MethodPut},
+	{wire.TypeMessage, wire.MethodReceive},
+	{wire.TypeMessage, wire.MethodAck},
+	{wire.TypeMessage, wire.MethodNack},
+	{wire.TypeMessage, wire.MethodExtend},
+	{wire.TypeTopic, wire.MethodInfo},
 	{"invalid", "invalid"},
 }
 
@@ -53,7 +63,7 @@ var outcomeLabels = [...]string{
 	"ok", "no",
 	wire.ErrBadRequest, wire.ErrNotLeader, wire.ErrNoLeader, wire.ErrTooLarge,
 	wire.ErrTimeout, wire.ErrShuttingDown, wire.ErrInternal, wire.ErrOverloaded,
-	wire.ErrStaleSeq, wire.ErrDiskFull,
+	wire.ErrStaleSeq, wire.ErrStaleReceipt, wire.ErrDiskFull,
 	"other",
 }
 

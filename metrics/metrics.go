@@ -23,9 +23,13 @@ const Namespace = "raftmq"
 // there too, so no two series share a label set.
 const OtherTopic = "other"
 
-// Topic states of raftmq_topic_messages. Only StateReady exists until
-// messages can be leased or delayed.
-const StateReady = "ready"
+// Topic states of raftmq_topic_messages (decision 16): ready to be
+// received, leased to a consumer, delayed after a NACK.
+const (
+	StateReady   = "ready"
+	StateLeased  = "leased"
+	StateDelayed = "delayed"
+)
 
 // Source is the broker as the metrics see it. Both methods are called from
 // the HTTP server's goroutines, concurrently with the broker.
@@ -55,9 +59,9 @@ type Snapshot struct {
 
 // Topic is one topic's queue.
 type Topic struct {
-	Name     string
-	Messages uint64 // ready to be popped
-	Bytes    uint64
+	Name                   string
+	Ready, Leased, Delayed uint64 // messages by delivery state
+	Bytes                  uint64
 }
 
 // Options tune the metrics.

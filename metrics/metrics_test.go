@@ -8,7 +8,7 @@ import (
 )
 
 func TestBoundTopics(t *testing.T) {
-	a, b, c := Topic{"a", 1, 10}, Topic{"b", 2, 20}, Topic{"c", 4, 40}
+	a, b, c := Topic{"a", 1, 0, 0, 10}, Topic{"b", 2, 1, 0, 20}, Topic{"c", 4, 0, 2, 40}
 	tests := []struct {
 		name   string
 		topics []Topic
@@ -16,9 +16,9 @@ func TestBoundTopics(t *testing.T) {
 		want   []Topic
 	}{
 		{"under the limit", []Topic{a, b}, 3, []Topic{a, b}},
-		{"over the limit", []Topic{a, b, c}, 1, []Topic{a, {OtherTopic, 6, 60}}},
-		{"limit zero", []Topic{a, b}, 0, []Topic{{OtherTopic, 3, 30}}},
-		{"a topic named other joins the sum", []Topic{{OtherTopic, 8, 80}, a, c}, 2, []Topic{a, {OtherTopic, 12, 120}}},
+		{"over the limit", []Topic{a, b, c}, 1, []Topic{a, {OtherTopic, 6, 1, 2, 60}}},
+		{"limit zero", []Topic{a, b}, 0, []Topic{{OtherTopic, 3, 1, 0, 30}}},
+		{"a topic named other joins the sum", []Topic{{OtherTopic, 8, 0, 0, 80}, a, c}, 2, []Topic{a, {OtherTopic, 12, 0, 2, 120}}},
 		{"none", nil, 5, []Topic{}},
 	}
 	for _, tt := range tests {

@@ -200,3 +200,42 @@ func TestBenchCommand(t *testing.T) {
 		t.Fatalf("text: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
 }
+
+// TestConsumeLeased: --ack prints then acks; --exec acks on exit 0 and
+// nacks otherwise (the message stays); topic info shows the counts.
+func TestConsumeLeased(t *testing.T) {
+	b, m := memBroker(t)
+	srv := []string{"--servers", b.Addr}
+	steps := []struct {
+		args   []string
+		code   int
+		stdout string // exact
+		stderr string // contained
+	}{
+		{[]string{"topic", "create", "q"}, 0, "created topic q\n", ""},
+		{[]string{"topic", "create", "r", "--max-deliveries", "3"}, exitUsage, "", "--max-deliveries and --dead-letter go together"},
+		{[]string{"produce", "-t", "q", "a", "b", "c", "d"}, 0, "produced 4 messages to q\n", ""},
+		{[]string{"consume", "-t", "q", "--ack"}, 0, "a\n", ""},
+		{[]string{"consume", "-t", "q", "--ack", "--json"}, 0, `{"deliveries":1,"message":"b","topic":"q"}` + "\n", ""},
+		{[]string{"consume", "-t", "q", "--exec", "cat; echo ' ran'"}, 0, "c ran\n", ""},
+		{[]string{"consume", "-t", "q", "--exec", "read x; test \"$x\" = c || exit 3"}, exitNo, "", `1 of 1 message not acked; last: "read x; test \"$x\" = c || exit 3" exited 3; the message was nacked (delivery 1)`},
+		{[]string{"topic", "info", "q"}, 0, "topic           q\nready           1\nleased          0\ndelayed         0\nmax deliveries  none\ndead letter     -\n", ""},
+		{[]string{"topic", "info", "q", "--json"}, 0, `{"name":"q","ready":1,"leased":0,"delayed":0,"max_deliveries":0}` + "\n", ""},
+		{[]string{"topic", "info", "nope"}, exitNo, "", `no such topic "nope"`},
+		{[]string{"consume", "-t", "q", "--exec", "cat >/dev/null", "-n", "0", "--lease", "1m"}, 0, "", ""},
+		{[]string{"consume", "-t", "q", "--lease", "1m"}, exitUsage, "", "--lease needs --ack or --exec"},
+		{[]string{"consume", "-t", "q", "--ack", "--lease", "10ms"}, exitUsage, "", "out of range"},
+		{[]string{"consume", "-t", "q", "--wait", "21s"}, exitUsage, "", "out of range"},
+		{[]string{"consume", "-t", "q", "--ack"}, exitNo, "", `queue "q" is empty`},
+	}
+	for i, s := range steps {
+		r := runner{t: t}.run(append(s.args, srv...)...)
+		if r.code != s.code || r.stdout != s.stdout || !strings.Contains(r.stderr, s.stderr) || (s.stderr == "" && r.stderr != "") {
+			t.Fatalf("step %d: raftmq %s\n exit %d stdout %q stderr %q\nwant exit %d stdout %q stderr ~%q",
+				i, strings.Join(s.args, " "), r.code, r.stdout, r.stderr, s.code, s.stdout, s.stderr)
+		}
+	}
+	if m.Depth("q") != 0 || m.Leased("q") != 0 {
+		t.Fatalf("q: %d ready, %d leased; want everything acked", m.Depth("q"), m.Leased("q"))
+	}
+}
