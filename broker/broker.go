@@ -23,6 +23,7 @@ import (
 
 	"github.com/raftmq/raftmq/broker/wire"
 	"github.com/raftmq/raftmq/config"
+	"github.com/raftmq/raftmq/metrics"
 	"github.com/raftmq/raftmq/raftlog"
 	"github.com/raftmq/raftmq/snapshot"
 	"github.com/raftmq/raftmq/storage"
@@ -41,8 +42,12 @@ type Broker struct {
 	self  uint64
 	peers []uint64 // raft ids of all voters, self included
 
-	status statusBox
-	stats  stats
+	status  statusBox
+	stats   stats
+	metrics *metrics.Metrics
+	disk    *diskGuard
+	// metricsAddr is where the metrics server listens once Run started it.
+	metricsAddr atomic.Pointer[string]
 
 	// curve holds the node's CURVE keys; nil when CURVE is off. curveLog
 	// counts and logs refused CURVE connections on both ports.
@@ -147,6 +152,8 @@ func New(cfg config.Node, log zerolog.Logger) (*Broker, error) {
 		return nil, fmt.Errorf("broker: start consensus: %w", err)
 	}
 	b.core = core
+	b.disk = newDiskGuard(cfg, b.log.With().Str("component", "disk").Logger())
+	b.metrics = metrics.New(metricsSource{b}, metrics.Options{TopicLimit: cfg.MetricsTopics})
 	hs, _, _ := raftDB.InitialState()
 	last, _ := raftDB.LastIndex()
 	first, _ := raftDB.FirstIndex()
@@ -303,6 +310,10 @@ func (b *Broker) run(ctx context.Context) (err error) {
 	}
 	defer trans.Close()
 
+	diskStop := make(chan struct{})
+	defer close(diskStop)
+	go b.disk.run(diskStop)
+
 	requestCh := make(chan clientRequest, b.cfg.MaxPendingRequests)
 	var stopping atomic.Bool
 	const replyEndpoint = "inproc://replies"
@@ -323,6 +334,7 @@ func (b *Broker) run(ctx context.Context) (err error) {
 		connsCut: &b.stats.clientConnsRefused,
 		refusals: newRefusals(&b.stats.refused, b.log.With().Str("component", "clients").Logger()),
 		curveLog: b.curveLog,
+		metrics:  b.metrics,
 	}
 	if b.curve != nil {
 		cs.curveSecret = b.curve.secret
@@ -330,7 +342,7 @@ func (b *Broker) run(ctx context.Context) (err error) {
 	if err := newClientServer(zctx, tcpEndpoint(listenIP, self.Port), replyEndpoint, cs); err != nil {
 		return err
 	}
-	rep, err := newReplier(zctx, replyEndpoint, cs.refusals)
+	rep, err := newReplier(zctx, replyEndpoint, cs.refusals, b.metrics)
 	if err != nil {
 		cs.router.Close()
 		cs.pull.Close()
@@ -355,6 +367,8 @@ func (b *Broker) run(ctx context.Context) (err error) {
 		requestCh:      requestCh,
 		stats:          &b.stats,
 		status:         &b.status,
+		metrics:        b.metrics,
+		disk:           b.disk,
 		reqs:           newRequests(uint64(randomSeed())),
 		waiters:        newWaiters(),
 		requestTimeout: b.cfg.RequestTimeout,
@@ -387,6 +401,19 @@ func (b *Broker) run(ctx context.Context) (err error) {
 		return err
 	}
 	n.publishStatus()
+	if b.cfg.MetricsListen != "" {
+		srv, err := metrics.Listen(b.cfg.MetricsListen, b.metrics)
+		if err != nil {
+			rep.close()
+			cs.router.Close()
+			cs.pull.Close()
+			return err
+		}
+		defer srv.Close() // before the stores close: a scrape reads state.db
+		addr := srv.Addr()
+		b.metricsAddr.Store(&addr)
+		b.log.Info().Str("metrics", "http://"+addr+"/metrics").Msg("metrics serving")
+	}
 	nodeDone := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)

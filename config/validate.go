@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"time"
 )
@@ -31,6 +32,7 @@ const (
 	MaxSnapshotsKept      = 100
 	MinSnapshotChunkBytes = 4 * KiB
 	MaxSnapshotChunkBytes = 64 * MiB
+	MaxMetricsTopics      = 10_000
 )
 
 var (
@@ -130,6 +132,15 @@ func (n Node) Validate() error {
 		if err := CheckCurveKey(k); err != nil {
 			bad("curve_clients_file", "key %d %s", i+1, err)
 		}
+	}
+	if n.MetricsListen != "" {
+		if _, _, err := net.SplitHostPort(n.MetricsListen); err != nil {
+			bad("metrics_listen", "(%q) is not host:port (%v)", n.MetricsListen, err)
+		}
+	}
+	intIn("metrics_topics", n.MetricsTopics, 0, MaxMetricsTopics)
+	if n.MinFreeBytes < MinFreeAuto {
+		bad("min_free_bytes", "(%d) must be %d (256 MiB or 5%% of the filesystem, whichever is less), 0 (no guard) or a byte count", n.MinFreeBytes, MinFreeAuto)
 	}
 
 	oneOf("log_level", n.LogLevel, logLevels)

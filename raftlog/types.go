@@ -254,6 +254,11 @@ type Status struct {
 	LastIndex uint64
 	// Recovering: see SoftState.Recovering.
 	Recovering bool
+	// LeaderActive: as far as this node can tell, it knows a leader that
+	// holds a quorum. A leader heard from a quorum (itself included) within
+	// the last election timeout; a follower heard from its leader within
+	// it.
+	LeaderActive bool
 	// Progress is set on a leader: each peer's match and next index.
 	Progress map[uint64]PeerProgress
 }

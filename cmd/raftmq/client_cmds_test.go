@@ -123,13 +123,19 @@ func TestStatusCommand(t *testing.T) {
 	if strings.Index(lines[1], b.Addr) != strings.Index(lines[0], "ADDRESS") {
 		t.Errorf("columns not aligned:\n%s", r.stdout)
 	}
+	// The fake broker reports 3 MiB of data and 5 GiB free of 20.
+	if strings.Index(lines[1], "3.0 MiB") != strings.Index(lines[0], "DATA") ||
+		strings.Index(lines[1], "5.0 GiB of 20.0 GiB") != strings.Index(lines[0], "DISK FREE") {
+		t.Errorf("disk use and free space missing or misaligned:\n%s", r.stdout)
+	}
 
 	r = runner{t: t}.run("status", "--servers", servers, "--timeout", "500ms", "--json")
 	var rows []statusRow
 	if err := json.Unmarshal([]byte(r.stdout), &rows); err != nil || r.code != 0 || len(rows) != 2 {
 		t.Fatalf("--json: exit %d, %v, stdout %q", r.code, err, r.stdout)
 	}
-	if rows[0].Status == nil || rows[0].Status.Role != "Leader" || rows[0].Error != "" || rows[1].Status != nil || rows[1].Error == "" {
+	if rows[0].Status == nil || rows[0].Status.Role != "Leader" || rows[0].Status.DiskFreeBytes != 5<<30 || rows[0].Status.DataBytes != 3<<20 ||
+		rows[0].Error != "" || rows[1].Status != nil || rows[1].Error == "" {
 		t.Fatalf("--json rows %+v", rows)
 	}
 
