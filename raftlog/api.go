@@ -193,6 +193,12 @@ func (c *Core) Status() Status {
 		Recovering: c.rec.active,
 		Conf:       c.Conf(),
 	}
+	switch {
+	case c.role == RoleLeader:
+		s.LeaderActive = c.checkQuorumActive()
+	case c.lead != None:
+		s.LeaderActive = c.electionElapsed < c.electionTicks
+	}
 	if c.role == RoleLeader {
 		s.Progress = make(map[uint64]PeerProgress, len(c.prs))
 		for id, pr := range c.prs {

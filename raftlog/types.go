@@ -264,6 +264,11 @@ type Status struct {
 	Recovering bool
 	// Conf is the membership in force (the newest in the log).
 	Conf ConfState
+	// LeaderActive: as far as this node can tell, it knows a leader that
+	// holds a quorum. A leader heard from a quorum (itself included) within
+	// the last election timeout; a follower heard from its leader within
+	// it.
+	LeaderActive bool
 	// Progress is set on a leader: each member's match and next index.
 	Progress map[uint64]PeerProgress
 }
