@@ -34,6 +34,9 @@ type snapshotJob struct {
 	done    chan snapshotResult // receives exactly once
 	waiters []replyTo           // admin requests answered when it finishes
 	started time.Time
+	// conf is the membership as of the applied index when the job began;
+	// a membership change applied meanwhile cancels the job.
+	conf raftlog.ConfState
 }
 
 type snapshotResult struct {
@@ -93,7 +96,14 @@ func (n *node) maybeSnapshot() error {
 	n.snapWaiting = nil
 	n.job = job
 	n.stats.snapshotsStarted.Add(1)
-	in := snapshotInputs{state: n.state, raft: n.raft, store: n.store, voters: n.peers,
+	// raft.db's membership is the one as of the applied index (applyConf
+	// records each change as it applies), which is the snapshot's.
+	_, conf, err := n.raft.InitialState()
+	if err != nil {
+		return fmt.Errorf("%w: read membership: %w", ErrStopped, err)
+	}
+	job.conf = conf
+	in := snapshotInputs{state: n.state, raft: n.raft, store: n.store, voters: conf.Voters,
 		tmp: filepath.Join(n.dataDir, compactStateFile)}
 	go func() { job.done <- writeSnapshot(ctx, in) }()
 	return nil
@@ -170,7 +180,7 @@ func (n *node) snapshotDone(res snapshotResult) error {
 	}
 	n.failpoint(fpSnapshotBeforeRecord)
 	defer os.Remove(res.compactPath) // unless swapped in below
-	if _, err := n.raft.CreateSnapshot(res.meta.Index, raftlog.ConfState{Voters: res.meta.Voters}); err != nil {
+	if _, err := n.raft.CreateSnapshot(res.meta.Index, job.conf); err != nil {
 		if !errors.Is(err, raftlog.ErrSnapOutOfDate) {
 			return fmt.Errorf("%w: record snapshot: %w", ErrStopped, err)
 		}
