@@ -78,13 +78,17 @@ type node struct {
 	// Invariant: snapIndex <= state.AppliedIndex().
 	snapIndex     uint64
 	forceSnapshot bool // the newest snapshot's file is missing: take one now
-	job           *snapshotJob
-	snapWaiting   []replyTo // admin requests not yet covered by a job
-	senders       map[uint64]*snapSender
-	snapReportCh  chan snapReport
-	installCh     chan pendingInstall
-	pending       *pendingInstall // received snapshot waiting for Ready.Snapshot
-	snapWG        sync.WaitGroup  // senders and the receiver
+	// snapDeferredUntil: no snapshot starts before then (one failed or
+	// would not fit on the disk); snapDeferredLogged: that was logged.
+	snapDeferredUntil  time.Time
+	snapDeferredLogged bool
+	job                *snapshotJob
+	snapWaiting        []replyTo // admin requests not yet covered by a job
+	senders            map[uint64]*snapSender
+	snapReportCh       chan snapReport
+	installCh          chan pendingInstall
+	pending            *pendingInstall // received snapshot waiting for Ready.Snapshot
+	snapWG             sync.WaitGroup  // senders and the receiver
 }
 
 // run drives the core until stop is closed, then stops gracefully. It
@@ -96,7 +100,7 @@ func (n *node) run(stop <-chan struct{}) error {
 	recvStop := make(chan struct{})
 	defer n.stopSnapshots(recvStop)
 	rcv := &snapReceiver{store: n.store, trans: n.trans, clusterID: n.clusterID, self: n.self, dataDir: n.dataDir,
-		log: n.log.With().Str("component", "snapshot").Logger(), installCh: n.installCh}
+		log: n.log.With().Str("component", "snapshot").Logger(), installCh: n.installCh, diskFull: n.disk.Full}
 	n.snapWG.Add(1)
 	go func() {
 		defer n.snapWG.Done()

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/raftmq/raftmq/broker/wire"
+	"github.com/raftmq/raftmq/config"
 	"github.com/raftmq/raftmq/raftlog"
 	"github.com/raftmq/raftmq/snapshot"
 	"github.com/raftmq/raftmq/storage"
@@ -79,6 +80,9 @@ func (n *node) maybeSnapshot() error {
 			}
 		}
 		n.snapWaiting = nil
+		return nil
+	}
+	if !n.snapshotFits() {
 		return nil
 	}
 	// The copy holds what state.db has committed: commit every applied
@@ -163,6 +167,7 @@ func (n *node) snapshotDone(res snapshotResult) error {
 	n.job = nil
 	if res.err != nil {
 		n.log.Warn().Err(res.err).Msg("snapshot failed")
+		n.snapDeferredUntil = time.Now().Add(snapshotRetryDelay)
 		for _, route := range job.waiters {
 			n.reply.send(route, wire.ErrorResponse(wire.ErrInternal, "the snapshot failed: "+res.err.Error()))
 		}
@@ -309,3 +314,40 @@ func (n *node) failSnapshotWaiters(code, detail string) {
 		n.job.waiters = nil
 	}
 }
+
+// snapshotRetryDelay is how long a node waits before it tries again a
+// snapshot that failed or would not fit on the disk.
+const snapshotRetryDelay = time.Second
+
+// snapshotFits reports whether a snapshot may start now: not within
+// snapshotRetryDelay of one that failed or did not fit, and with room on
+// the disk for its two copies of state.db's live pages (the snapshot file
+// and the compact copy) plus snapshotSlackBytes for the log meanwhile. It
+// may use the guard's reserve (min_free_bytes): that reserve is there so
+// that the compaction that gives the disk back can run (decision 19). A
+// snapshot that cannot fit would only fill the disk under the node's own
+// raft.db writes; as pops shrink the queues it fits again.
+func (n *node) snapshotFits() bool {
+	now := time.Now()
+	if now.Before(n.snapDeferredUntil) {
+		return false
+	}
+	if n.disk == nil {
+		return true
+	}
+	need := 2*n.state.LiveBytes() + snapshotSlackBytes
+	if free := n.disk.free.Load(); free < need {
+		n.snapDeferredUntil = now.Add(snapshotRetryDelay)
+		if !n.snapDeferredLogged {
+			n.snapDeferredLogged = true
+			n.log.Warn().Uint64("free_bytes", free).Uint64("need_bytes", need).Msg("snapshot postponed: not enough disk space for it; pops make it smaller")
+		}
+		return false
+	}
+	n.snapDeferredLogged = false
+	return true
+}
+
+// snapshotSlackBytes is the room a snapshot leaves for the log writes made
+// while it is written.
+const snapshotSlackBytes = 1 * config.MiB

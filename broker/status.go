@@ -26,7 +26,8 @@ type stats struct {
 	peerConnsRefused   atomic.Uint64 // peer-port connections cut: over the limit
 	clientConnsRefused atomic.Uint64 // client-port connections cut: over the limit
 
-	leaderChanges atomic.Uint64 // times a Ready's SoftState named a new leader (or none)
+	leaderChanges  atomic.Uint64 // times a Ready's SoftState named a new leader (or none)
+	appendsDropped atomic.Uint64 // MsgApps not stepped: the disk guard is tripped
 }
 
 // statusChanged reports whether what status shows of roles and snapshots
@@ -77,6 +78,7 @@ func (n *node) publishStatus() {
 		DurableApplied:     n.state.DurableAppliedIndex(),
 		CPUMicros:          processCPUMicros(),
 		LeaderChanges:      n.stats.leaderChanges.Load(),
+		AppendsDropped:     n.stats.appendsDropped.Load(),
 	}
 	ws.Ready, ws.NotReady = readiness(st, ws.Applied)
 	if st.Role == raftlog.RoleLeader {

@@ -606,6 +606,9 @@ type Status struct {
 	MaxDataBytes   uint64 `json:"max_data_bytes,omitempty"`
 	DiskFull       bool   `json:"disk_full,omitempty"`
 	DiskFullReason string `json:"disk_full_reason,omitempty"`
+	// AppendsDropped counts the appends from the leader this node did not
+	// take because its disk guard was tripped (it catches up later).
+	AppendsDropped uint64 `json:"appends_dropped,omitempty"`
 }
 
 // requestJSON is a request on the wire, fields in the order sent: client_id
