@@ -93,6 +93,10 @@ func runOnce(t *testing.T, cfg Config) *Report {
 	} else {
 		t.Logf("seed %d: %d ops (%d acked, %d unknown), %d faults, linearizable %d/%d topics",
 			cfg.Seed, rep.Ops.Attempted, rep.Ops.Acked, rep.Ops.Unknown, len(rep.Events), rep.Linear.Ok, rep.Linear.Topics)
+		if l := rep.Lease; l != nil {
+			t.Logf("seed %d: leased delivery: %d puts acked, %d receives, %d acked, %d dead-lettered, %d stale receipts refused",
+				cfg.Seed, l.Puts, l.Receives, l.Acked, l.DeadLettered, l.StaleRefused)
+		}
 	}
 	return rep
 }
