@@ -103,7 +103,8 @@ func New(cfg config.Node, log zerolog.Logger) (*Broker, error) {
 		return nil, err
 	}
 	b := &Broker{cfg: cfg, raft: raftDB, state: stateDB, self: raftID(cfg.ID), rebuildMinFreeBytes: rebuildMinFreeBytes,
-		curve: curve, curveLog: newRefusalLog(nodeLog.With().Str("component", "curve").Logger())}
+		curve: curve}
+	b.curveLog = newRefusalLog(&b.stats.curveConnsRefused, nodeLog.With().Str("component", "curve").Logger())
 	b.log = nodeLog
 	if repaired || cfg.Recover {
 		// Persisted first: a crash before the node catches up must not let

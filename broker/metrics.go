@@ -32,7 +32,8 @@ func (s metricsSource) Snapshot() metrics.Snapshot {
 		LeaderChanges: st.LeaderChanges,
 		PeerLag:       st.PeerLag,
 		DiskFreeBytes: st.DiskFreeBytes, DiskTotalBytes: st.DiskTotalBytes, DataBytes: st.DataBytes,
-		DiskFull: st.DiskFull,
+		DiskFull:          st.DiskFull,
+		CurveConnsRefused: st.CurveConnsRefused,
 	}
 	depths, err := s.b.state.TopicStats()
 	if err != nil {

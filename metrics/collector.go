@@ -32,12 +32,13 @@ var (
 	descDataBytes     = desc("data_bytes", "Bytes used by the data directory (raft.db, state.db, snapshots).")
 	descDiskFull      = desc("disk_full", "1 while the disk-space guard is tripped: the leader refuses puts, a follower stops appending.")
 	descReady         = desc("ready", "1 when /readyz answers 200.")
+	descCurveRefused  = desc("curve_connections_refused_total", "Connections refused by CURVE on either port: plaintext, a key not allowed, a handshake that did not decrypt.")
 )
 
 func (c *snapshotCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descTerm, descIsLeader, descCommit, descApplied, descSnapshotIndex,
 		descLeaderChanges, descPeerLag, descTopicMessages, descTopicBytes, descDiskFree, descDiskTotal,
-		descDataBytes, descDiskFull, descReady} {
+		descDataBytes, descDiskFull, descReady, descCurveRefused} {
 		ch <- d
 	}
 }
@@ -53,6 +54,7 @@ func (c *snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descApplied, float64(s.Applied))
 	gauge(descSnapshotIndex, float64(s.SnapshotIndex))
 	ch <- prometheus.MustNewConstMetric(descLeaderChanges, prometheus.CounterValue, float64(s.LeaderChanges))
+	ch <- prometheus.MustNewConstMetric(descCurveRefused, prometheus.CounterValue, float64(s.CurveConnsRefused))
 	for peer, lag := range s.PeerLag {
 		gauge(descPeerLag, float64(lag), peer)
 	}

@@ -584,6 +584,9 @@ type Status struct {
 	PeerFramesRefused  uint64 `json:"peer_frames_refused,omitempty"`
 	PeerConnsRefused   uint64 `json:"peer_connections_refused,omitempty"`
 	ClientConnsRefused uint64 `json:"client_connections_refused,omitempty"`
+	// CurveConnsRefused counts connections refused by CURVE on either port:
+	// plaintext, a key not allowed, a handshake that did not decrypt.
+	CurveConnsRefused uint64 `json:"curve_connections_refused,omitempty"`
 	// Ready is what /readyz answers: the node knows a leader holding a
 	// quorum, has applied what it knows committed and is not recovering.
 	// NotReady says why not.
