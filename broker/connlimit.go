@@ -57,7 +57,10 @@ func startConnLimiter(zctx *zmq.Context, sock *zmq.Socket, name string, limit in
 	endpoint := fmt.Sprintf("inproc://raftmq-connlimit-%s-%d", name, limiterSeq.Add(1))
 	events := zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED | zmq.EVENT_CLOSED
 	if refusals != nil {
-		events |= zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+		// Not HANDSHAKE_FAILED_NO_DETAIL: a connection that closed or broke
+		// mid-handshake (a client that gave up waiting, a cut over the
+		// limit) was not refused.
+		events |= zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_AUTH
 	}
 	if err := sock.Monitor(endpoint, events); err != nil {
 		return nil, fmt.Errorf("broker: monitor %s socket: %w", name, err)
@@ -140,8 +143,6 @@ func (l *connLimiter) run() {
 					l.log.Warn().Str("port", l.name).Int("limit", l.limit).Uint64("refused_total", l.cut.Load()).
 						Msg("connection refused: too many connections")
 				}
-			case zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL:
-				failed = "connection closed during the CURVE handshake"
 			case zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
 				failed = handshakeFailure(fd) // fd is the protocol error code here
 			case zmq.EVENT_HANDSHAKE_FAILED_AUTH:

@@ -168,6 +168,25 @@ func TestCurveSuite(t *testing.T) {
 			if rep != nil && rep.Ops.Acked == 0 {
 				t.Errorf("seed %d: no operation acknowledged: the workload never got through CURVE", tt.seed)
 			}
+			// The cluster's own traffic is never refused: a refusal line
+			// here means CURVE turned away a member or the workload.
+			if rep != nil {
+				logs, _ := filepath.Glob(filepath.Join(rep.Dir, "node*.log"))
+				for _, l := range logs {
+					b, err := os.ReadFile(l)
+					if err != nil {
+						t.Fatal(err)
+					}
+					for _, line := range strings.Split(string(b), "\n") {
+						if strings.Contains(line, "CURVE authentication failed") {
+							t.Errorf("seed %d: %s: %s", tt.seed, filepath.Base(l), line)
+						}
+					}
+				}
+				if len(logs) == 0 {
+					t.Errorf("seed %d: no node logs in %s", tt.seed, rep.Dir)
+				}
+			}
 			for _, s := range rep.Skipped {
 				t.Logf("skipped fault family %s", s)
 			}
