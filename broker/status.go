@@ -64,6 +64,9 @@ func (n *node) publishStatus() {
 		Snapshot:           n.snapIndex,
 		Recovering:         st.Recovering,
 		SnapshotInProgress: n.job != nil,
+		SnapshotSends:      len(n.senders),
+		HeapBytes:          heapBytes(),
+		AnonBytes:          anonRSSBytes(),
 
 		PeerFramesRefused:  n.stats.peerFramesRefused.Load(),
 		PeerConnsRefused:   n.stats.peerConnsRefused.Load(),
@@ -71,6 +74,9 @@ func (n *node) publishStatus() {
 		StateCommits:       n.state.Commits(),
 		DurableApplied:     n.state.DurableAppliedIndex(),
 		CPUMicros:          processCPUMicros(),
+	}
+	if n.job != nil {
+		ws.SnapshotBytes = n.job.written.Load()
 	}
 	if first, err := n.raft.FirstIndex(); err == nil {
 		ws.FirstIndex = first

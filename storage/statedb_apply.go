@@ -157,6 +157,12 @@ func (a *applier) apply(index uint64, c Command) (Applied, error) {
 	return ap, a.putSession(c.ClientID, sess, next)
 }
 
+// queueFillPercent is how full bbolt fills a queue page before splitting
+// it. Message keys only ever grow (puts append at the tail, pops delete at
+// the head), so a split page never takes another key: full pages keep
+// state.db near the bytes queued instead of twice that (decision 15).
+const queueFillPercent = 1.0
+
 // execute runs c against the topic store.
 func (a *applier) execute(c Command) (Result, error) {
 	names := a.tx.Bucket(bucketTopicNames)
@@ -179,6 +185,7 @@ func (a *applier) execute(c Command) (Result, error) {
 	if q == nil {
 		return Result{}, corruptError(a.path, fmt.Sprintf("topic %q has no queue bucket", t.name))
 	}
+	q.FillPercent = queueFillPercent
 	switch c.Op {
 	case OpPut:
 		if err := putSealedKey(q, indexKey(t.tail), []byte(c.Message)); err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
@@ -63,10 +64,10 @@ func statusCommand(e env) *cli.Command {
 
 func writeStatusTable(e env, nodes []client.NodeStatus) error {
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tADDRESS\tROLE\tTERM\tLEADER\tCOMMIT\tAPPLIED\tLAST INDEX")
+	fmt.Fprintln(tw, "ID\tADDRESS\tROLE\tTERM\tLEADER\tCOMMIT\tAPPLIED\tLAST INDEX\tHEAP\tANON RSS\tSNAPSHOT")
 	for _, n := range nodes {
 		if n.Err != nil {
-			fmt.Fprintf(tw, "-\t%s\tunreachable\t-\t-\t-\t-\t-\t(%v)\n", n.Server, oneLine(n.Err.Error()))
+			fmt.Fprintf(tw, "-\t%s\tunreachable\t-\t-\t-\t-\t-\t-\t-\t-\t(%v)\n", n.Server, oneLine(n.Err.Error()))
 			continue
 		}
 		s := n.Status
@@ -74,7 +75,31 @@ func writeStatusTable(e env, nodes []client.NodeStatus) error {
 		if leader == "" {
 			leader = "-"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%d\t%d\t%d\n", s.ID, n.Server, s.Role, s.Term, leader, s.Commit, s.Applied, s.LastIndex)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%d\t%d\t%d\t%s\t%s\t%s\n", s.ID, n.Server, s.Role, s.Term, leader, s.Commit, s.Applied, s.LastIndex,
+			mib(s.HeapBytes), mib(s.AnonBytes), snapshotCell(s))
 	}
 	return tw.Flush()
+}
+
+// mib prints a byte count in MiB; "-" when unknown (0).
+func mib(b uint64) string {
+	if b == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20))
+}
+
+// snapshotCell says what the node's snapshot machinery is doing.
+func snapshotCell(s wire.Status) string {
+	var out []string
+	if s.SnapshotInProgress {
+		out = append(out, "writing "+mib(uint64(max(s.SnapshotBytes, 0))))
+	}
+	if s.SnapshotSends > 0 {
+		out = append(out, fmt.Sprintf("sending to %d", s.SnapshotSends))
+	}
+	if len(out) == 0 {
+		return "-"
+	}
+	return strings.Join(out, ", ")
 }
