@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/raftmq/raftmq/broker/wire"
+	"github.com/raftmq/raftmq/metrics"
 	"github.com/raftmq/raftmq/raftlog"
 	"github.com/raftmq/raftmq/snapshot"
 	"github.com/raftmq/raftmq/storage"
@@ -45,9 +46,24 @@ type node struct {
 	requestCh <-chan clientRequest
 	stats     *stats
 	status    *statusBox
+	metrics   *metrics.Metrics
+	disk      *diskGuard
+	// lastLead is the leader the last SoftState named, to count changes.
+	lastLead uint64
 
 	// reqs holds the client requests taken and not yet answered.
 	reqs *requests
+	// waiters holds the long-polling GETs and RECEIVEs that found nothing
+	// (decision 17); requestTimeout bounds each proposal of one.
+	waiters        *waiters
+	requestTimeout time.Duration
+	// tickProposal is the proposal id of the expiry tick in flight (0:
+	// none) and tickProposedAt when it was proposed (leasedelivery.go).
+	tickProposal   uint64
+	tickProposedAt time.Time
+	// readied collects the topics applied entries readied a message in,
+	// woken after Advance.
+	readied []string
 
 	// Snapshots (snapshotter.go, snapsend.go, install.go).
 	store              *snapshot.Store
@@ -157,7 +173,10 @@ func (n *node) drain() {
 // onTick advances the core's clock and answers requests that timed out.
 func (n *node) onTick() {
 	n.core.Tick()
-	n.expire(time.Now())
+	now := time.Now()
+	n.expire(now)
+	n.expireWaiters(now)
+	n.maybeProposeExpiry(now)
 }
 
 // stopSnapshots ends the snapshot in progress, the transfers and the
@@ -222,21 +241,48 @@ func (n *node) handleRequest(cr clientRequest, batch *[][]byte, ids *[]uint64, b
 		n.startRead(cr)
 		return
 	}
+	if cr.req.Method == wire.MethodPut && n.disk.Full() {
+		// Pops and reads go on: they free space (compaction follows them).
+		n.reply.send(cr.route, wire.ErrorResponse(wire.ErrDiskFull, n.disk.Reason()+
+			"; puts and topic creation resume by themselves when space comes back (pops free space)"))
+		return
+	}
+	if cr.req.Receipt != "" {
+		if _, err := storage.ParseReceipt(cr.req.Receipt); err != nil {
+			n.reply.send(cr.route, wire.ErrorResponse(wire.ErrBadRequest, "receipt is not one a RECEIVE answered: "+err.Error()))
+			return
+		}
+	}
+	if cr.req.WaitMs > 0 && cr.waiter == nil {
+		cr.waiter = n.waiters.arrive(cr, cr.arrived)
+	}
 	id := n.reqs.addWrite(cr)
-	data := storage.EncodeCommand(commandOf(cr.req, id))
+	data := storage.EncodeCommand(commandOf(cr.req, id, time.Now()))
 	*batch = append(*batch, data)
 	*ids = append(*ids, id)
 	*batchBytes += uint64(len(data))
 }
 
-func commandOf(req wire.Request, proposalID uint64) storage.Command {
-	cmd := storage.Command{Topic: req.Topic, ClientID: req.ClientID, Seq: req.Seq, ProposalID: proposalID}
+// commandOf is the command a leader proposes for req, stamped with its
+// clock (decision 16).
+func commandOf(req wire.Request, proposalID uint64, now time.Time) storage.Command {
+	cmd := storage.Command{Topic: req.Topic, ClientID: req.ClientID, Seq: req.Seq, ProposalID: proposalID,
+		TimeMs: uint64(now.UnixMilli()), Receipt: req.Receipt, Wait: req.WaitMs > 0}
 	switch {
 	case req.Type == wire.TypeTopic:
 		cmd.Op = storage.OpCreateTopic
+		cmd.MaxDeliveries, cmd.DeadLetter = req.MaxDeliveries, req.DeadLetter
 	case req.Method == wire.MethodPut:
 		cmd.Op = storage.OpPut
 		cmd.Message = req.Message
+	case req.Method == wire.MethodReceive:
+		cmd.Op, cmd.LeaseMs = storage.OpReceive, req.Lease()
+	case req.Method == wire.MethodAck:
+		cmd.Op = storage.OpAck
+	case req.Method == wire.MethodNack:
+		cmd.Op, cmd.DelayMs = storage.OpNack, req.DelayMs
+	case req.Method == wire.MethodExtend:
+		cmd.Op, cmd.LeaseMs = storage.OpExtend, req.Lease()
 	default:
 		cmd.Op = storage.OpPop
 	}
@@ -282,21 +328,28 @@ func (n *node) processReady() error {
 		n.trans.Send(rd.SendBeforePersist())
 		if rd.MustSync || len(rd.Entries) > 0 {
 			n.failpoint(fpLogBeforePersist)
+			saveStart := time.Now()
 			if err := n.raft.Save(rd.HardState, rd.Entries); err != nil {
 				n.log.Error().Err(err).Msg("cannot persist the raft log; stopping this node")
 				return fmt.Errorf("%w: persist raft log: %w", ErrStopped, err)
 			}
 			n.stats.logSyncs.Add(1)
 			n.stats.logEntries.Add(uint64(len(rd.Entries)))
+			n.metrics.ObserveLogCommit(time.Since(saveStart), len(rd.Entries))
 			n.failpoint(fpLogAfterPersist)
 		}
 		if err := n.noteRecovered(rd.SoftState); err != nil {
 			return err
 		}
 		if rd.SoftState != nil {
+			if rd.SoftState.Lead != n.lastLead {
+				n.lastLead = rd.SoftState.Lead
+				n.stats.leaderChanges.Add(1)
+			}
 			n.log.Info().Stringer("role", rd.SoftState.Role).Int("leader", nodeIndex(rd.SoftState.Lead)).Uint64("term", n.core.Status().Term).Msg("role changed")
 			if rd.SoftState.Role != raftlog.RoleLeader {
 				n.failReads()
+				n.failWaiters()
 				n.stopSenders()
 			}
 		}
@@ -321,6 +374,7 @@ func (n *node) processReady() error {
 			n.startSnapshotSend(m)
 		}
 		n.serveReads()
+		n.wakeWaiters()
 	}
 	if err := n.state.CommitIfDue(time.Now()); err != nil {
 		n.log.Error().Err(err).Msg("cannot commit state.db; stopping this node")
@@ -352,8 +406,13 @@ func splitSnapshots(msgs []raftlog.Message) (rest, snaps []raftlog.Message) {
 
 func (n *node) answerApplied(applied []storage.Applied) {
 	for _, a := range applied {
+		n.noteApplied(a)
 		w, ok := n.reqs.takeWrite(a.ProposalID)
 		if !ok {
+			continue
+		}
+		if a.Result.Waiting {
+			n.waitAgain(w)
 			continue
 		}
 		n.failpoint(fpBeforeReply)
@@ -363,6 +422,15 @@ func (n *node) answerApplied(applied []storage.Applied) {
 
 func responseOf(r storage.Result) wire.Response {
 	switch {
+	case r.Refusal == storage.RefusalStaleReceipt:
+		return wire.ErrorResponse(wire.ErrStaleReceipt, "the receipt's lease ended, or its message was acked, dead-lettered or delivered again; nothing changed")
+	case r.Refusal == storage.RefusalNoDeadLetter:
+		return wire.ErrorResponse(wire.ErrBadRequest, "the dead_letter topic does not exist; create it first")
+	case r.Receipt != "":
+		msg, receipt, deliveries := r.Message, r.Receipt, r.Deliveries
+		return wire.Response{Success: true, Message: &msg, Receipt: &receipt, Deliveries: &deliveries}
+	case r.Waiting:
+		return wire.Fail()
 	case r.StaleSeq:
 		return wire.ErrorResponse(wire.ErrStaleSeq, "this seq is older than the last one this client_id used; its answer is no longer kept: use a new, higher seq")
 	case r.HasMessage:
@@ -395,6 +463,10 @@ func (n *node) serveReads() {
 		topics = []string{}
 	}
 	for _, cr := range servable {
+		if cr.req.Method == wire.MethodInfo {
+			n.reply.send(cr.route, n.topicInfo(cr.req.Topic))
+			continue
+		}
 		if err != nil {
 			n.reply.send(cr.route, wire.ErrorResponse(wire.ErrInternal, "cannot read the topic list: "+err.Error()))
 			continue
@@ -428,6 +500,9 @@ func (n *node) expire(now time.Time) {
 func (n *node) failAll(code, detail string) {
 	for _, cr := range n.reqs.takeAll() {
 		n.reply.send(cr.route, wire.ErrorResponse(code, detail))
+	}
+	for _, w := range n.waiters.takeAll() {
+		n.reply.send(w.cr.route, wire.ErrorResponse(code, detail))
 	}
 	n.failSnapshotWaiters(code, detail)
 }

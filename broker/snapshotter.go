@@ -115,7 +115,7 @@ func (n *node) maybeSnapshot() error {
 			if n.snapIndex == 0 {
 				n.reply.send(route, wire.ErrorResponse(wire.ErrInternal, "nothing has been applied yet: there is nothing to snapshot"))
 			} else {
-				n.reply.sendJSON(route, snapshotDone(n.snapIndex))
+				n.reply.send(route, snapshotDone(n.snapIndex))
 			}
 		}
 		n.snapWaiting = nil
@@ -273,7 +273,7 @@ func (n *node) snapshotDone(res snapshotResult) error {
 	n.log.Info().Uint64("index", res.meta.Index).Uint64("term", res.meta.Term).Int64("bytes", res.meta.Size).
 		Dur("took", time.Since(job.started)).Uint64("first_index", first).Bool("state_db_rebuilt", swapped).Msg("snapshot taken")
 	for _, route := range job.waiters {
-		n.reply.sendJSON(route, snapshotDone(n.snapIndex))
+		n.reply.send(route, snapshotDone(n.snapIndex))
 	}
 	return nil
 }

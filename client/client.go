@@ -79,7 +79,9 @@ func (c *Client) do(ctx context.Context, req wire.Request, mutates bool) (wire.R
 		req.Seq, req.HasSession = c.seq, true
 	}
 	frame := wire.EncodeRequest(req)
-	ctx, cancel := c.withTimeout(ctx)
+	// A long-polling request may wait wait_ms before its answer.
+	wait := time.Duration(req.WaitMs) * time.Millisecond
+	ctx, cancel := c.withTimeout(ctx, wait)
 	defer cancel()
 
 	start := time.Now()
@@ -90,7 +92,7 @@ func (c *Client) do(ctx context.Context, req wire.Request, mutates bool) (wire.R
 	var lastErr error
 	failures, redirects := 0, 0
 	for attempts := 1; ; attempts++ {
-		raw, err := c.attemptLocked(ctx, target, frame)
+		raw, err := c.attemptLocked(ctx, target, frame, wait)
 		if err == nil {
 			resp, derr := wire.DecodeResponse(raw)
 			if derr != nil {
@@ -142,19 +144,19 @@ func (c *Client) do(ctx context.Context, req wire.Request, mutates bool) (wire.R
 
 // attemptLocked sends frame to target over the cached conn (replacing it
 // when it points elsewhere). Any failure drops the conn.
-func (c *Client) attemptLocked(ctx context.Context, target string, frame []byte) ([]byte, error) {
+func (c *Client) attemptLocked(ctx context.Context, target string, frame []byte, wait time.Duration) ([]byte, error) {
 	if c.conn != nil && c.conn.addr != target {
 		c.conn.close()
 		c.conn = nil
 	}
 	if c.conn == nil {
-		cn, err := dial(target)
+		cn, err := dial(target, c.opts.Curve)
 		if err != nil {
 			return nil, err
 		}
 		c.conn = cn
 	}
-	raw, err := c.conn.roundTrip(ctx, c.abortCh, frame, c.opts.ConnectTimeout, c.opts.AttemptTimeout)
+	raw, err := c.conn.roundTrip(ctx, c.abortCh, frame, c.opts.ConnectTimeout, c.opts.AttemptTimeout+wait)
 	if err != nil {
 		c.conn.close()
 		c.conn = nil
@@ -168,12 +170,14 @@ func (c *Client) nextServerLocked() string {
 	return s
 }
 
-// withTimeout applies Options.Timeout unless ctx ends sooner.
-func (c *Client) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
-	if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= c.opts.Timeout {
+// withTimeout applies Options.Timeout (plus a long poll's wait) unless ctx
+// ends sooner.
+func (c *Client) withTimeout(ctx context.Context, wait time.Duration) (context.Context, context.CancelFunc) {
+	limit := c.opts.Timeout + wait
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= limit {
 		return context.WithCancel(ctx)
 	}
-	return context.WithTimeout(ctx, c.opts.Timeout)
+	return context.WithTimeout(ctx, limit)
 }
 
 // finalError explains why a request gave up: the sentinel that fits the

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	zmq "github.com/pebbe/zmq4"
+
+	"github.com/raftmq/raftmq/broker/wire"
 )
 
 // pollSlice is the longest a poll blocks before the wait checks the context
@@ -20,6 +22,7 @@ const pollSlice = 50 * time.Millisecond
 // failure it is closed, never reused, so a late reply dies with it.
 type conn struct {
 	addr    string // as given: "ip:port"
+	curve   bool   // the connection uses CURVE
 	sock    *zmq.Socket
 	pollIn  *zmq.Poller
 	pollOut *zmq.Poller
@@ -33,10 +36,17 @@ func endpoint(addr string) string {
 	return "tcp://" + addr
 }
 
-func dial(addr string) (*conn, error) {
+// dial connects to addr, through CURVE when curve is not nil.
+func dial(addr string, curve *Curve) (*conn, error) {
 	sock, err := zmq.NewSocket(zmq.DEALER)
 	if err != nil {
 		return nil, fmt.Errorf("client: new socket: %w", err)
+	}
+	if curve != nil {
+		if err := curve.Secure(sock, addr); err != nil {
+			sock.Close()
+			return nil, err
+		}
 	}
 	// Linger 0: closing drops unsent requests at once. Immediate: queue only
 	// on a completed connection, so "writable" means "connected".
@@ -50,7 +60,7 @@ func dial(addr string) (*conn, error) {
 			return nil, fmt.Errorf("client: connect %s: %w", addr, err)
 		}
 	}
-	c := &conn{addr: addr, sock: sock, pollIn: zmq.NewPoller(), pollOut: zmq.NewPoller()}
+	c := &conn{addr: addr, curve: curve != nil, sock: sock, pollIn: zmq.NewPoller(), pollOut: zmq.NewPoller()}
 	c.pollIn.Add(sock, zmq.POLLIN)
 	c.pollOut.Add(sock, zmq.POLLOUT)
 	return c, nil
@@ -75,7 +85,12 @@ func (c *conn) roundTrip(ctx context.Context, abort <-chan struct{}, frame []byt
 		return nil, err
 	}
 	if !ok {
-		return nil, fmt.Errorf("%w: no connection to %s within %s", ErrUnreachable, c.addr, connectTimeout)
+		hint := ""
+		if c.curve {
+			// A refused CURVE handshake looks like no connection at all.
+			hint = " (CURVE: is this client's public key allowed by the broker, and the broker's key in the cluster file right?)"
+		}
+		return nil, fmt.Errorf("%w: no connection to %s within %s%s", ErrUnreachable, c.addr, connectTimeout, hint)
 	}
 	if _, err := c.sock.SendMessageDontwait("", frame); err != nil {
 		return nil, fmt.Errorf("%w: send to %s: %w", ErrUnreachable, c.addr, err)
@@ -130,3 +145,53 @@ func wait(ctx context.Context, abort <-chan struct{}, p *zmq.Poller, d time.Dura
 		}
 	}
 }
+
+// Conn is one connection to one server with no retry policy of its own: a
+// program that needs its own (the fault-injection verifier resends a frame
+// to servers it picks, and drops replies on purpose) sends through a Conn
+// and still shares the Client's framing, polling and error kinds. Everything
+// else uses a Client. A Conn carries one request at a time; after any error
+// it is closed, so a late reply cannot answer a later request.
+type Conn struct {
+	cn    *conn
+	abort chan struct{}
+}
+
+// Dial connects to server ("ip:port" or a full zmq endpoint), through
+// CURVE when curve is not nil. The connection completes in the background;
+// Do waits for it.
+func Dial(server string, curve *Curve) (*Conn, error) {
+	cn, err := dial(server, curve)
+	if err != nil {
+		return nil, err
+	}
+	return &Conn{cn: cn, abort: make(chan struct{})}, nil
+}
+
+// Server is the address the Conn was dialled with.
+func (c *Conn) Server() string { return c.cn.addr }
+
+// Do sends one encoded request (wire.EncodeRequest) and returns the decoded
+// reply, refusals included (check Response.Refused). It waits at most
+// connectTimeout for the connection and replyTimeout for the reply, or until
+// ctx ends. Errors wrap ErrUnreachable, ErrTimeout, ErrBadResponse or
+// ctx.Err(); after one the Conn is closed (ErrClosed from then on).
+func (c *Conn) Do(ctx context.Context, frame []byte, connectTimeout, replyTimeout time.Duration) (wire.Response, error) {
+	if c.cn.sock == nil {
+		return wire.Response{}, ErrClosed
+	}
+	raw, err := c.cn.roundTrip(ctx, c.abort, frame, connectTimeout, replyTimeout)
+	if err != nil {
+		c.Close()
+		return wire.Response{}, err
+	}
+	resp, err := wire.DecodeResponse(raw)
+	if err != nil {
+		c.Close()
+		return wire.Response{}, fmt.Errorf("%w: from %s: %w", ErrBadResponse, c.cn.addr, err)
+	}
+	return resp, nil
+}
+
+// Close releases the socket. It is safe to call more than once.
+func (c *Conn) Close() { c.cn.close() }

@@ -26,6 +26,10 @@ var (
 	ErrUnreachable = errors.New("client: server unreachable")
 	// ErrBadResponse: the server's reply was not a raftmq response.
 	ErrBadResponse = errors.New("client: malformed response")
+	// ErrStaleReceipt: Ack, Nack or Extend named a delivery that is no
+	// longer current (its lease ended, or its message was acked,
+	// dead-lettered or delivered again). Nothing changed.
+	ErrStaleReceipt = errors.New("client: stale receipt")
 )
 
 // ServerError is a request the server refused without executing it (or, for
@@ -54,6 +58,8 @@ func (e *ServerError) Is(target error) bool {
 		return e.Code == wire.ErrTimeout
 	case ErrShuttingDown:
 		return e.Code == wire.ErrShuttingDown
+	case ErrStaleReceipt:
+		return e.Code == wire.ErrStaleReceipt
 	}
 	return false
 }

@@ -19,30 +19,55 @@ type NodeStatus struct {
 // Status asks one server for its status: no redirect, no retry, on a socket
 // of its own (it does not wait for other requests of this Client).
 func (c *Client) Status(ctx context.Context, server string) (wire.Status, error) {
-	ctx, cancel := c.withTimeout(ctx)
-	defer cancel()
-	cn, err := dial(server)
-	if err != nil {
-		return wire.Status{}, err
-	}
-	defer cn.close()
-	frame := wire.EncodeRequest(wire.Request{ClientID: c.opts.ClientID, Type: wire.TypeStatus, Method: wire.MethodGet})
-	raw, err := cn.roundTrip(ctx, c.abortCh, frame, c.opts.ConnectTimeout, c.opts.AttemptTimeout)
+	_, raw, err := c.askOne(ctx, server, wire.Request{Type: wire.TypeStatus, Method: wire.MethodGet})
 	if err != nil {
 		return wire.Status{}, fmt.Errorf("status of %s: %w", server, err)
-	}
-	resp, err := wire.DecodeResponse(raw)
-	if err != nil {
-		return wire.Status{}, fmt.Errorf("%w: status of %s: %w", ErrBadResponse, server, err)
-	}
-	if resp.Refused() {
-		return wire.Status{}, &ServerError{Code: resp.Error, Detail: resp.Detail, Leader: resp.Leader, Server: server}
 	}
 	var st wire.Status
 	if err := json.Unmarshal(raw, &st); err != nil {
 		return wire.Status{}, fmt.Errorf("%w: status of %s: %w", ErrBadResponse, server, err)
 	}
 	return st, nil
+}
+
+// Snapshot makes one server take a snapshot of its state now and compact
+// its log, and returns the snapshot's index. Like Status it asks that
+// server only, once: the operator should see which server failed.
+func (c *Client) Snapshot(ctx context.Context, server string) (index uint64, err error) {
+	resp, _, err := c.askOne(ctx, server, wire.Request{Type: wire.TypeSnapshot, Method: wire.MethodPut})
+	if err != nil {
+		return 0, fmt.Errorf("snapshot of %s: %w", server, err)
+	}
+	if !resp.Success || resp.Index == nil {
+		return 0, fmt.Errorf("%w: snapshot of %s: success=%v without an index", ErrBadResponse, server, resp.Success)
+	}
+	return *resp.Index, nil
+}
+
+// askOne sends req to server alone, on a connection of its own, and returns
+// the reply, decoded and raw, of a request the server executed; a refusal
+// is a *ServerError.
+func (c *Client) askOne(ctx context.Context, server string, req wire.Request) (wire.Response, []byte, error) {
+	ctx, cancel := c.withTimeout(ctx, 0)
+	defer cancel()
+	cn, err := dial(server, c.opts.Curve)
+	if err != nil {
+		return wire.Response{}, nil, err
+	}
+	defer cn.close()
+	req.ClientID = c.opts.ClientID
+	raw, err := cn.roundTrip(ctx, c.abortCh, wire.EncodeRequest(req), c.opts.ConnectTimeout, c.opts.AttemptTimeout)
+	if err != nil {
+		return wire.Response{}, nil, err
+	}
+	resp, err := wire.DecodeResponse(raw)
+	if err != nil {
+		return wire.Response{}, nil, fmt.Errorf("%w: %w", ErrBadResponse, err)
+	}
+	if resp.Refused() {
+		return wire.Response{}, nil, &ServerError{Code: resp.Error, Detail: resp.Detail, Leader: resp.Leader, Server: server}
+	}
+	return resp, raw, nil
 }
 
 // StatusAll asks every configured server in parallel. A server that cannot

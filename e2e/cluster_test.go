@@ -9,9 +9,8 @@ import (
 	"testing"
 	"time"
 
-	zmq "github.com/pebbe/zmq4"
-
 	"github.com/raftmq/raftmq/client"
+	"github.com/raftmq/raftmq/internal/coursetest"
 	"github.com/raftmq/raftmq/internal/proccluster"
 	"github.com/raftmq/raftmq/internal/testwait"
 )
@@ -322,22 +321,9 @@ func TestRetrySameSeqAppliedOnce(t *testing.T) {
 // rawDo sends one JSON request on a REQ socket and decodes the reply.
 func rawDo(t *testing.T, addr, req string) map[string]any {
 	t.Helper()
-	s, err := zmq.NewSocket(zmq.REQ)
+	reply, err := coursetest.Ask(addr, req, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
-	}
-	defer s.Close()
-	s.SetLinger(0)
-	s.SetRcvtimeo(5 * time.Second)
-	if err := s.Connect("tcp://" + addr); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Send(req, 0); err != nil {
-		t.Fatal(err)
-	}
-	reply, err := s.RecvBytes(0)
-	if err != nil {
-		t.Fatalf("no reply from %s: %v", addr, err)
 	}
 	var m map[string]any
 	if err := json.Unmarshal(reply, &m); err != nil {

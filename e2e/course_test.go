@@ -15,8 +15,6 @@ import (
 	"testing"
 	"time"
 
-	zmq "github.com/pebbe/zmq4"
-
 	"github.com/raftmq/raftmq/internal/coursetest"
 	"github.com/raftmq/raftmq/internal/proccluster"
 )
@@ -36,31 +34,9 @@ const (
 	courseReplyTimeout = 10 * time.Second
 )
 
-// courseAsk sends one frame on a fresh REQ socket, as a course client does,
-// and returns the reply's bytes.
+// courseAsk sends one frame as a course client does.
 func courseAsk(addr, frame string) ([]byte, error) {
-	s, err := zmq.NewSocket(zmq.REQ)
-	if err != nil {
-		return nil, err
-	}
-	defer s.Close()
-	if err := s.SetLinger(0); err != nil {
-		return nil, err
-	}
-	if err := s.SetRcvtimeo(courseReplyTimeout); err != nil {
-		return nil, err
-	}
-	if err := s.Connect("tcp://" + addr); err != nil {
-		return nil, err
-	}
-	if _, err := s.Send(frame, 0); err != nil {
-		return nil, err
-	}
-	reply, err := s.RecvBytes(0)
-	if err != nil {
-		return nil, fmt.Errorf("no reply from %s to %s: %w", addr, frame, err)
-	}
-	return reply, nil
+	return coursetest.Ask(addr, frame, courseReplyTimeout)
 }
 
 // courseExpect sends frame to node i and requires the reply to be exactly

@@ -18,6 +18,9 @@ var (
 	// command, and wrapped by StateDB.Apply for a log entry that does not
 	// decode.
 	ErrBadCommand = errors.New("storage: bad command")
+	// ErrBadReceipt is returned by ParseReceipt for a string no broker
+	// issued as a receipt.
+	ErrBadReceipt = errors.New("storage: malformed receipt")
 	// ErrOutOfRange is returned by OpenRaftDB when raft.db holds a term or
 	// index above raftlog.MaxTerm; the message names the file and the fix.
 	ErrOutOfRange = errors.New("storage: term or index out of range")

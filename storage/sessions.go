@@ -34,7 +34,10 @@ func encodeSession(s session) []byte {
 	if s.result.StaleSeq {
 		flags |= resultStaleSeq
 	}
-	return appendString(append(b, flags), s.result.Message)
+	b = appendString(append(b, flags), s.result.Message)
+	// Since state.db version 2: the refusal, a receive's receipt and count.
+	b = appendString(append(b, byte(s.result.Refusal)), s.result.Receipt)
+	return putU64(b, s.result.Deliveries)
 }
 
 func decodeSession(b []byte) (session, error) {
@@ -46,6 +49,11 @@ func decodeSession(b []byte) (session, error) {
 		HasMessage: flags&resultHasMessage != 0,
 		StaleSeq:   flags&resultStaleSeq != 0,
 		Message:    string(r.bytesN(r.uvarint("message length"), "message")),
+	}
+	if r.err == nil && len(r.b) > 0 { // written by state.db version 2
+		s.result.Refusal = Refusal(r.byte1("refusal"))
+		s.result.Receipt = string(r.bytesN(r.uvarint("receipt length"), "receipt"))
+		s.result.Deliveries = r.u64("deliveries")
 	}
 	return s, r.done("session")
 }

@@ -11,8 +11,12 @@ import (
 	"go.etcd.io/bbolt"
 )
 
-// stateFormatVersion is state.db's layout version, stored in meta.
-const stateFormatVersion = 1
+// stateFormatVersion is state.db's layout version, stored in meta. Version
+// 1 (before leased delivery) is upgraded in place when opened (migrate.go).
+const (
+	stateFormatVersion  = 2
+	stateFormatVersion1 = 1
+)
 
 // state.db buckets. Topic and message records are sealed (CRC32C).
 var (
@@ -22,12 +26,21 @@ var (
 	bucketQueues     = []byte("queues")      // creation seq (8 B) -> bucket: message seq (8 B) -> message
 	bucketSessions   = []byte("sessions")    // client id -> session record
 	bucketSessionLRU = []byte("session_lru") // last-use index (8 B) | client id -> empty
+	// Leased delivery (decision 16).
+	bucketReady      = []byte("ready")      // creation seq (8 B) -> bucket: message seq (8 B) -> empty, the ready messages
+	bucketDeliveries = []byte("deliveries") // creation seq | message seq -> delivery record, for messages delivered at least once
+	bucketExpiry     = []byte("expiry")     // until (8 B, ms) | creation seq | message seq -> empty, leased and delayed messages
 )
+
+// stateBuckets are state.db's top-level buckets.
+var stateBuckets = [][]byte{bucketMeta, bucketTopics, bucketTopicNames, bucketQueues, bucketSessions, bucketSessionLRU,
+	bucketReady, bucketDeliveries, bucketExpiry}
 
 const (
 	keyApplied   = "applied"    // u64: last applied log index
 	keyNextTopic = "next_topic" // u64: creation seq of the next topic
 	keySessionsN = "sessions_n" // u64: number of sessions
+	keyClock     = "clock"      // u64: the state machine's clock, Unix ms (only ever moves forward)
 )
 
 // StateOptions configures a StateDB.
@@ -108,7 +121,7 @@ func (s *StateDB) openLocked() error {
 	}
 	err = guard(path, func() error {
 		return db.Update(func(tx *bbolt.Tx) error {
-			for _, name := range [][]byte{bucketMeta, bucketTopics, bucketTopicNames, bucketQueues, bucketSessions, bucketSessionLRU} {
+			for _, name := range stateBuckets {
 				if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 					return fmt.Errorf("storage: init %s: %w", path, err)
 				}
@@ -121,8 +134,12 @@ func (s *StateDB) openLocked() error {
 			if !ok {
 				return putSealed(meta, keyFormat, []byte{stateFormatVersion})
 			}
-			if len(format) != 1 || format[0] != stateFormatVersion {
-				return corruptError(path, fmt.Sprintf("unknown format version %v (this build reads %d)", format, stateFormatVersion))
+			if len(format) == 1 && format[0] == stateFormatVersion1 {
+				if err := migrateV1(tx, path); err != nil {
+					return err
+				}
+			} else if len(format) != 1 || format[0] != stateFormatVersion {
+				return corruptError(path, fmt.Sprintf("unknown format version %v (this build reads %d and %d)", format, stateFormatVersion1, stateFormatVersion))
 			}
 			s.applied, err = getCounter(tx, path, keyApplied)
 			return err
@@ -309,7 +326,7 @@ func readTopicDepths(tx *bbolt.Tx, path string) ([]TopicDepth, error) {
 		if err != nil {
 			return corruptError(path, fmt.Sprintf("topic record %x: %v", k, err))
 		}
-		out = append(out, TopicDepth{Name: t.name, Depth: t.tail - t.head, Bytes: t.bytes})
+		out = append(out, TopicDepth{Name: t.name, Depth: t.count, Bytes: t.bytes})
 		return nil
 	})
 	return out, err
@@ -330,30 +347,43 @@ func (s *StateDB) WriteTo(w io.Writer) (int64, error) {
 	return n, err
 }
 
-// topic is a topic record. Invariant: head <= tail; the queue bucket holds
-// exactly the messages head..tail-1; bytes is the sum of their lengths.
+// topic is a topic record. Invariants: the queue bucket holds count
+// messages, all with sequences below tail, of bytes bytes in total; leased
+// of them have a leased delivery record, delayed a delayed one, and the
+// other count-leased-delayed are in the topic's ready bucket.
 type topic struct {
-	name  string
-	head  uint64 // sequence of the oldest queued message
-	tail  uint64 // sequence the next message gets
-	bytes uint64
+	name          string
+	tail          uint64 // sequence the next message gets
+	count         uint64
+	bytes         uint64
+	leased        uint64
+	delayed       uint64
+	maxDeliveries uint64 // 0: no limit
+	deadLetter    string // the dead-letter topic ("" when maxDeliveries is 0)
 }
+
+func (t topic) ready() uint64 { return t.count - t.leased - t.delayed }
 
 func encodeTopic(t topic) []byte {
 	b := appendString(nil, t.name)
-	return putU64(putU64(putU64(b, t.head), t.tail), t.bytes)
+	for _, v := range []uint64{t.tail, t.count, t.bytes, t.leased, t.delayed, t.maxDeliveries} {
+		b = putU64(b, v)
+	}
+	return appendString(b, t.deadLetter)
 }
 
 func decodeTopic(b []byte) (topic, error) {
 	r := reader{b: b}
 	var t topic
 	t.name = string(r.bytesN(r.uvarint("name length"), "name"))
-	t.head, t.tail, t.bytes = r.u64("head"), r.u64("tail"), r.u64("bytes")
+	t.tail, t.count, t.bytes = r.u64("tail"), r.u64("count"), r.u64("bytes")
+	t.leased, t.delayed, t.maxDeliveries = r.u64("leased"), r.u64("delayed"), r.u64("max deliveries")
+	t.deadLetter = string(r.bytesN(r.uvarint("dead letter length"), "dead letter"))
 	if err := r.done("topic"); err != nil {
 		return topic{}, err
 	}
-	if t.head > t.tail {
-		return topic{}, fmt.Errorf("head %d beyond tail %d", t.head, t.tail)
+	if t.count > t.tail || t.leased > t.count || t.delayed > t.count-t.leased {
+		return topic{}, fmt.Errorf("counts out of order: tail %d count %d leased %d delayed %d", t.tail, t.count, t.leased, t.delayed)
 	}
 	return t, nil
 }

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/raftmq/raftmq/internal/coursetest"
@@ -24,6 +25,15 @@ func TestRequestsRoundTrip(t *testing.T) {
 		`{"client_id":"c1","type":"topic","method":"GET"}`,
 		`{"client_id":"c1","type":"status","method":"GET"}`,
 		`{"type":"snapshot","method":"PUT"}`,
+		`{"type":"message","method":"RECEIVE","topic":"orders"}`,
+		`{"type":"message","method":"RECEIVE","topic":"orders","lease_ms":100,"wait_ms":20000}`,
+		`{"type":"message","method":"GET","topic":"orders","wait_ms":1}`,
+		`{"client_id":"c1","seq":10,"type":"message","method":"ACK","topic":"orders","receipt":"0-1-2"}`,
+		`{"type":"message","method":"NACK","topic":"orders","receipt":"0-1-2"}`,
+		`{"type":"message","method":"NACK","topic":"orders","receipt":"0-1-2","delay_ms":5000}`,
+		`{"type":"message","method":"EXTEND","topic":"orders","receipt":"0-1-2","lease_ms":43200000}`,
+		`{"type":"topic","method":"PUT","topic":"orders","max_deliveries":5,"dead_letter":"orders.dead"}`,
+		`{"type":"topic","method":"INFO","topic":"orders"}`,
 	}
 	for _, o := range coursetest.Outcomes() {
 		frames = append(frames, o.Request)
@@ -53,6 +63,10 @@ func TestResponsesRoundTrip(t *testing.T) {
 		`{"success":false,"error":"not_leader","detail":"this node is a follower","leader":"127.0.0.1:5551"}`,
 		`{"success":false,"error":"no_leader","detail":"no leader is known yet"}`,
 		`{"success":true,"index":42}`,
+		`{"success":true,"message":"m","receipt":"0-1-2","deliveries":1}`,
+		`{"success":false,"error":"stale_receipt","detail":"the lease ended"}`,
+		`{"success":true,"info":{"name":"q","ready":1,"leased":2,"delayed":0,"max_deliveries":3,"dead_letter":"d"}}`,
+		`{"success":true,"info":{"name":"q","ready":0,"leased":0,"delayed":0,"max_deliveries":0}}`,
 	}
 	for _, o := range coursetest.Outcomes() {
 		frames = append(frames, o.Answer)
@@ -93,6 +107,64 @@ func TestResponseSame(t *testing.T) {
 	for i, tt := range tests {
 		if got := tt.a.Same(tt.b); got != tt.same {
 			t.Errorf("%d: %+v.Same(%+v) = %v, want %v", i, tt.a, tt.b, got, tt.same)
+		}
+	}
+}
+
+// TestLeaseFieldValidation: out-of-range, mistyped, missing and misplaced
+// leased-delivery fields are bad_request.
+func TestLeaseFieldValidation(t *testing.T) {
+	tests := []struct {
+		frame string
+		ok    bool
+	}{
+		{`{"type":"message","method":"RECEIVE","topic":"t","lease_ms":100}`, true},
+		{`{"type":"message","method":"RECEIVE","topic":"t","lease_ms":99}`, false},
+		{`{"type":"message","method":"RECEIVE","topic":"t","lease_ms":43200000}`, true},
+		{`{"type":"message","method":"RECEIVE","topic":"t","lease_ms":43200001}`, false},
+		{`{"type":"message","method":"RECEIVE","topic":"t","lease_ms":"1000"}`, false},
+		{`{"type":"message","method":"RECEIVE","topic":"t","lease_ms":1000.5}`, false},
+		{`{"type":"message","method":"RECEIVE","topic":"t","lease_ms":1e3}`, false},
+		{`{"type":"message","method":"RECEIVE","topic":"t","lease_ms":-1}`, false},
+		{`{"type":"message","method":"RECEIVE","topic":"t","lease_ms":null}`, false},
+		{`{"type":"message","method":"RECEIVE","topic":"t","wait_ms":0}`, true},
+		{`{"type":"message","method":"RECEIVE","topic":"t","wait_ms":20001}`, false},
+		{`{"type":"message","method":"RECEIVE","topic":"t","wait_ms":true}`, false},
+		{`{"type":"message","method":"RECEIVE"}`, false},
+		{`{"type":"message","method":"RECEIVE","topic":"t","receipt":"x"}`, false},
+		{`{"type":"message","method":"RECEIVE","topic":"t","delay_ms":1}`, false},
+		{`{"type":"message","method":"GET","topic":"t","wait_ms":20000}`, true},
+		{`{"type":"message","method":"GET","topic":"t","lease_ms":1000}`, false},
+		{`{"type":"message","method":"PUT","topic":"t","message":"m","wait_ms":1}`, false},
+		{`{"type":"message","method":"ACK","topic":"t"}`, false},
+		{`{"type":"message","method":"ACK","topic":"t","receipt":""}`, false},
+		{`{"type":"message","method":"ACK","topic":"t","receipt":7}`, false},
+		{`{"type":"message","method":"ACK","topic":"t","receipt":"` + strings.Repeat("1", MaxReceiptBytes+1) + `"}`, false},
+		{`{"type":"message","method":"ACK","topic":"t","receipt":"r","lease_ms":1000}`, false},
+		{`{"type":"message","method":"NACK","topic":"t","receipt":"r","delay_ms":0}`, true},
+		{`{"type":"message","method":"NACK","topic":"t","receipt":"r","delay_ms":43200001}`, false},
+		{`{"type":"message","method":"EXTEND","topic":"t","receipt":"r"}`, true},
+		{`{"type":"message","method":"EXTEND","topic":"t","receipt":"r","lease_ms":50}`, false},
+		{`{"type":"topic","method":"PUT","topic":"t","max_deliveries":1,"dead_letter":"d"}`, true},
+		{`{"type":"topic","method":"PUT","topic":"t","max_deliveries":0,"dead_letter":"d"}`, false},
+		{`{"type":"topic","method":"PUT","topic":"t","max_deliveries":3}`, false},
+		{`{"type":"topic","method":"PUT","topic":"t","dead_letter":"d"}`, false},
+		{`{"type":"topic","method":"PUT","topic":"t","max_deliveries":3,"dead_letter":"t"}`, false},
+		{`{"type":"topic","method":"PUT","topic":"t","max_deliveries":3,"dead_letter":""}`, false},
+		{`{"type":"topic","method":"PUT","topic":"t","max_deliveries":1000001,"dead_letter":"d"}`, false},
+		{`{"type":"topic","method":"INFO"}`, false},
+		{`{"type":"topic","method":"INFO","topic":"t","wait_ms":1}`, false},
+		{`{"type":"topic","method":"RECEIVE","topic":"t"}`, false},
+		{`{"type":"message","method":"INFO","topic":"t"}`, false},
+		{`{"type":"status","method":"ACK"}`, false},
+	}
+	for _, tt := range tests {
+		_, derr := DecodeRequest([]byte(tt.frame), fuzzLimits)
+		if (derr == nil) != tt.ok {
+			t.Errorf("%s: error %v, want accepted %v", tt.frame, derr, tt.ok)
+		}
+		if derr != nil && derr.Code != ErrBadRequest {
+			t.Errorf("%s: code %s, want bad_request", tt.frame, derr.Code)
 		}
 	}
 }

@@ -48,6 +48,11 @@ func TestDialect(t *testing.T) {
 		{`{"type":"topic","method":"GET","client_id":"c"} {}`, DialectRaftmq, false},
 		{`{"client_id":"c","seq":1,"type":"message","method":"PUT","topic":"t","message":"` + big + `"}`, DialectRaftmq, false},
 		{`{"type":"snapshot","method":"PUT","message":"` + big + `"}`, DialectRaftmq, false},
+		// raftmq's methods make a request raftmq's, even with only course fields.
+		{`{"type":"message","method":"RECEIVE","topic":"t"}`, DialectRaftmq, true},
+		{`{"type":"topic","method":"INFO","topic":"t"}`, DialectRaftmq, true},
+		{`{"type":"message","method":"ACK","topic":"t"}`, DialectRaftmq, false},
+		{`{"type":"message","method":"GET","topic":"t","wait_ms":100}`, DialectRaftmq, true},
 	}
 	for _, tt := range tests {
 		req, derr := DecodeRequest([]byte(tt.frame), dialectLimits)

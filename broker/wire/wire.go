@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"unicode/utf8"
 )
 
@@ -22,6 +23,23 @@ const (
 
 	MethodGet = "GET"
 	MethodPut = "PUT"
+	// Leased delivery (type message) and topic details (type topic).
+	MethodReceive = "RECEIVE"
+	MethodAck     = "ACK"
+	MethodNack    = "NACK"
+	MethodExtend  = "EXTEND"
+	MethodInfo    = "INFO"
+)
+
+// Bounds of the leased-delivery fields, in milliseconds (and deliveries).
+const (
+	DefaultLeaseMs   = 30_000
+	MinLeaseMs       = 100
+	MaxLeaseMs       = 43_200_000 // 12 h
+	MaxWaitMs        = 20_000
+	MaxDelayMs       = MaxLeaseMs
+	MaxMaxDeliveries = 1_000_000
+	MaxReceiptBytes  = 128
 )
 
 // Error codes. A response carries one only when the request was not
@@ -36,7 +54,20 @@ const (
 	ErrInternal     = "internal"
 	ErrOverloaded   = "overloaded"
 	ErrStaleSeq     = "stale_seq"
+	// ErrStaleReceipt: ACK, NACK or EXTEND with a receipt whose lease ended
+	// or whose message was acked, dead-lettered or delivered again.
+	ErrStaleReceipt = "stale_receipt"
+	// ErrDiskFull: the leader's disk-space guard is tripped; puts and topic
+	// creation are refused until space comes back (pops, acks and reads
+	// are still served).
+	ErrDiskFull = "disk_full"
 )
+
+// ErrorCodes lists every error code above.
+func ErrorCodes() []string {
+	return []string{ErrBadRequest, ErrNotLeader, ErrNoLeader, ErrTooLarge, ErrTimeout,
+		ErrShuttingDown, ErrInternal, ErrOverloaded, ErrStaleSeq, ErrStaleReceipt, ErrDiskFull}
+}
 
 // ErrUndecodableResponse is returned by DecodeResponse for a reply frame
 // that is not a JSON object of the Response shape. (The Err... constants
@@ -84,6 +115,15 @@ type Request struct {
 	ClientID   string
 	Seq        uint64
 	HasSession bool
+	// Leased delivery. LeaseMs 0 means the default (Lease()); WaitMs 0
+	// answers at once. Receipt is ACK's, NACK's and EXTEND's; DelayMs
+	// NACK's; MaxDeliveries (0: no limit) and DeadLetter topic PUT's.
+	LeaseMs       uint64
+	WaitMs        uint64
+	DelayMs       uint64
+	Receipt       string
+	MaxDeliveries uint64
+	DeadLetter    string
 	// Dialect is how to answer the request; DecodeRequest sets it even
 	// when it refuses the request.
 	Dialect Dialect
@@ -115,6 +155,17 @@ func badRequest(format string, args ...any) *DecodeError {
 var known = map[string]bool{
 	"type": true, "method": true, "topic": true, "message": true,
 	"client_id": true, "seq": true,
+	"lease_ms": true, "wait_ms": true, "delay_ms": true, "receipt": true,
+	"max_deliveries": true, "dead_letter": true,
+}
+
+// Lease is the request's lease in ms: LeaseMs, or DefaultLeaseMs when
+// none was given.
+func (r Request) Lease() uint64 {
+	if r.LeaseMs == 0 {
+		return DefaultLeaseMs
+	}
+	return r.LeaseMs
 }
 
 // DecodeRequest parses and validates one request frame. The returned
@@ -141,7 +192,7 @@ func dialectOf(fields map[string]json.RawMessage) Dialect {
 			return DialectRaftmq
 		}
 	}
-	if raftmqType(fields["type"]) {
+	if raftmqType(fields["type"]) || raftmqMethod(fields["method"]) {
 		return DialectRaftmq
 	}
 	return DialectCourse
@@ -151,6 +202,19 @@ func dialectOf(fields map[string]json.RawMessage) Dialect {
 func raftmqType(raw json.RawMessage) bool {
 	var t string
 	return raw != nil && json.Unmarshal(raw, &t) == nil && t == TypeSnapshot
+}
+
+// raftmqMethod reports whether a request's raw method is one raftmq added.
+func raftmqMethod(raw json.RawMessage) bool {
+	var m string
+	if raw == nil || json.Unmarshal(raw, &m) != nil {
+		return false
+	}
+	switch m {
+	case MethodReceive, MethodAck, MethodNack, MethodExtend, MethodInfo:
+		return true
+	}
+	return false
 }
 
 // scanDialect decides the dialect of a frame that did not decode into a
@@ -175,7 +239,7 @@ func scanDialect(frame []byte) Dialect {
 		if err := dec.Decode(&v); err != nil {
 			return DialectCourse
 		}
-		if key == "type" && raftmqType(v) {
+		if key == "type" && raftmqType(v) || key == "method" && raftmqMethod(v) {
 			return DialectRaftmq
 		}
 	}
@@ -215,7 +279,7 @@ func decodeObject(frame []byte, lim Limits) (map[string]json.RawMessage, *Decode
 func (req *Request) validate(fields map[string]json.RawMessage, lim Limits) *DecodeError {
 	for k := range fields {
 		if !known[k] {
-			return badRequest("unknown field %q (known: type, method, topic, message, client_id, seq)", k)
+			return badRequest("unknown field %q (known: type, method, topic, message, client_id, seq, lease_ms, wait_ms, delay_ms, receipt, max_deliveries, dead_letter)", k)
 		}
 	}
 	var err *DecodeError
@@ -227,13 +291,21 @@ func (req *Request) validate(fields map[string]json.RawMessage, lim Limits) *Dec
 	}
 	switch req.Method {
 	case MethodGet, MethodPut:
+	case MethodReceive, MethodAck, MethodNack, MethodExtend:
+		if req.Type != TypeMessage {
+			return badRequest("%s is a message method", req.Method)
+		}
+	case MethodInfo:
+		if req.Type != TypeTopic {
+			return badRequest("INFO is a topic method")
+		}
 	default:
-		return badRequest("method %q is not GET or PUT", req.Method)
+		return badRequest("method %q is not GET, PUT, RECEIVE, ACK, NACK, EXTEND or INFO", req.Method)
 	}
 	needTopic, needMessage := false, false
 	switch req.Type {
 	case TypeTopic:
-		needTopic = req.Method == MethodPut
+		needTopic = req.Method == MethodPut || req.Method == MethodInfo
 	case TypeMessage:
 		needTopic = true
 		needMessage = req.Method == MethodPut
@@ -271,6 +343,9 @@ func (req *Request) validate(fields map[string]json.RawMessage, lim Limits) *Dec
 	} else if _, ok := fields["message"]; ok {
 		return badRequest("%s %s takes no message", req.Type, req.Method)
 	}
+	if err := req.validateLeaseFields(fields, lim); err != nil {
+		return err
+	}
 	if raw, ok := fields["client_id"]; ok {
 		if req.ClientID, err = stringField(fields, "client_id", true); err != nil {
 			return err
@@ -298,6 +373,97 @@ func (req *Request) validate(fields map[string]json.RawMessage, lim Limits) *Dec
 	return nil
 }
 
+// leaseFields says which leased-delivery fields each request may carry.
+func (req *Request) leaseFields() (lease, wait, delay, receipt, deadLetter bool) {
+	switch {
+	case req.Type == TypeMessage && req.Method == MethodReceive:
+		return true, true, false, false, false
+	case req.Type == TypeMessage && req.Method == MethodGet:
+		return false, true, false, false, false
+	case req.Type == TypeMessage && req.Method == MethodAck:
+		return false, false, false, true, false
+	case req.Type == TypeMessage && req.Method == MethodNack:
+		return false, false, true, true, false
+	case req.Type == TypeMessage && req.Method == MethodExtend:
+		return true, false, false, true, false
+	case req.Type == TypeTopic && req.Method == MethodPut:
+		return false, false, false, false, true
+	}
+	return false, false, false, false, false
+}
+
+// validateLeaseFields checks the leased-delivery fields: each only where
+// it means something, integers in range, receipt and dead letter strings.
+func (req *Request) validateLeaseFields(fields map[string]json.RawMessage, lim Limits) *DecodeError {
+	lease, wait, delay, receipt, deadLetter := req.leaseFields()
+	var err *DecodeError
+	ints := []struct {
+		name     string
+		allowed  bool
+		min, max uint64
+		dst      *uint64
+	}{
+		{"lease_ms", lease, MinLeaseMs, MaxLeaseMs, &req.LeaseMs},
+		{"wait_ms", wait, 0, MaxWaitMs, &req.WaitMs},
+		{"delay_ms", delay, 0, MaxDelayMs, &req.DelayMs},
+		{"max_deliveries", deadLetter, 1, MaxMaxDeliveries, &req.MaxDeliveries},
+	}
+	for _, f := range ints {
+		raw, ok := fields[f.name]
+		if !ok {
+			continue
+		}
+		if !f.allowed {
+			return badRequest("%s %s takes no %s", req.Type, req.Method, f.name)
+		}
+		if *f.dst, err = uintField(raw, f.name, f.min, f.max); err != nil {
+			return err
+		}
+	}
+	if receipt {
+		if req.Receipt, err = stringField(fields, "receipt", true); err != nil {
+			return err
+		}
+		if req.Receipt == "" || len(req.Receipt) > MaxReceiptBytes {
+			return badRequest("receipt must be the non-empty string a RECEIVE answered (at most %d bytes)", MaxReceiptBytes)
+		}
+	} else if _, ok := fields["receipt"]; ok {
+		return badRequest("%s %s takes no receipt", req.Type, req.Method)
+	}
+	if !deadLetter {
+		if _, ok := fields["dead_letter"]; ok {
+			return badRequest("%s %s takes no dead_letter", req.Type, req.Method)
+		}
+		return nil
+	}
+	if req.DeadLetter, err = stringField(fields, "dead_letter", false); err != nil {
+		return err
+	}
+	_, hasDL := fields["dead_letter"]
+	switch {
+	case req.MaxDeliveries > 0 && req.DeadLetter == "":
+		return badRequest("max_deliveries needs dead_letter, the topic that receives messages after their last delivery (nothing is dropped silently)")
+	case hasDL && req.MaxDeliveries == 0:
+		return badRequest("dead_letter needs max_deliveries (a positive integer)")
+	case req.DeadLetter == req.Topic && hasDL:
+		return badRequest("a topic cannot be its own dead_letter topic")
+	case lim.MaxTopicBytes > 0 && len(req.DeadLetter) > lim.MaxTopicBytes:
+		return &DecodeError{Code: ErrTooLarge, Detail: fmt.Sprintf("dead_letter topic name is %d bytes; the limit is %d", len(req.DeadLetter), lim.MaxTopicBytes)}
+	}
+	return nil
+}
+
+// uintField decodes a JSON integer within [min, max].
+func uintField(raw json.RawMessage, name string, min, max uint64) (uint64, *DecodeError) {
+	// Digits only: no string, sign, fraction or exponent.
+	text := string(bytes.TrimSpace(raw))
+	v, err := strconv.ParseUint(text, 10, 64)
+	if err != nil || v < min || v > max {
+		return 0, badRequest("%s must be an integer from %d to %d, not %.40s", name, min, max, text)
+	}
+	return v, nil
+}
+
 func stringField(fields map[string]json.RawMessage, name string, required bool) (string, *DecodeError) {
 	raw, ok := fields[name]
 	if !ok {
@@ -319,9 +485,19 @@ func (r Request) Mutates() bool {
 	case TypeTopic:
 		return r.Method == MethodPut
 	case TypeMessage:
-		return true // GET message pops
+		return true // GET message pops; RECEIVE leases
 	}
 	return false
+}
+
+// TopicInfo is a topic's details, the answer to topic INFO.
+type TopicInfo struct {
+	Name          string `json:"name"`
+	Ready         uint64 `json:"ready"`
+	Leased        uint64 `json:"leased"`
+	Delayed       uint64 `json:"delayed"`
+	MaxDeliveries uint64 `json:"max_deliveries"`
+	DeadLetter    string `json:"dead_letter,omitempty"`
 }
 
 // Response is a reply frame. Fields are pointers or omitempty so each
@@ -330,9 +506,13 @@ type Response struct {
 	Success bool      `json:"success"`
 	Topics  *[]string `json:"topics,omitempty"`
 	Message *string   `json:"message,omitempty"`
-	Error   string    `json:"error,omitempty"`
-	Detail  string    `json:"detail,omitempty"`
-	Leader  string    `json:"leader,omitempty"`
+	// Receipt and Deliveries answer a RECEIVE; Info a topic INFO.
+	Receipt    *string    `json:"receipt,omitempty"`
+	Deliveries *uint64    `json:"deliveries,omitempty"`
+	Info       *TopicInfo `json:"info,omitempty"`
+	Error      string     `json:"error,omitempty"`
+	Detail     string     `json:"detail,omitempty"`
+	Leader     string     `json:"leader,omitempty"`
 	// Index is the snapshot index an admin snapshot request answers with.
 	Index *uint64 `json:"index,omitempty"`
 }
@@ -389,6 +569,9 @@ type Status struct {
 	// CPUMicros is the CPU time (user + system) the broker process has used
 	// since it started, in µs; bench divides its deltas by the puts.
 	CPUMicros uint64 `json:"cpu_us"`
+	// Waiting counts the long-polling GETs and RECEIVEs parked on this
+	// node, waiting for a message.
+	Waiting int `json:"waiting"`
 	// Recovering: the node lost or damaged its data and is catching up from
 	// the leader; it neither votes nor leads until then.
 	Recovering bool `json:"recovering,omitempty"`
@@ -411,6 +594,28 @@ type Status struct {
 	PeerFramesRefused  uint64 `json:"peer_frames_refused,omitempty"`
 	PeerConnsRefused   uint64 `json:"peer_connections_refused,omitempty"`
 	ClientConnsRefused uint64 `json:"client_connections_refused,omitempty"`
+	// Ready is what /readyz answers: the node knows a leader holding a
+	// quorum, has applied what it knows committed and is not recovering.
+	// NotReady says why not.
+	Ready    bool   `json:"ready"`
+	NotReady string `json:"not_ready,omitempty"`
+	// LeaderChanges counts the leader changes this node saw since it
+	// started (a leader lost counts too).
+	LeaderChanges uint64 `json:"leader_changes"`
+	// PeerLag, on the leader: each follower's cluster-file index (as a
+	// string) and how many entries it is behind the leader's last index.
+	PeerLag map[string]uint64 `json:"peer_lag,omitempty"`
+	// Disk: free and total bytes of the data directory's filesystem, the
+	// data directory's own size, and the guard: DiskFull is set while free
+	// space is below MinFreeBytes or the data directory above MaxDataBytes
+	// (0: unlimited); DiskFullReason says which.
+	DiskFreeBytes  uint64 `json:"disk_free_bytes"`
+	DiskTotalBytes uint64 `json:"disk_total_bytes"`
+	DataBytes      uint64 `json:"data_bytes"`
+	MinFreeBytes   uint64 `json:"min_free_bytes"`
+	MaxDataBytes   uint64 `json:"max_data_bytes,omitempty"`
+	DiskFull       bool   `json:"disk_full,omitempty"`
+	DiskFullReason string `json:"disk_full_reason,omitempty"`
 }
 
 // requestJSON is a request on the wire, fields in the order sent: client_id
@@ -423,13 +628,20 @@ type requestJSON struct {
 	Method   string  `json:"method"`
 	Topic    string  `json:"topic,omitempty"`
 	Message  *string `json:"message,omitempty"`
+	Receipt  string  `json:"receipt,omitempty"`
+	LeaseMs  uint64  `json:"lease_ms,omitempty"`
+	WaitMs   uint64  `json:"wait_ms,omitempty"`
+	DelayMs  uint64  `json:"delay_ms,omitempty"`
+	MaxDeliv uint64  `json:"max_deliveries,omitempty"`
+	DeadLet  string  `json:"dead_letter,omitempty"`
 }
 
 // EncodeRequest is the one encoder of client requests, DecodeRequest's
 // inverse: client_id when set, seq when HasSession, the message of a
 // message PUT (even empty) and no other.
 func EncodeRequest(r Request) []byte {
-	j := requestJSON{ClientID: r.ClientID, Type: r.Type, Method: r.Method, Topic: r.Topic}
+	j := requestJSON{ClientID: r.ClientID, Type: r.Type, Method: r.Method, Topic: r.Topic,
+		Receipt: r.Receipt, LeaseMs: r.LeaseMs, WaitMs: r.WaitMs, DelayMs: r.DelayMs, MaxDeliv: r.MaxDeliveries, DeadLet: r.DeadLetter}
 	if r.HasSession {
 		j.Seq = r.Seq
 	}
@@ -458,7 +670,8 @@ func (r Response) Same(o Response) bool {
 	if r.Refused() || o.Refused() || r.Success != o.Success {
 		return false
 	}
-	return eqPtr(r.Message, o.Message) && eqPtr(r.Index, o.Index) &&
+	return eqPtr(r.Message, o.Message) && eqPtr(r.Index, o.Index) && eqPtr(r.Receipt, o.Receipt) &&
+		eqPtr(r.Deliveries, o.Deliveries) && eqPtr(r.Info, o.Info) &&
 		(r.Topics == nil) == (o.Topics == nil) && (r.Topics == nil || slices.Equal(*r.Topics, *o.Topics))
 }
 

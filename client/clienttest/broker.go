@@ -4,6 +4,7 @@
 package clienttest
 
 import (
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -182,9 +183,17 @@ func (b *Broker) answer(sock *zmq.Socket, id, frame []byte) {
 	}
 }
 
-// DeadAddr is an address where nothing listens: a Broker, stopped.
+// DeadAddr is an address where no broker answers: a TCP listener that never
+// accepts, held until the test ends. A connection there never completes
+// ZeroMQ's handshake, so a client sees it as unreachable. A closed port
+// would not do: another process (tests run in parallel) may bind it, or a
+// client may connect to itself through it, and both answer differently.
 func DeadAddr(t testing.TB) string {
-	b := NewBroker(t)
-	b.Close()
-	return b.Addr
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l.Addr().String()
 }

@@ -123,13 +123,19 @@ func TestStatusCommand(t *testing.T) {
 	if strings.Index(lines[1], b.Addr) != strings.Index(lines[0], "ADDRESS") {
 		t.Errorf("columns not aligned:\n%s", r.stdout)
 	}
+	// The fake broker reports 3 MiB of data and 5 GiB free of 20.
+	if strings.Index(lines[1], "3.0 MiB") != strings.Index(lines[0], "DATA") ||
+		strings.Index(lines[1], "5.0 GiB of 20.0 GiB") != strings.Index(lines[0], "DISK FREE") {
+		t.Errorf("disk use and free space missing or misaligned:\n%s", r.stdout)
+	}
 
 	r = runner{t: t}.run("status", "--servers", servers, "--timeout", "500ms", "--json")
 	var rows []statusRow
 	if err := json.Unmarshal([]byte(r.stdout), &rows); err != nil || r.code != 0 || len(rows) != 2 {
 		t.Fatalf("--json: exit %d, %v, stdout %q", r.code, err, r.stdout)
 	}
-	if rows[0].Status == nil || rows[0].Status.Role != "Leader" || rows[0].Error != "" || rows[1].Status != nil || rows[1].Error == "" {
+	if rows[0].Status == nil || rows[0].Status.Role != "Leader" || rows[0].Status.DiskFreeBytes != 5<<30 || rows[0].Status.DataBytes != 3<<20 ||
+		rows[0].Error != "" || rows[1].Status != nil || rows[1].Error == "" {
 		t.Fatalf("--json rows %+v", rows)
 	}
 
@@ -202,12 +208,51 @@ func TestStatusSnapshotCell(t *testing.T) {
 	}{
 		{wire.Status{}, "-"},
 		{wire.Status{SnapshotInProgress: true, SnapshotBytes: 3 << 20}, "writing 3.0 MiB"},
-		{wire.Status{SnapshotInProgress: true, SnapshotSends: 2}, "writing -, sending to 2"},
+		{wire.Status{SnapshotInProgress: true, SnapshotSends: 2}, "writing 0 B, sending to 2"},
 		{wire.Status{SnapshotSends: 1}, "sending to 1"},
 	}
 	for _, tt := range tests {
 		if got := snapshotCell(tt.st); got != tt.want {
 			t.Errorf("snapshotCell(%+v) = %q, want %q", tt.st, got, tt.want)
 		}
+	}
+}
+
+// TestConsumeLeased: --ack prints then acks; --exec acks on exit 0 and
+// nacks otherwise (the message stays); topic info shows the counts.
+func TestConsumeLeased(t *testing.T) {
+	b, m := memBroker(t)
+	srv := []string{"--servers", b.Addr}
+	steps := []struct {
+		args   []string
+		code   int
+		stdout string // exact
+		stderr string // contained
+	}{
+		{[]string{"topic", "create", "q"}, 0, "created topic q\n", ""},
+		{[]string{"topic", "create", "r", "--max-deliveries", "3"}, exitUsage, "", "--max-deliveries and --dead-letter go together"},
+		{[]string{"produce", "-t", "q", "a", "b", "c", "d"}, 0, "produced 4 messages to q\n", ""},
+		{[]string{"consume", "-t", "q", "--ack"}, 0, "a\n", ""},
+		{[]string{"consume", "-t", "q", "--ack", "--json"}, 0, `{"deliveries":1,"message":"b","topic":"q"}` + "\n", ""},
+		{[]string{"consume", "-t", "q", "--exec", "cat; echo ' ran'"}, 0, "c ran\n", ""},
+		{[]string{"consume", "-t", "q", "--exec", "read x; test \"$x\" = c || exit 3"}, exitNo, "", `1 of 1 message not acked; last: "read x; test \"$x\" = c || exit 3" exited 3; the message was nacked (delivery 1)`},
+		{[]string{"topic", "info", "q"}, 0, "topic           q\nready           1\nleased          0\ndelayed         0\nmax deliveries  none\ndead letter     -\n", ""},
+		{[]string{"topic", "info", "q", "--json"}, 0, `{"name":"q","ready":1,"leased":0,"delayed":0,"max_deliveries":0}` + "\n", ""},
+		{[]string{"topic", "info", "nope"}, exitNo, "", `no such topic "nope"`},
+		{[]string{"consume", "-t", "q", "--exec", "cat >/dev/null", "-n", "0", "--lease", "1m"}, 0, "", ""},
+		{[]string{"consume", "-t", "q", "--lease", "1m"}, exitUsage, "", "--lease needs --ack or --exec"},
+		{[]string{"consume", "-t", "q", "--ack", "--lease", "10ms"}, exitUsage, "", "out of range"},
+		{[]string{"consume", "-t", "q", "--wait", "21s"}, exitUsage, "", "out of range"},
+		{[]string{"consume", "-t", "q", "--ack"}, exitNo, "", `queue "q" is empty`},
+	}
+	for i, s := range steps {
+		r := runner{t: t}.run(append(s.args, srv...)...)
+		if r.code != s.code || r.stdout != s.stdout || !strings.Contains(r.stderr, s.stderr) || (s.stderr == "" && r.stderr != "") {
+			t.Fatalf("step %d: raftmq %s\n exit %d stdout %q stderr %q\nwant exit %d stdout %q stderr ~%q",
+				i, strings.Join(s.args, " "), r.code, r.stdout, r.stderr, s.code, s.stdout, s.stderr)
+		}
+	}
+	if m.Depth("q") != 0 || m.Leased("q") != 0 {
+		t.Fatalf("q: %d ready, %d leased; want everything acked", m.Depth("q"), m.Leased("q"))
 	}
 }

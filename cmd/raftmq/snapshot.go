@@ -1,14 +1,14 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"text/tabwriter"
-	"time"
 
-	zmq "github.com/pebbe/zmq4"
-	"github.com/raftmq/raftmq/broker/wire"
 	"github.com/urfave/cli/v2"
+
+	"github.com/raftmq/raftmq/client"
 )
 
 // snapshotRow is one server's answer to `raftmq snapshot`.
@@ -17,8 +17,6 @@ type snapshotRow struct {
 	Index  uint64 `json:"index,omitempty"`
 	Error  string `json:"error,omitempty"`
 }
-
-var snapshotFrame = wire.EncodeRequest(wire.Request{Type: wire.TypeSnapshot, Method: wire.MethodPut})
 
 func snapshotCommand(e env) *cli.Command {
 	return &cli.Command{
@@ -29,17 +27,19 @@ func snapshotCommand(e env) *cli.Command {
 			if c.NArg() != 0 {
 				return usagef("snapshot takes no arguments")
 			}
-			addrs, err := servers(c)
+			cl, err := newClient(c)
 			if err != nil {
 				return err
 			}
+			defer cl.Close()
+			addrs := cl.Servers()
 			rows := make([]snapshotRow, len(addrs))
 			var wg sync.WaitGroup
 			for i, a := range addrs {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					rows[i] = snapshotOne(a, c.Duration(flagTimeout))
+					rows[i] = snapshotOne(c.Context, cl, a)
 				}()
 			}
 			wg.Wait()
@@ -68,40 +68,13 @@ func snapshotCommand(e env) *cli.Command {
 
 // snapshotOne asks one server to snapshot itself: one request, no retry
 // (the request is idempotent, but the operator should see who failed).
-func snapshotOne(server string, timeout time.Duration) snapshotRow {
+func snapshotOne(ctx context.Context, cl *client.Client, server string) snapshotRow {
 	row := snapshotRow{Server: server}
-	fail := func(err error) snapshotRow {
+	idx, err := cl.Snapshot(ctx, server)
+	if err != nil {
 		row.Error = err.Error()
 		return row
 	}
-	s, err := zmq.NewSocket(zmq.REQ)
-	if err != nil {
-		return fail(err)
-	}
-	defer s.Close()
-	if err := s.SetLinger(0); err != nil {
-		return fail(err)
-	}
-	if err := s.SetRcvtimeo(timeout); err != nil {
-		return fail(err)
-	}
-	if err := s.Connect("tcp://" + server); err != nil {
-		return fail(err)
-	}
-	if _, err := s.SendBytes(snapshotFrame, 0); err != nil {
-		return fail(err)
-	}
-	raw, err := s.RecvBytes(0)
-	if err != nil {
-		return fail(fmt.Errorf("no answer within %s (is a broker running there?): %w", timeout, err))
-	}
-	reply, err := wire.DecodeResponse(raw)
-	if err != nil {
-		return fail(err)
-	}
-	if !reply.Success || reply.Index == nil {
-		return fail(fmt.Errorf("%s: %s", reply.Error, reply.Detail))
-	}
-	row.Index = *reply.Index
+	row.Index = idx
 	return row
 }

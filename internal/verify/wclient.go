@@ -6,9 +6,8 @@ import (
 	"math/rand/v2"
 	"time"
 
-	zmq "github.com/pebbe/zmq4"
-
 	"github.com/raftmq/raftmq/broker/wire"
+	"github.com/raftmq/raftmq/client"
 )
 
 // Timeouts of the workload client. attemptTimeout is above the brokers'
@@ -18,23 +17,23 @@ const (
 	attemptTimeout = 2500 * time.Millisecond
 	connectTimeout = 300 * time.Millisecond
 	backoffMax     = 200 * time.Millisecond
-	pollSlice      = 50 * time.Millisecond
 )
 
-// wclient is one workload session: a client_id, a seq, a DEALER socket to
+// wclient is one workload session: a client_id, a seq, a connection to
 // the server it last used. Not safe for concurrent use; each workload
 // goroutine owns one. It can drop executed replies on purpose (dropPct) and
-// resend the same frame, as a client whose reply was lost would.
+// resend the same frame, as a client whose reply was lost would: a retry
+// policy client.Client does not offer, so it sends through client.Conn.
 type wclient struct {
 	id      string
 	servers []string
 	seq     uint64
 	rng     *rand.Rand
 	dropPct int
+	curve   *client.Curve // nil: plaintext
 
-	sock   *zmq.Socket
-	target string // server the socket is connected to
-	leader string // last server that executed a request
+	conn   *client.Conn // to the server last tried; nil after a failure
+	leader string       // last server that executed a request
 
 	// first is the executed answer to the current seq that was dropped on
 	// purpose (nil if none): every later answer to that seq must equal it.
@@ -58,9 +57,9 @@ func newWClient(id string, servers []string, rng *rand.Rand, dropPct int) *wclie
 }
 
 func (c *wclient) close() {
-	if c.sock != nil {
-		_ = c.sock.Close()
-		c.sock = nil
+	if c.conn != nil {
+		c.conn.Close()
+		c.conn = nil
 	}
 }
 
@@ -135,66 +134,24 @@ func describe(r wire.Response) string {
 	return fmt.Sprintf("{success:%v}", r.Success)
 }
 
-// attempt sends frame to target and waits for one reply. Any failure
-// closes the socket, so a late reply cannot answer a later request.
+// attempt sends frame to target and waits for one reply, through the
+// client package's Conn. Any failure drops the connection, so a late reply
+// cannot answer a later request.
 func (c *wclient) attempt(ctx context.Context, target string, frame []byte) (wire.Response, error) {
-	if c.sock != nil && c.target != target {
+	if c.conn != nil && c.conn.Server() != target {
 		c.close()
 	}
-	if c.sock == nil {
-		s, err := zmq.NewSocket(zmq.DEALER)
+	if c.conn == nil {
+		cn, err := client.Dial(target, c.curve)
 		if err != nil {
 			return wire.Response{}, err
 		}
-		_ = s.SetLinger(0)
-		_ = s.SetImmediate(true)
-		if err := s.Connect("tcp://" + target); err != nil {
-			s.Close()
-			return wire.Response{}, err
-		}
-		c.sock, c.target = s, target
+		c.conn = cn
 	}
-	if ok, err := c.wait(ctx, zmq.POLLOUT, connectTimeout); err != nil || !ok {
-		c.close()
-		return wire.Response{}, fmt.Errorf("no connection to %s: %v", target, err)
-	}
-	if _, err := c.sock.SendMessageDontwait("", frame); err != nil {
+	rep, err := c.conn.Do(ctx, frame, connectTimeout, attemptTimeout)
+	if err != nil {
 		c.close()
 		return wire.Response{}, err
 	}
-	if ok, err := c.wait(ctx, zmq.POLLIN, attemptTimeout); err != nil || !ok {
-		c.close()
-		return wire.Response{}, fmt.Errorf("no reply from %s: %v", target, err)
-	}
-	parts, err := c.sock.RecvMessageBytes(zmq.DONTWAIT)
-	if err != nil || len(parts) != 2 {
-		c.close()
-		return wire.Response{}, fmt.Errorf("bad reply from %s: %v (%d parts)", target, err, len(parts))
-	}
-	rep, err := wire.DecodeResponse(parts[1])
-	if err != nil {
-		c.close()
-		return wire.Response{}, fmt.Errorf("bad reply from %s: %v", target, err)
-	}
 	return rep, nil
-}
-
-func (c *wclient) wait(ctx context.Context, ev zmq.State, d time.Duration) (bool, error) {
-	p := zmq.NewPoller()
-	p.Add(c.sock, ev)
-	deadline := time.Now().Add(d)
-	for ctx.Err() == nil {
-		left := time.Until(deadline)
-		if left <= 0 {
-			return false, nil
-		}
-		polled, err := p.Poll(min(left, pollSlice))
-		if err != nil {
-			return false, err
-		}
-		if len(polled) > 0 {
-			return true, nil
-		}
-	}
-	return false, ctx.Err()
 }
