@@ -69,6 +69,9 @@ func (n *node) publishStatus() {
 		Snapshot:           n.snapIndex,
 		Recovering:         st.Recovering,
 		SnapshotInProgress: n.job != nil,
+		SnapshotSends:      len(n.senders),
+		HeapBytes:          heapBytes(),
+		AnonBytes:          anonRSSBytes(),
 		Waiting:            n.waiters.len(),
 
 		PeerFramesRefused:  n.stats.peerFramesRefused.Load(),
@@ -79,6 +82,9 @@ func (n *node) publishStatus() {
 		DurableApplied:     n.state.DurableAppliedIndex(),
 		CPUMicros:          processCPUMicros(),
 		LeaderChanges:      n.stats.leaderChanges.Load(),
+	}
+	if n.job != nil {
+		ws.SnapshotBytes = n.job.written.Load()
 	}
 	ws.Ready, ws.NotReady = readiness(st, ws.Applied)
 	if st.Role == raftlog.RoleLeader {

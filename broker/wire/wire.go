@@ -578,6 +578,16 @@ type Status struct {
 	// SnapshotInProgress: this node is writing a snapshot (or its compact
 	// copy of state.db) right now.
 	SnapshotInProgress bool `json:"snapshot_in_progress,omitempty"`
+	// SnapshotBytes is what the snapshot in progress has written so far;
+	// SnapshotSends counts snapshot transfers to followers under way.
+	SnapshotBytes int64 `json:"snapshot_bytes,omitempty"`
+	SnapshotSends int   `json:"snapshot_sends,omitempty"`
+	// HeapBytes is the Go heap in use (live and not yet swept objects);
+	// AnonBytes the process's anonymous resident memory (RssAnon of
+	// /proc/self/status: heap, stacks, runtime; 0 where unknown), beside
+	// which bbolt's memory-mapped files are page cache, not counted.
+	HeapBytes uint64 `json:"heap_bytes"`
+	AnonBytes uint64 `json:"anon_rss_bytes,omitempty"`
 	// PeerFramesRefused counts peer frames dropped as invalid (foreign,
 	// malformed, breaking a rule, from a stranger); PeerConnsRefused and
 	// ClientConnsRefused count connections cut over the limits.
