@@ -57,10 +57,7 @@ func startConnLimiter(zctx *zmq.Context, sock *zmq.Socket, name string, limit in
 	endpoint := fmt.Sprintf("inproc://raftmq-connlimit-%s-%d", name, limiterSeq.Add(1))
 	events := zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED | zmq.EVENT_CLOSED
 	if refusals != nil {
-		// Not HANDSHAKE_FAILED_NO_DETAIL: a connection that closed or broke
-		// mid-handshake (a client that gave up waiting, a cut over the
-		// limit) was not refused.
-		events |= zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+		events |= zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_AUTH
 	}
 	if err := sock.Monitor(endpoint, events); err != nil {
 		return nil, fmt.Errorf("broker: monitor %s socket: %w", name, err)
@@ -143,6 +140,13 @@ func (l *connLimiter) run() {
 					l.log.Warn().Str("port", l.name).Int("limit", l.limit).Uint64("refused_total", l.cut.Load()).
 						Msg("connection refused: too many connections")
 				}
+			case zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+				// The connection closed mid-handshake. A plaintext peer
+				// often ends this way: it sees the mechanism mismatch and
+				// hangs up before this side does. So does a client that
+				// gave up waiting while a broker restarted; the reason
+				// says both.
+				failed = reasonClosedInHandshake
 			case zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
 				failed = handshakeFailure(fd) // fd is the protocol error code here
 			case zmq.EVENT_HANDSHAKE_FAILED_AUTH:
@@ -160,6 +164,10 @@ func (l *connLimiter) run() {
 		}
 	}
 }
+
+// reasonClosedInHandshake is the refusal reason of a connection that
+// closed during the CURVE handshake.
+const reasonClosedInHandshake = "connection closed during the CURVE handshake: a plaintext peer, or one that gave up"
 
 // handshakeFailure names a ZMQ_PROTOCOL_ERROR_* code for the log.
 func handshakeFailure(code int) string {
