@@ -42,8 +42,10 @@ WORKDIR /var/lib/raftmq
 # A named volume mounted here starts with this directory's owner (raftmq); a
 # bind mount must be made writable for uid 10001 by hand.
 VOLUME /var/lib/raftmq
-# 5550: clients (JSON over ZeroMQ), 5560: Raft peers.
-EXPOSE 5550 5560
+# 5550: clients (JSON over ZeroMQ), 5560: Raft peers, 9550: HTTP /metrics,
+# /healthz and /readyz (deploy/prometheus.yml scrapes it).
+ENV RAFTMQ_METRICS_LISTEN=0.0.0.0:9550
+EXPOSE 5550 5560 9550
 # raftmq serve stops gracefully on SIGTERM (leadership transfer, DBs closed) and
 # exits 0; give it more than ShutdownTimeout with `docker stop -t`.
 STOPSIGNAL SIGTERM

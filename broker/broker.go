@@ -23,6 +23,7 @@ import (
 
 	"github.com/raftmq/raftmq/broker/wire"
 	"github.com/raftmq/raftmq/config"
+	"github.com/raftmq/raftmq/metrics"
 	"github.com/raftmq/raftmq/raftlog"
 	"github.com/raftmq/raftmq/snapshot"
 	"github.com/raftmq/raftmq/storage"
@@ -41,8 +42,17 @@ type Broker struct {
 	self  uint64
 	peers []uint64 // raft ids of all voters, self included
 
-	status statusBox
-	stats  stats
+	status  statusBox
+	stats   stats
+	metrics *metrics.Metrics
+	disk    *diskGuard
+	// metricsAddr is where the metrics server listens once Run started it.
+	metricsAddr atomic.Pointer[string]
+
+	// curve holds the node's CURVE keys; nil when CURVE is off. curveLog
+	// counts and logs refused CURVE connections on both ports.
+	curve    *curveKeys
+	curveLog *refusalLog
 
 	// rebuildMinFreeBytes is the node's threshold for rebuilding a bloated
 	// bbolt file; tests lower it.
@@ -65,6 +75,10 @@ func New(cfg config.Node, log zerolog.Logger) (*Broker, error) {
 		return nil, fmt.Errorf("broker: create data directory: %w", err)
 	}
 	nodeLog := log.With().Int("node", cfg.ID).Logger()
+	curve, err := newCurveKeys(cfg)
+	if err != nil {
+		return nil, err
+	}
 	if cfg.Recover && len(cfg.Cluster.Addresses) == 1 {
 		return nil, fmt.Errorf("broker: --recover in a one-node cluster: there is no peer to recover from; restore the data directory from a backup")
 	}
@@ -88,7 +102,9 @@ func New(cfg config.Node, log zerolog.Logger) (*Broker, error) {
 		raftDB.Close()
 		return nil, err
 	}
-	b := &Broker{cfg: cfg, raft: raftDB, state: stateDB, self: raftID(cfg.ID), rebuildMinFreeBytes: rebuildMinFreeBytes}
+	b := &Broker{cfg: cfg, raft: raftDB, state: stateDB, self: raftID(cfg.ID), rebuildMinFreeBytes: rebuildMinFreeBytes,
+		curve: curve}
+	b.curveLog = newRefusalLog(&b.stats.curveConnsRefused, nodeLog.With().Str("component", "curve").Logger())
 	b.log = nodeLog
 	if repaired || cfg.Recover {
 		// Persisted first: a crash before the node catches up must not let
@@ -137,6 +153,8 @@ func New(cfg config.Node, log zerolog.Logger) (*Broker, error) {
 		return nil, fmt.Errorf("broker: start consensus: %w", err)
 	}
 	b.core = core
+	b.disk = newDiskGuard(cfg, b.log.With().Str("component", "disk").Logger())
+	b.metrics = metrics.New(metricsSource{b}, metrics.Options{TopicLimit: cfg.MetricsTopics})
 	hs, _, _ := raftDB.InitialState()
 	last, _ := raftDB.LastIndex()
 	first, _ := raftDB.FirstIndex()
@@ -252,6 +270,18 @@ func (b *Broker) run(ctx context.Context) (err error) {
 			b.log.Error().Err(terr).Msg("zeromq terminate")
 		}
 	}()
+	var peerSec *peerCurve
+	if b.curve != nil {
+		zap, err := startZAP(zctx, b.zapPolicies(), b.curveLog)
+		if err != nil {
+			return err
+		}
+		// Deferred after zctx.Term, so it runs before it, once every
+		// socket (deferred later, closed earlier) is gone.
+		defer zap.stop()
+		peerSec = &peerCurve{keys: b.curve, refusals: b.curveLog}
+		b.logCurvePolicy()
+	}
 	self := b.cfg.Self()
 	listenIP := self.IP
 	if b.cfg.ListenIP != "" {
@@ -275,11 +305,15 @@ func (b *Broker) run(ctx context.Context) (err error) {
 		refused:       &b.stats.peerFramesRefused,
 		connsRefused:  &b.stats.peerConnsRefused,
 	}
-	trans, err := newZMQTransport(zctx, b.cfg.Cluster.ID(), b.self, tcpEndpoint(listenIP, self.InternalPort), peerAddrs, peerLim, b.log)
+	trans, err := newZMQTransport(zctx, b.cfg.Cluster.ID(), b.self, tcpEndpoint(listenIP, self.InternalPort), peerAddrs, peerLim, peerSec, b.log)
 	if err != nil {
 		return err
 	}
 	defer trans.Close()
+
+	diskStop := make(chan struct{})
+	defer close(diskStop)
+	go b.disk.run(diskStop)
 
 	requestCh := make(chan clientRequest, b.cfg.MaxPendingRequests)
 	var stopping atomic.Bool
@@ -300,11 +334,16 @@ func (b *Broker) run(ctx context.Context) (err error) {
 		maxConns: b.cfg.MaxClientConnections,
 		connsCut: &b.stats.clientConnsRefused,
 		refusals: newRefusals(&b.stats.refused, b.log.With().Str("component", "clients").Logger()),
+		curveLog: b.curveLog,
+		metrics:  b.metrics,
+	}
+	if b.curve != nil {
+		cs.curveSecret = b.curve.secret
 	}
 	if err := newClientServer(zctx, tcpEndpoint(listenIP, self.Port), replyEndpoint, cs); err != nil {
 		return err
 	}
-	rep, err := newReplier(zctx, replyEndpoint, cs.refusals)
+	rep, err := newReplier(zctx, replyEndpoint, cs.refusals, b.metrics)
 	if err != nil {
 		cs.router.Close()
 		cs.pull.Close()
@@ -329,16 +368,19 @@ func (b *Broker) run(ctx context.Context) (err error) {
 		requestCh:      requestCh,
 		stats:          &b.stats,
 		status:         &b.status,
+		metrics:        b.metrics,
+		disk:           b.disk,
 		reqs:           newRequests(uint64(randomSeed())),
 		waiters:        newWaiters(),
 		requestTimeout: b.cfg.RequestTimeout,
 
-		store:           b.store,
-		clusterID:       b.cfg.Cluster.ID(),
-		dataDir:         b.cfg.DataDir,
-		snapshotEntries: b.cfg.SnapshotEntries,
-		trailingEntries: b.cfg.TrailingEntries,
-		chunkBytes:      b.cfg.SnapshotChunkBytes,
+		store:              b.store,
+		clusterID:          b.cfg.Cluster.ID(),
+		dataDir:            b.cfg.DataDir,
+		snapshotEntries:    b.cfg.SnapshotEntries,
+		snapshotLogPercent: b.cfg.SnapshotLogPercent,
+		trailingEntries:    b.cfg.TrailingEntries,
+		chunkBytes:         b.cfg.SnapshotChunkBytes,
 		snapTiming: snapTiming{
 			resendAfter: b.cfg.ElectionTimeout(),
 			giveUpAfter: max(5*time.Second, 20*b.cfg.ElectionTimeout()),
@@ -351,6 +393,10 @@ func (b *Broker) run(ctx context.Context) (err error) {
 	if s, err := b.raft.Snapshot(); err == nil {
 		n.snapIndex = s.Index
 	}
+	n.snapshotBaseline()
+	if st, err := b.raft.Stats(); err == nil {
+		n.logBytesSinceSnap = uint64(max(0, st.FileBytes-st.FreeBytes)) // the log already on disk
+	}
 	// The only voter of a cluster is leader from raftlog.New on: persist its
 	// term and no-op and publish that before the first request is read, so
 	// a client that asks at once finds a leader, fresh or restarted.
@@ -361,6 +407,19 @@ func (b *Broker) run(ctx context.Context) (err error) {
 		return err
 	}
 	n.publishStatus()
+	if b.cfg.MetricsListen != "" {
+		srv, err := metrics.Listen(b.cfg.MetricsListen, b.metrics)
+		if err != nil {
+			rep.close()
+			cs.router.Close()
+			cs.pull.Close()
+			return err
+		}
+		defer srv.Close() // before the stores close: a scrape reads state.db
+		addr := srv.Addr()
+		b.metricsAddr.Store(&addr)
+		b.log.Info().Str("metrics", "http://"+addr+"/metrics").Msg("metrics serving")
+	}
 	nodeDone := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -392,6 +451,33 @@ func (b *Broker) run(ctx context.Context) (err error) {
 	}
 	b.log.Info().Msg("stopped")
 	return nil
+}
+
+// zapPolicies are the ZAP handler's rules: the peer port admits the
+// cluster's nodes, the client port the clients file.
+func (b *Broker) zapPolicies() map[string]zapPolicy {
+	var nodes []string
+	for _, a := range b.cfg.Cluster.Addresses {
+		nodes = append(nodes, a.CurvePublic)
+	}
+	cc := b.cfg.CurveClients
+	return map[string]zapPolicy{
+		zapDomainPeer:   newZapPolicy(false, nodes...),
+		zapDomainClient: newZapPolicy(cc.Any, cc.Keys...),
+	}
+}
+
+// logCurvePolicy says at start who may connect to the client port.
+func (b *Broker) logCurvePolicy() {
+	cc := b.cfg.CurveClients
+	switch {
+	case cc.Any:
+		b.log.Info().Msg("CURVE on: the client port admits any client with a key pair (clients file \"*\")")
+	case len(cc.Keys) == 0:
+		b.log.Warn().Msg("CURVE on and no --curve-clients-file: no client may connect to the client port")
+	default:
+		b.log.Info().Int("client_keys", len(cc.Keys)).Msg("CURVE on: the client port admits the listed client keys")
+	}
 }
 
 func tcpEndpoint(ip string, port int) string {

@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/raftmq/raftmq/broker/wire"
+	"github.com/raftmq/raftmq/metrics"
 )
 
 // clientRequest is a decoded request on its way to the node loop.
@@ -38,12 +39,18 @@ type clientServer struct {
 	stopping *atomic.Bool // set when the broker stops accepting requests
 	pending  atomic.Int64 // requests handed to the node and not yet answered
 	refusals *refusals
+	metrics  *metrics.Metrics
 
 	// maxConns bounds the concurrent client connections (see connLimiter);
 	// connsCut counts those cut.
 	maxConns int
 	connsCut *atomic.Uint64
 	limiter  *connLimiter
+
+	// curveSecret, when set, makes the client port a CURVE server whose
+	// clients the ZAP handler checks; curveLog logs failed handshakes.
+	curveSecret string
+	curveLog    *refusalLog
 
 	router *zmq.Socket
 	pull   *zmq.Socket
@@ -71,8 +78,14 @@ func newClientServer(zctx *zmq.Context, listen, replyEndpoint string, cs *client
 		router.Close()
 		return fmt.Errorf("broker: client socket: %w", err)
 	}
+	if cs.curveSecret != "" {
+		if err := serveCurve(router, cs.curveSecret, zapDomainClient); err != nil {
+			router.Close()
+			return fmt.Errorf("broker: client socket CURVE: %w", err)
+		}
+	}
 	if cs.maxConns > 0 {
-		if cs.limiter, err = startConnLimiter(zctx, router, "client", cs.maxConns, cs.connsCut, cs.log); err != nil {
+		if cs.limiter, err = startConnLimiter(zctx, router, "client", cs.maxConns, cs.connsCut, cs.curveRefusals(), cs.log); err != nil {
 			router.Close()
 			return err
 		}
@@ -96,6 +109,14 @@ func newClientServer(zctx *zmq.Context, listen, replyEndpoint string, cs *client
 	}
 	cs.router, cs.pull = router, pull
 	return nil
+}
+
+// curveRefusals is the refusal log when CURVE is on, else nil.
+func (cs *clientServer) curveRefusals() *refusalLog {
+	if cs.curveSecret == "" {
+		return nil
+	}
+	return cs.curveLog
 }
 
 // run serves until done is closed and the node loop has closed its end
@@ -154,7 +175,7 @@ func (cs *clientServer) readRequests() {
 				route = frames[:2]
 			}
 			// Not one JSON object: a course request by the dialect rule.
-			cs.reply(replyTo{frames: route, dialect: wire.DialectCourse},
+			cs.reply(replyTo{frames: route, dialect: wire.DialectCourse, kind: metrics.KindInvalid, start: time.Now()},
 				wire.ErrorResponse(wire.ErrBadRequest, fmt.Sprintf("expected one frame with a JSON object, got %d frames", len(frames)-len(route))))
 			continue
 		}
@@ -163,8 +184,9 @@ func (cs *clientServer) readRequests() {
 }
 
 func (cs *clientServer) handle(frames [][]byte, payload []byte) {
+	start := time.Now()
 	req, derr := wire.DecodeRequest(payload, cs.limits)
-	route := replyTo{frames: frames, dialect: req.Dialect}
+	route := replyTo{frames: frames, dialect: req.Dialect, kind: metrics.KindOf(req.Type, req.Method), start: start}
 	if derr != nil {
 		cs.reply(route, wire.ErrorResponse(derr.Code, derr.Detail))
 		return
@@ -172,6 +194,7 @@ func (cs *clientServer) handle(frames [][]byte, payload []byte) {
 	switch {
 	case req.Type == wire.TypeStatus:
 		cs.replyJSON(route.frames, cs.status())
+		cs.metrics.ObserveRequest(route.kind, metrics.OutcomeOK, time.Since(start))
 		return
 	case cs.stopping.Load():
 		cs.reply(route, wire.ErrorResponse(wire.ErrShuttingDown, "this broker is stopping; send the request to another broker"))
@@ -207,6 +230,7 @@ func (cs *clientServer) forwardReplies() {
 
 func (cs *clientServer) reply(to replyTo, resp wire.Response) {
 	cs.replyJSON(to.frames, cs.refusals.shape(to, resp))
+	cs.metrics.ObserveRequest(to.kind, metrics.OutcomeOf(resp), time.Since(to.start))
 }
 
 func (cs *clientServer) replyJSON(route [][]byte, v any) {
@@ -230,9 +254,10 @@ type replier struct {
 	push     *zmq.Socket
 	log      zerolog.Logger
 	refusals *refusals
+	metrics  *metrics.Metrics
 }
 
-func newReplier(zctx *zmq.Context, endpoint string, ref *refusals) (*replier, error) {
+func newReplier(zctx *zmq.Context, endpoint string, ref *refusals, m *metrics.Metrics) (*replier, error) {
 	push, err := zctx.NewSocket(zmq.PUSH)
 	if err == nil {
 		err = push.SetSndhwm(0) // bounded by the client server's pending limit
@@ -249,14 +274,16 @@ func newReplier(zctx *zmq.Context, endpoint string, ref *refusals) (*replier, er
 		}
 		return nil, fmt.Errorf("broker: reply socket: %w", err)
 	}
-	return &replier{push: push, refusals: ref}, nil
+	return &replier{push: push, refusals: ref, metrics: m}, nil
 }
 
-// send answers a request in its dialect.
-func (r *replier) send(to replyTo, resp wire.Response) { r.sendJSON(to, r.refusals.shape(to, resp)) }
+// send answers a request in its dialect and counts it.
+func (r *replier) send(to replyTo, resp wire.Response) {
+	r.sendJSON(to, r.refusals.shape(to, resp))
+	r.metrics.ObserveRequest(to.kind, metrics.OutcomeOf(resp), time.Since(to.start))
+}
 
-// sendJSON sends any reply shape as it is (the admin answers have their
-// own; they are raftmq requests).
+// sendJSON sends a reply as it is.
 func (r *replier) sendJSON(to replyTo, resp any) {
 	route := to.frames
 	b, err := json.Marshal(resp)

@@ -7,6 +7,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/raftmq/raftmq/broker/wire"
+	"github.com/raftmq/raftmq/metrics"
 )
 
 // replyTo is where and how to answer one request: its ROUTER envelope
@@ -15,11 +16,14 @@ import (
 type replyTo struct {
 	frames  [][]byte
 	dialect wire.Dialect
+	// kind and start label the request's answer in the metrics.
+	kind  metrics.Kind
+	start time.Time
 }
 
 // clone copies the envelope out of buffers zmq may reuse.
 func (to replyTo) clone() replyTo {
-	out := replyTo{frames: make([][]byte, len(to.frames)), dialect: to.dialect}
+	out := replyTo{frames: make([][]byte, len(to.frames)), dialect: to.dialect, kind: to.kind, start: to.start}
 	for i, f := range to.frames {
 		out.frames[i] = append([]byte(nil), f...)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/raftmq/raftmq/broker/wire"
+	"github.com/raftmq/raftmq/metrics"
 	"github.com/raftmq/raftmq/raftlog"
 	"github.com/raftmq/raftmq/snapshot"
 	"github.com/raftmq/raftmq/storage"
@@ -45,6 +46,10 @@ type node struct {
 	requestCh <-chan clientRequest
 	stats     *stats
 	status    *statusBox
+	metrics   *metrics.Metrics
+	disk      *diskGuard
+	// lastLead is the leader the last SoftState named, to count changes.
+	lastLead uint64
 
 	// reqs holds the client requests taken and not yet answered.
 	reqs *requests
@@ -61,10 +66,17 @@ type node struct {
 	readied []string
 
 	// Snapshots (snapshotter.go, snapsend.go, install.go).
-	store               *snapshot.Store
-	clusterID           string
-	dataDir             string
-	snapshotEntries     uint64
+	store              *snapshot.Store
+	clusterID          string
+	dataDir            string
+	snapshotEntries    uint64
+	snapshotLogPercent uint64
+	// logBytesSinceSnap counts applied log bytes since the last snapshot
+	// began; queuedBytes is the bytes queued at applied index queuedAt
+	// (snapshotDue).
+	logBytesSinceSnap   uint64
+	queuedBytes         uint64
+	queuedAt            uint64
 	trailingEntries     uint64
 	chunkBytes          int
 	snapTiming          snapTiming
@@ -229,6 +241,12 @@ func (n *node) handleRequest(cr clientRequest, batch *[][]byte, ids *[]uint64, b
 		n.startRead(cr)
 		return
 	}
+	if cr.req.Method == wire.MethodPut && n.disk.Full() {
+		// Pops and reads go on: they free space (compaction follows them).
+		n.reply.send(cr.route, wire.ErrorResponse(wire.ErrDiskFull, n.disk.Reason()+
+			"; puts and topic creation resume by themselves when space comes back (pops free space)"))
+		return
+	}
 	if cr.req.Receipt != "" {
 		if _, err := storage.ParseReceipt(cr.req.Receipt); err != nil {
 			n.reply.send(cr.route, wire.ErrorResponse(wire.ErrBadRequest, "receipt is not one a RECEIVE answered: "+err.Error()))
@@ -310,18 +328,24 @@ func (n *node) processReady() error {
 		n.trans.Send(rd.SendBeforePersist())
 		if rd.MustSync || len(rd.Entries) > 0 {
 			n.failpoint(fpLogBeforePersist)
+			saveStart := time.Now()
 			if err := n.raft.Save(rd.HardState, rd.Entries); err != nil {
 				n.log.Error().Err(err).Msg("cannot persist the raft log; stopping this node")
 				return fmt.Errorf("%w: persist raft log: %w", ErrStopped, err)
 			}
 			n.stats.logSyncs.Add(1)
 			n.stats.logEntries.Add(uint64(len(rd.Entries)))
+			n.metrics.ObserveLogCommit(time.Since(saveStart), len(rd.Entries))
 			n.failpoint(fpLogAfterPersist)
 		}
 		if err := n.noteRecovered(rd.SoftState); err != nil {
 			return err
 		}
 		if rd.SoftState != nil {
+			if rd.SoftState.Lead != n.lastLead {
+				n.lastLead = rd.SoftState.Lead
+				n.stats.leaderChanges.Add(1)
+			}
 			n.log.Info().Stringer("role", rd.SoftState.Role).Int("leader", nodeIndex(rd.SoftState.Lead)).Uint64("term", n.core.Status().Term).Msg("role changed")
 			if rd.SoftState.Role != raftlog.RoleLeader {
 				n.failReads()
@@ -333,6 +357,7 @@ func (n *node) processReady() error {
 		n.trans.Send(msgs)
 		if len(rd.CommittedEntries) > 0 {
 			n.failpoint(fpStateBeforeCommit)
+			n.countApplied(rd.CommittedEntries)
 			applied, err := n.state.Apply(rd.CommittedEntries)
 			if err != nil {
 				n.log.Error().Err(err).Msg("cannot apply committed entries; stopping this node")

@@ -1,9 +1,11 @@
 package broker
 
 import (
+	"fmt"
 	"sync/atomic"
 
 	"github.com/raftmq/raftmq/broker/wire"
+	"github.com/raftmq/raftmq/metrics"
 	"github.com/raftmq/raftmq/raftlog"
 )
 
@@ -23,6 +25,9 @@ type stats struct {
 	peerFramesRefused  atomic.Uint64 // peer frames dropped as invalid
 	peerConnsRefused   atomic.Uint64 // peer-port connections cut: over the limit
 	clientConnsRefused atomic.Uint64 // client-port connections cut: over the limit
+	curveConnsRefused  atomic.Uint64 // connections refused by CURVE, both ports
+
+	leaderChanges atomic.Uint64 // times a Ready's SoftState named a new leader (or none)
 }
 
 // statusChanged reports whether what status shows of roles and snapshots
@@ -64,15 +69,33 @@ func (n *node) publishStatus() {
 		Snapshot:           n.snapIndex,
 		Recovering:         st.Recovering,
 		SnapshotInProgress: n.job != nil,
+		SnapshotSends:      len(n.senders),
+		HeapBytes:          heapBytes(),
+		AnonBytes:          anonRSSBytes(),
 		Waiting:            n.waiters.len(),
 
 		PeerFramesRefused:  n.stats.peerFramesRefused.Load(),
 		PeerConnsRefused:   n.stats.peerConnsRefused.Load(),
 		ClientConnsRefused: n.stats.clientConnsRefused.Load(),
+		CurveConnsRefused:  n.stats.curveConnsRefused.Load(),
 		StateCommits:       n.state.Commits(),
 		DurableApplied:     n.state.DurableAppliedIndex(),
 		CPUMicros:          processCPUMicros(),
+		LeaderChanges:      n.stats.leaderChanges.Load(),
 	}
+	if n.job != nil {
+		ws.SnapshotBytes = n.job.written.Load()
+	}
+	ws.Ready, ws.NotReady = readiness(st, ws.Applied)
+	if st.Role == raftlog.RoleLeader {
+		ws.PeerLag = make(map[string]uint64, len(st.Progress)-1)
+		for id, pr := range st.Progress {
+			if id != n.self {
+				ws.PeerLag[metrics.PeerLabel(nodeIndex(id))] = st.LastIndex - min(pr.Match, st.LastIndex)
+			}
+		}
+	}
+	n.disk.fill(&ws)
 	if first, err := n.raft.FirstIndex(); err == nil {
 		ws.FirstIndex = first
 	}
@@ -82,6 +105,25 @@ func (n *node) publishStatus() {
 		ws.Leader = n.clientAddrs[st.Lead]
 	}
 	n.status.Store(&ws)
+}
+
+// readiness is /readyz's answer from a node's status: the node knows a
+// leader that holds a quorum (raftlog's LeaderActive), is not recovering,
+// and has applied everything it knows committed.
+func readiness(st raftlog.Status, applied uint64) (bool, string) {
+	switch {
+	case st.Recovering:
+		return false, "recovering: catching up from the leader after losing its data"
+	case st.Role == raftlog.RoleLeader && !st.LeaderActive:
+		return false, "leader without a quorum: not heard from a majority within an election timeout"
+	case st.Lead == raftlog.None:
+		return false, "no leader known"
+	case !st.LeaderActive:
+		return false, "the leader was not heard from within an election timeout"
+	case applied < st.Commit:
+		return false, fmt.Sprintf("applied index %d is behind commit index %d", applied, st.Commit)
+	}
+	return true, ""
 }
 
 // statusBox holds the latest published status.

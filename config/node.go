@@ -45,16 +45,58 @@ type Node struct {
 	MaxBatchBytes        uint64 // proposals committed together / bytes per MsgApp
 	MaxInflightMsgs      int    // unacknowledged MsgApp per follower
 	MaxSessions          int    // client sessions kept in the state machine
-	SnapshotEntries      uint64 // take a snapshot after this many entries past the last one
-	TrailingEntries      uint64 // entries kept in the log behind a snapshot for slow followers
-	SnapshotsKept        int    // snapshot files kept on disk
-	SnapshotChunkBytes   int    // bytes per InstallSnapshot chunk
-	LogLevel             string // debug|info|warn|error
-	LogFormat            string // auto|console|json
+	SnapshotEntries      uint64 // take a snapshot no sooner than this many entries past the last one
+	// SnapshotLogPercent: and no sooner than the log since the last snapshot
+	// holds this percentage of the bytes queued at that snapshot (decision 15):
+	// a snapshot copies the state, so its cost is paid for by log bytes in
+	// proportion, whatever the depth.
+	SnapshotLogPercent uint64
+	TrailingEntries    uint64 // entries kept in the log behind a snapshot for slow followers
+	SnapshotsKept      int    // snapshot files kept on disk
+	SnapshotChunkBytes int    // bytes per InstallSnapshot chunk
+	LogLevel           string // debug|info|warn|error
+	LogFormat          string // auto|console|json
 	// Recover starts the node in recovering mode (serve --recover): its data
 	// directory was wiped or lost, so it must not vote or lead until it has
 	// caught up with the cluster. Persisted in raft.db until then.
 	Recover bool
+	// CurveSecret is this node's Z85 CURVE secret key (serve
+	// --curve-secret-file, read with LoadCurveSecret); set exactly when the
+	// cluster file carries curve_public keys. It turns CURVE on for both
+	// ports. Never log it.
+	CurveSecret string
+	// CurveClients is who may use the client port when CURVE is on (serve
+	// --curve-clients-file); the zero value allows nobody.
+	CurveClients CurveClients
+
+	// MetricsListen is the "host:port" of the HTTP server for /metrics,
+	// /healthz and /readyz; empty turns it off. Port 0 picks a free port.
+	MetricsListen string
+	// MetricsTopics bounds the topic label's cardinality: the first
+	// MetricsTopics topics (in creation order) get their own series, the
+	// rest are summed under topic="other".
+	MetricsTopics int
+	// MinFreeBytes is the disk-space guard: below this much free space on
+	// the data directory's filesystem the leader refuses puts and topic
+	// creation (disk_full) and a follower stops appending. MinFreeAuto
+	// means 256 MiB or 5% of the filesystem, whichever is less; 0 turns
+	// the guard off.
+	MinFreeBytes int64
+	// MaxDataBytes bounds the data directory's size the same way; 0 means
+	// unlimited.
+	MaxDataBytes uint64
+}
+
+// MinFreeAuto is MinFreeBytes's default: 256 MiB or 5% of the filesystem,
+// whichever is less (see MinFree).
+const MinFreeAuto = -1
+
+// MinFree resolves MinFreeBytes for a filesystem of totalBytes.
+func (n Node) MinFree(totalBytes uint64) uint64 {
+	if n.MinFreeBytes != MinFreeAuto {
+		return uint64(n.MinFreeBytes)
+	}
+	return min(256*MiB, totalBytes/20)
 }
 
 // Default returns a valid single-node configuration: node 0 of a one-node
@@ -80,11 +122,14 @@ func Default() Node {
 		MaxInflightMsgs:      256,
 		MaxSessions:          10000,
 		SnapshotEntries:      10000,
+		SnapshotLogPercent:   100,
 		TrailingEntries:      1000,
 		SnapshotsKept:        2,
 		SnapshotChunkBytes:   1 * MiB,
 		LogLevel:             "info",
 		LogFormat:            "auto",
+		MetricsTopics:        100,
+		MinFreeBytes:         MinFreeAuto,
 	}
 }
 

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"time"
 )
@@ -28,9 +29,12 @@ const (
 	MaxSessionsLimit      = 10_000_000
 	MinSnapshotEntries    = 100
 	MaxSnapshotEntries    = 1_000_000_000
+	MinSnapshotLogPercent = 10
+	MaxSnapshotLogPercent = 10_000
 	MaxSnapshotsKept      = 100
 	MinSnapshotChunkBytes = 4 * KiB
 	MaxSnapshotChunkBytes = 64 * MiB
+	MaxMetricsTopics      = 10_000
 )
 
 var (
@@ -107,11 +111,42 @@ func (n Node) Validate() error {
 	if n.SnapshotEntries < MinSnapshotEntries || n.SnapshotEntries > MaxSnapshotEntries {
 		bad("snapshot_entries", "(%d) must be in %d..%d", n.SnapshotEntries, MinSnapshotEntries, MaxSnapshotEntries)
 	}
+	if n.SnapshotLogPercent < MinSnapshotLogPercent || n.SnapshotLogPercent > MaxSnapshotLogPercent {
+		bad("snapshot_log_percent", "(%d) must be in %d..%d", n.SnapshotLogPercent, MinSnapshotLogPercent, MaxSnapshotLogPercent)
+	}
 	if n.TrailingEntries > n.SnapshotEntries {
 		bad("trailing_entries", "(%d) must be at most snapshot_entries (%d)", n.TrailingEntries, n.SnapshotEntries)
 	}
 	intIn("snapshots_kept", n.SnapshotsKept, 1, MaxSnapshotsKept)
 	intIn("snapshot_chunk_bytes", n.SnapshotChunkBytes, MinSnapshotChunkBytes, MaxSnapshotChunkBytes)
+
+	switch curve := n.Cluster.Curve(); {
+	case n.CurveSecret != "" && !curve:
+		bad("curve_secret_file", "is set, but the cluster file carries no \"curve_public\" keys: add every node's public key to it (raftmq keygen)")
+	case n.CurveSecret == "" && curve:
+		bad("curve_secret_file", "is not set, but the cluster file carries \"curve_public\" keys: pass this node's secret key file")
+	case n.CurveSecret != "":
+		if err := CheckCurveKey(n.CurveSecret); err != nil {
+			bad("curve_secret_file", "holds a key that %s", err)
+		}
+	}
+	if n.CurveSecret == "" && (n.CurveClients.Any || len(n.CurveClients.Keys) > 0) {
+		bad("curve_clients_file", "is set, but CURVE is off: pass --curve-secret-file too")
+	}
+	for i, k := range n.CurveClients.Keys {
+		if err := CheckCurveKey(k); err != nil {
+			bad("curve_clients_file", "key %d %s", i+1, err)
+		}
+	}
+	if n.MetricsListen != "" {
+		if _, _, err := net.SplitHostPort(n.MetricsListen); err != nil {
+			bad("metrics_listen", "(%q) is not host:port (%v)", n.MetricsListen, err)
+		}
+	}
+	intIn("metrics_topics", n.MetricsTopics, 0, MaxMetricsTopics)
+	if n.MinFreeBytes < MinFreeAuto {
+		bad("min_free_bytes", "(%d) must be %d (256 MiB or 5%% of the filesystem, whichever is less), 0 (no guard) or a byte count", n.MinFreeBytes, MinFreeAuto)
+	}
 
 	oneOf("log_level", n.LogLevel, logLevels)
 	oneOf("log_format", n.LogFormat, logFormats)

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/raftmq/raftmq/broker/wire"
 	"github.com/raftmq/raftmq/config"
 	"github.com/raftmq/raftmq/internal/testwait"
 )
@@ -169,9 +170,77 @@ func TestComposeCluster(t *testing.T) {
 	mustRun(t, time.Minute, "docker", "start", containers[leader])
 	waitAnswers(t, containers[leader], "--servers", cluster.Addresses[leader].ClientAddr())
 	expectCLI(t, viaConfig(containers[leader], "", "consume", "--topic", "jobs", "-n", "0"), 0, []string{"j2", "j3"}, "consume rest after the old leader rejoined")
-	for id, c := range containers {
-		if id != leader {
-			stopGracefully(t, c)
+
+	cutAndRejoin(t, p, cluster, containers, viaConfig)
+	for _, c := range containers {
+		stopGracefully(t, c)
+	}
+}
+
+// cutAndRejoin takes the leader's container off the compose network with
+// `docker network disconnect`: it stops leading (it cannot reach a quorum),
+// the other two elect a leader and take writes, and once reconnected at its
+// address the cut node catches up on what it missed.
+func cutAndRejoin(t *testing.T, p composeProject, cluster config.Cluster, containers map[int]string,
+	viaConfig func(c, stdin string, args ...string) result) {
+	t.Helper()
+	cut := waitLeader(t, cluster, containers)
+	network := strings.TrimSpace(mustRun(t, 30*time.Second, "docker", "inspect", "--format",
+		"{{range $name, $_ := .NetworkSettings.Networks}}{{$name}}{{end}}", containers[cut]))
+	mustRun(t, time.Minute, "docker", "network", "disconnect", network, containers[cut])
+	reconnected := false
+	reconnect := func() {
+		if !reconnected {
+			reconnected = true
+			mustRun(t, time.Minute, "docker", "network", "connect", "--ip", cluster.Addresses[cut].IP, network, containers[cut])
 		}
 	}
+	t.Cleanup(reconnect) // a failed check must not leave the container cut off for the stop
+
+	// The cut node is reachable only from inside its own container now.
+	self := fmt.Sprintf("127.0.0.1:%d", cluster.Addresses[cut].Port)
+	testwait.Err(t, readyWithin, fmt.Sprintf("cut-off node%d stops leading", cut), func() error {
+		if role := statusIn(t, containers[cut], self).Role; role == "Leader" || role == "" {
+			return fmt.Errorf("node%d answers role %q", cut, role)
+		}
+		return nil
+	})
+	rest := map[int]string{}
+	for id, c := range containers {
+		if id != cut {
+			rest[id] = c
+		}
+	}
+	majority := waitLeader(t, cluster, rest)
+	t.Logf("node%d cut off: leader node%d", cut, majority)
+	expectCLI(t, viaConfig(rest[majority], "", "produce", "--topic", "jobs", "k1", "k2"), 0, nil, "produce while a node is cut off")
+	goal := statusIn(t, rest[majority], cluster.Addresses[majority].ClientAddr()).Commit
+	if st := statusIn(t, containers[cut], self); st.Applied >= goal {
+		t.Fatalf("cut-off node%d applied %d, the majority committed %d: the cut did not cut", cut, st.Applied, goal)
+	}
+
+	reconnect()
+	testwait.Err(t, readyWithin, fmt.Sprintf("node%d catches up after reconnecting", cut), func() error {
+		if st := statusIn(t, containers[cut], self); st.Applied < goal {
+			return fmt.Errorf("node%d applied %d of %d", cut, st.Applied, goal)
+		}
+		return nil
+	})
+	waitLeader(t, cluster, containers)
+	expectCLI(t, viaConfig(containers[cut], "", "consume", "--topic", "jobs", "-n", "0"), 0, []string{"k1", "k2"},
+		"consume through the node that was cut off")
+}
+
+// statusIn asks one server for its status from inside container; a server
+// that does not answer reads as the zero status.
+func statusIn(t *testing.T, container, server string) wire.Status {
+	t.Helper()
+	res := raftmqIn(t, container, "", "status", "--json", "--timeout", "2s", "--servers", server)
+	var rows []struct {
+		Status *wire.Status `json:"status"`
+	}
+	if res.code != 0 || json.Unmarshal([]byte(res.stdout), &rows) != nil || len(rows) != 1 || rows[0].Status == nil {
+		return wire.Status{}
+	}
+	return *rows[0].Status
 }

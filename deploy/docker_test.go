@@ -264,6 +264,7 @@ func TestDockerImage(t *testing.T) {
 		{"cmd serve in the volume on all addresses", slices.Equal(c.Cmd, []string{"serve", "--data-dir", "/var/lib/raftmq", "--listen-ip", "0.0.0.0"})},
 		{"exposes 5550", c.ExposedPorts["5550/tcp"] != nil},
 		{"exposes 5560", c.ExposedPorts["5560/tcp"] != nil},
+		{"exposes 9550 (metrics)", c.ExposedPorts["9550/tcp"] != nil},
 		{"volume /var/lib/raftmq", c.Volumes["/var/lib/raftmq"] != nil},
 		{"health check uses raftmq status", c.Healthcheck != nil && slices.Contains(c.Healthcheck.Test, "status")},
 	}

@@ -303,8 +303,6 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		{"zero heartbeat", func(c *Config) { c.HeartbeatTicks = 0 }},
 		{"zero max size", func(c *Config) { c.MaxSizePerMsg = 0 }},
 		{"zero inflight", func(c *Config) { c.MaxInflightMsgs = 0 }},
-		{"no peers", func(c *Config) { c.Peers = nil }},
-		{"self not a peer", func(c *Config) { c.Peers = []uint64{2, 3} }},
 		{"duplicate peer", func(c *Config) { c.Peers = []uint64{1, 2, 2} }},
 	}
 	for _, tt := range tests {
@@ -352,5 +350,34 @@ func TestRecentActiveFollowsAnswers(t *testing.T) {
 	n.tick(1, 1, 2, 3)
 	if pr := n.core(1).Status().Progress[3]; !pr.RecentActive {
 		t.Fatalf("peer 3 inactive after answering again: %+v", pr)
+	}
+}
+
+// TestLeaderActive: Status.LeaderActive (what /readyz needs) holds on a
+// leader while a quorum answers and on a follower while it hears from its
+// leader; an isolated follower loses it after an election timeout, and so
+// does a leader whose followers all went silent. Seed 41.
+func TestLeaderActive(t *testing.T) {
+	n := newNetwork(t, 41, ids(3), func(c *Config) { c.PreVote = true; c.CheckQuorum = true })
+	n.elect(1)
+	n.propose(1, "a")
+	for _, id := range ids(3) {
+		if !n.core(id).Status().LeaderActive {
+			t.Fatalf("node %d: LeaderActive false in a healthy cluster: %+v", id, n.core(id).Status())
+		}
+	}
+	n.isolate(3)
+	n.tick(10, 1, 2, 3)
+	if st := n.core(3).Status(); st.LeaderActive {
+		t.Fatalf("isolated follower still LeaderActive after an election timeout: %+v", st)
+	}
+	if !n.core(1).Status().LeaderActive || !n.core(2).Status().LeaderActive {
+		t.Fatalf("majority side lost LeaderActive: %+v %+v", n.core(1).Status(), n.core(2).Status())
+	}
+	n.heal()
+	n.isolate(1)
+	n.tick(10, 1)
+	if st := n.core(1).Status(); st.Role == RoleLeader && st.LeaderActive {
+		t.Fatalf("leader cut off from both followers still LeaderActive: %+v", st)
 	}
 }

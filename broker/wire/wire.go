@@ -57,7 +57,17 @@ const (
 	// ErrStaleReceipt: ACK, NACK or EXTEND with a receipt whose lease ended
 	// or whose message was acked, dead-lettered or delivered again.
 	ErrStaleReceipt = "stale_receipt"
+	// ErrDiskFull: the leader's disk-space guard is tripped; puts and topic
+	// creation are refused until space comes back (pops, acks and reads
+	// are still served).
+	ErrDiskFull = "disk_full"
 )
+
+// ErrorCodes lists every error code above.
+func ErrorCodes() []string {
+	return []string{ErrBadRequest, ErrNotLeader, ErrNoLeader, ErrTooLarge, ErrTimeout,
+		ErrShuttingDown, ErrInternal, ErrOverloaded, ErrStaleSeq, ErrStaleReceipt, ErrDiskFull}
+}
 
 // ErrUndecodableResponse is returned by DecodeResponse for a reply frame
 // that is not a JSON object of the Response shape. (The Err... constants
@@ -568,12 +578,47 @@ type Status struct {
 	// SnapshotInProgress: this node is writing a snapshot (or its compact
 	// copy of state.db) right now.
 	SnapshotInProgress bool `json:"snapshot_in_progress,omitempty"`
+	// SnapshotBytes is what the snapshot in progress has written so far;
+	// SnapshotSends counts snapshot transfers to followers under way.
+	SnapshotBytes int64 `json:"snapshot_bytes,omitempty"`
+	SnapshotSends int   `json:"snapshot_sends,omitempty"`
+	// HeapBytes is the Go heap in use (live and not yet swept objects);
+	// AnonBytes the process's anonymous resident memory (RssAnon of
+	// /proc/self/status: heap, stacks, runtime; 0 where unknown), beside
+	// which bbolt's memory-mapped files are page cache, not counted.
+	HeapBytes uint64 `json:"heap_bytes"`
+	AnonBytes uint64 `json:"anon_rss_bytes,omitempty"`
 	// PeerFramesRefused counts peer frames dropped as invalid (foreign,
 	// malformed, breaking a rule, from a stranger); PeerConnsRefused and
 	// ClientConnsRefused count connections cut over the limits.
 	PeerFramesRefused  uint64 `json:"peer_frames_refused,omitempty"`
 	PeerConnsRefused   uint64 `json:"peer_connections_refused,omitempty"`
 	ClientConnsRefused uint64 `json:"client_connections_refused,omitempty"`
+	// CurveConnsRefused counts connections refused by CURVE on either port:
+	// plaintext, a key not allowed, a handshake that did not decrypt.
+	CurveConnsRefused uint64 `json:"curve_connections_refused,omitempty"`
+	// Ready is what /readyz answers: the node knows a leader holding a
+	// quorum, has applied what it knows committed and is not recovering.
+	// NotReady says why not.
+	Ready    bool   `json:"ready"`
+	NotReady string `json:"not_ready,omitempty"`
+	// LeaderChanges counts the leader changes this node saw since it
+	// started (a leader lost counts too).
+	LeaderChanges uint64 `json:"leader_changes"`
+	// PeerLag, on the leader: each follower's cluster-file index (as a
+	// string) and how many entries it is behind the leader's last index.
+	PeerLag map[string]uint64 `json:"peer_lag,omitempty"`
+	// Disk: free and total bytes of the data directory's filesystem, the
+	// data directory's own size, and the guard: DiskFull is set while free
+	// space is below MinFreeBytes or the data directory above MaxDataBytes
+	// (0: unlimited); DiskFullReason says which.
+	DiskFreeBytes  uint64 `json:"disk_free_bytes"`
+	DiskTotalBytes uint64 `json:"disk_total_bytes"`
+	DataBytes      uint64 `json:"data_bytes"`
+	MinFreeBytes   uint64 `json:"min_free_bytes"`
+	MaxDataBytes   uint64 `json:"max_data_bytes,omitempty"`
+	DiskFull       bool   `json:"disk_full,omitempty"`
+	DiskFullReason string `json:"disk_full_reason,omitempty"`
 }
 
 // requestJSON is a request on the wire, fields in the order sent: client_id

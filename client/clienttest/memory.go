@@ -43,7 +43,8 @@ func (m *Memory) Handle(req wire.Request) Step {
 	defer m.mu.Unlock()
 	if req.Type == wire.TypeStatus {
 		st := wire.Status{Role: "Leader", Term: 1, Commit: m.entries, Applied: m.entries, LastIndex: m.entries,
-			LogSyncs: m.entries, LogEntries: m.entries}
+			LogSyncs: m.entries, LogEntries: m.entries, Ready: true,
+			DataBytes: 3 << 20, DiskFreeBytes: 5 << 30, DiskTotalBytes: 20 << 30, MinFreeBytes: 256 << 20}
 		return Step{Reply: mustJSON(st)}
 	}
 	if req.Method == wire.MethodInfo {

@@ -47,6 +47,14 @@ func uint64Opt(name, usage string, field func(*config.Node) *uint64) nodeOpt {
 	}
 }
 
+func int64Opt(name, usage string, field func(*config.Node) *int64) nodeOpt {
+	def := config.Default()
+	return nodeOpt{
+		flag:  &cli.Int64Flag{Name: name, Value: *field(&def), EnvVars: envVar(name), Usage: usage},
+		apply: func(c *cli.Context, n *config.Node) { *field(n) = c.Int64(name) },
+	}
+}
+
 func stringOpt(name, usage string, field func(*config.Node) *string) nodeOpt {
 	def := config.Default()
 	return nodeOpt{
@@ -75,10 +83,15 @@ func nodeOpts() []nodeOpt {
 		uint64Opt("max-batch-bytes", "bytes of proposals committed together / per append message", func(n *config.Node) *uint64 { return &n.MaxBatchBytes }),
 		intOpt("max-inflight-msgs", "unacknowledged append messages per follower", func(n *config.Node) *int { return &n.MaxInflightMsgs }),
 		intOpt("max-sessions", "client sessions kept for exactly-once retries", func(n *config.Node) *int { return &n.MaxSessions }),
-		uint64Opt("snapshot-entries", "take a snapshot after this many entries", func(n *config.Node) *uint64 { return &n.SnapshotEntries }),
+		uint64Opt("snapshot-entries", "take a snapshot no sooner than this many entries after the last", func(n *config.Node) *uint64 { return &n.SnapshotEntries }),
+		uint64Opt("snapshot-log-percent", "and no sooner than the log since the last snapshot holds this % of the bytes queued then", func(n *config.Node) *uint64 { return &n.SnapshotLogPercent }),
 		uint64Opt("trailing-entries", "entries kept behind a snapshot for slow followers", func(n *config.Node) *uint64 { return &n.TrailingEntries }),
 		intOpt("snapshots-kept", "snapshot files kept on disk", func(n *config.Node) *int { return &n.SnapshotsKept }),
 		intOpt("snapshot-chunk-bytes", "bytes per snapshot chunk sent to a follower", func(n *config.Node) *int { return &n.SnapshotChunkBytes }),
+		stringOpt("metrics-listen", "`host:port` for /metrics, /healthz and /readyz over HTTP (empty: off)", func(n *config.Node) *string { return &n.MetricsListen }),
+		intOpt("metrics-topics", "topics with their own metrics series; the rest are summed under topic=\"other\"", func(n *config.Node) *int { return &n.MetricsTopics }),
+		int64Opt("min-free-bytes", "disk-space guard: below this much free space the leader refuses puts and topic creation (disk_full) and a follower stops appending; -1: 256 MiB or 5% of the filesystem, whichever is less; 0: off", func(n *config.Node) *int64 { return &n.MinFreeBytes }),
+		uint64Opt("max-data-bytes", "disk-space guard: the same once the data directory holds more than this (0: unlimited)", func(n *config.Node) *uint64 { return &n.MaxDataBytes }),
 	}
 }
 
@@ -88,6 +101,10 @@ func serveCommand(e env) *cli.Command {
 	for _, o := range opts {
 		flags = append(flags, o.flag)
 	}
+	flags = append(flags,
+		curveSecretFlag("this node's Z85 CURVE secret key: CURVE on both ports (the cluster file then carries every node's \"curve_public\")"),
+		&cli.PathFlag{Name: flagCurveClientsFile, EnvVars: envVar(flagCurveClientsFile),
+			Usage: "`FILE` listing the client public keys allowed, one per line, or \"*\" for any client with a key pair (CURVE on and no file: no client)"})
 	flags = append(flags, logFlags()...)
 	return &cli.Command{
 		Name:  "serve",
@@ -128,6 +145,20 @@ func nodeConfig(c *cli.Context, opts []nodeOpt) (config.Node, error) {
 	}
 	for _, o := range opts {
 		o.apply(c, &cfg)
+	}
+	if path := c.Path(flagCurveSecretFile); path != "" {
+		secret, err := config.LoadCurveSecret(path)
+		if err != nil {
+			return cfg, usagef("%v", err)
+		}
+		cfg.CurveSecret = secret
+	}
+	if path := c.Path(flagCurveClientsFile); path != "" {
+		cc, err := config.LoadCurveClients(path)
+		if err != nil {
+			return cfg, usagef("%v", err)
+		}
+		cfg.CurveClients = cc
 	}
 	cfg.LogLevel = lineageString(c, flagLogLevel)
 	cfg.LogFormat = lineageString(c, flagLogFormat)

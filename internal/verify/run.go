@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/raftmq/raftmq/config"
 	"github.com/raftmq/raftmq/internal/powerfs"
 	"github.com/raftmq/raftmq/internal/proccluster"
 )
@@ -37,6 +36,9 @@ type Config struct {
 	// Loopback runs on 127.0.0.1 without namespaces (network families are
 	// then skipped).
 	Loopback bool
+	// Curve runs the brokers with CURVE on both ports; the workload and the
+	// checks connect with the cluster's client key.
+	Curve bool
 	// Log receives progress lines; nil discards them.
 	Log io.Writer
 }
@@ -93,8 +95,12 @@ func (cfg *Config) Validate() error {
 
 // ReplayCommand is the command line that reruns cfg's schedule.
 func (cfg Config) ReplayCommand() string {
-	return fmt.Sprintf("raftmq verify --nodes %d --duration %s --seed %d --faults %s",
-		cfg.Nodes, cfg.Duration, cfg.Seed, strings.Join(cfg.Families, ","))
+	curve := ""
+	if cfg.Curve {
+		curve = " --curve"
+	}
+	return fmt.Sprintf("raftmq verify --nodes %d --duration %s --seed %d --faults %s%s",
+		cfg.Nodes, cfg.Duration, cfg.Seed, strings.Join(cfg.Families, ","), curve)
 }
 
 // Run runs the suite once: execute, then check. The error is for a run that
@@ -219,6 +225,7 @@ func execute(ctx context.Context, cfg Config) (*round, error) {
 
 	hist := newHistory()
 	wl := newWorkload(cfg.Workload, c.ClientAddrs(), cfg.Seed, hist)
+	wl.curve = c.ClientCurve()
 	setupCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	err = wl.setup(setupCtx)
 	cancel()
@@ -329,7 +336,7 @@ func (r *round) check(ops []Op) *Report {
 // each data directory on a power-cut filesystem when power is set.
 func startCluster(cfg Config, nw *Network, power bool, logf func(string, ...any)) (*proccluster.Cluster, []*powerfs.FS, error) {
 	args := append(slices.Clone(brokerArgs), cfg.BrokerArgs...)
-	c, err := proccluster.NewCluster(cfg.Bin, cfg.Dir, proccluster.Options{Nodes: cfg.Nodes, Args: args})
+	c, err := proccluster.NewCluster(cfg.Bin, cfg.Dir, proccluster.Options{Nodes: cfg.Nodes, Args: args, Curve: cfg.Curve})
 	if err != nil {
 		return nil, nil, fmt.Errorf("chaos: %w", err)
 	}
@@ -348,11 +355,7 @@ func startCluster(cfg Config, nw *Network, power bool, logf func(string, ...any)
 		for i := range c.Addrs {
 			c.Addrs[i].IP = nw.IPs[i]
 		}
-		b, err := json.MarshalIndent(config.Cluster{Addresses: c.Addrs}, "", "  ")
-		if err != nil {
-			return fail(err)
-		}
-		if err := os.WriteFile(c.ConfigPath, b, 0o644); err != nil {
+		if err := c.WriteClusterFile(); err != nil {
 			return fail(fmt.Errorf("chaos: %w", err))
 		}
 		if c.Bin, err = nw.WrapBinary(cfg.Dir, cfg.Bin); err != nil {

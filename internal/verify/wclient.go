@@ -30,6 +30,7 @@ type wclient struct {
 	seq     uint64
 	rng     *rand.Rand
 	dropPct int
+	curve   *client.Curve // nil: plaintext
 
 	conn   *client.Conn // to the server last tried; nil after a failure
 	leader string       // last server that executed a request
@@ -156,7 +157,7 @@ func (c *wclient) attempt(ctx context.Context, target string, frame []byte) (wir
 		c.close()
 	}
 	if c.conn == nil {
-		cn, err := client.Dial(target)
+		cn, err := client.Dial(target, c.curve)
 		if err != nil {
 			return wire.Response{}, err
 		}
