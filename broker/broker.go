@@ -49,6 +49,11 @@ type Broker struct {
 	// metricsAddr is where the metrics server listens once Run started it.
 	metricsAddr atomic.Pointer[string]
 
+	// curve holds the node's CURVE keys; nil when CURVE is off. curveLog
+	// counts and logs refused CURVE connections on both ports.
+	curve    *curveKeys
+	curveLog *refusalLog
+
 	// rebuildMinFreeBytes is the node's threshold for rebuilding a bloated
 	// bbolt file; tests lower it.
 	rebuildMinFreeBytes int64
@@ -70,6 +75,10 @@ func New(cfg config.Node, log zerolog.Logger) (*Broker, error) {
 		return nil, fmt.Errorf("broker: create data directory: %w", err)
 	}
 	nodeLog := log.With().Int("node", cfg.ID).Logger()
+	curve, err := newCurveKeys(cfg)
+	if err != nil {
+		return nil, err
+	}
 	if cfg.Recover && len(cfg.Cluster.Addresses) == 1 {
 		return nil, fmt.Errorf("broker: --recover in a one-node cluster: there is no peer to recover from; restore the data directory from a backup")
 	}
@@ -93,7 +102,9 @@ func New(cfg config.Node, log zerolog.Logger) (*Broker, error) {
 		raftDB.Close()
 		return nil, err
 	}
-	b := &Broker{cfg: cfg, raft: raftDB, state: stateDB, self: raftID(cfg.ID), rebuildMinFreeBytes: rebuildMinFreeBytes}
+	b := &Broker{cfg: cfg, raft: raftDB, state: stateDB, self: raftID(cfg.ID), rebuildMinFreeBytes: rebuildMinFreeBytes,
+		curve: curve}
+	b.curveLog = newRefusalLog(&b.stats.curveConnsRefused, nodeLog.With().Str("component", "curve").Logger())
 	b.log = nodeLog
 	if repaired || cfg.Recover {
 		// Persisted first: a crash before the node catches up must not let
@@ -259,6 +270,18 @@ func (b *Broker) run(ctx context.Context) (err error) {
 			b.log.Error().Err(terr).Msg("zeromq terminate")
 		}
 	}()
+	var peerSec *peerCurve
+	if b.curve != nil {
+		zap, err := startZAP(zctx, b.zapPolicies(), b.curveLog)
+		if err != nil {
+			return err
+		}
+		// Deferred after zctx.Term, so it runs before it, once every
+		// socket (deferred later, closed earlier) is gone.
+		defer zap.stop()
+		peerSec = &peerCurve{keys: b.curve, refusals: b.curveLog}
+		b.logCurvePolicy()
+	}
 	self := b.cfg.Self()
 	listenIP := self.IP
 	if b.cfg.ListenIP != "" {
@@ -282,7 +305,7 @@ func (b *Broker) run(ctx context.Context) (err error) {
 		refused:       &b.stats.peerFramesRefused,
 		connsRefused:  &b.stats.peerConnsRefused,
 	}
-	trans, err := newZMQTransport(zctx, b.cfg.Cluster.ID(), b.self, tcpEndpoint(listenIP, self.InternalPort), peerAddrs, peerLim, b.log)
+	trans, err := newZMQTransport(zctx, b.cfg.Cluster.ID(), b.self, tcpEndpoint(listenIP, self.InternalPort), peerAddrs, peerLim, peerSec, b.log)
 	if err != nil {
 		return err
 	}
@@ -311,7 +334,11 @@ func (b *Broker) run(ctx context.Context) (err error) {
 		maxConns: b.cfg.MaxClientConnections,
 		connsCut: &b.stats.clientConnsRefused,
 		refusals: newRefusals(&b.stats.refused, b.log.With().Str("component", "clients").Logger()),
+		curveLog: b.curveLog,
 		metrics:  b.metrics,
+	}
+	if b.curve != nil {
+		cs.curveSecret = b.curve.secret
 	}
 	if err := newClientServer(zctx, tcpEndpoint(listenIP, self.Port), replyEndpoint, cs); err != nil {
 		return err
@@ -347,12 +374,13 @@ func (b *Broker) run(ctx context.Context) (err error) {
 		waiters:        newWaiters(),
 		requestTimeout: b.cfg.RequestTimeout,
 
-		store:           b.store,
-		clusterID:       b.cfg.Cluster.ID(),
-		dataDir:         b.cfg.DataDir,
-		snapshotEntries: b.cfg.SnapshotEntries,
-		trailingEntries: b.cfg.TrailingEntries,
-		chunkBytes:      b.cfg.SnapshotChunkBytes,
+		store:              b.store,
+		clusterID:          b.cfg.Cluster.ID(),
+		dataDir:            b.cfg.DataDir,
+		snapshotEntries:    b.cfg.SnapshotEntries,
+		snapshotLogPercent: b.cfg.SnapshotLogPercent,
+		trailingEntries:    b.cfg.TrailingEntries,
+		chunkBytes:         b.cfg.SnapshotChunkBytes,
 		snapTiming: snapTiming{
 			resendAfter: b.cfg.ElectionTimeout(),
 			giveUpAfter: max(5*time.Second, 20*b.cfg.ElectionTimeout()),
@@ -364,6 +392,10 @@ func (b *Broker) run(ctx context.Context) (err error) {
 	}
 	if s, err := b.raft.Snapshot(); err == nil {
 		n.snapIndex = s.Index
+	}
+	n.snapshotBaseline()
+	if st, err := b.raft.Stats(); err == nil {
+		n.logBytesSinceSnap = uint64(max(0, st.FileBytes-st.FreeBytes)) // the log already on disk
 	}
 	// The only voter of a cluster is leader from raftlog.New on: persist its
 	// term and no-op and publish that before the first request is read, so
@@ -419,6 +451,33 @@ func (b *Broker) run(ctx context.Context) (err error) {
 	}
 	b.log.Info().Msg("stopped")
 	return nil
+}
+
+// zapPolicies are the ZAP handler's rules: the peer port admits the
+// cluster's nodes, the client port the clients file.
+func (b *Broker) zapPolicies() map[string]zapPolicy {
+	var nodes []string
+	for _, a := range b.cfg.Cluster.Addresses {
+		nodes = append(nodes, a.CurvePublic)
+	}
+	cc := b.cfg.CurveClients
+	return map[string]zapPolicy{
+		zapDomainPeer:   newZapPolicy(false, nodes...),
+		zapDomainClient: newZapPolicy(cc.Any, cc.Keys...),
+	}
+}
+
+// logCurvePolicy says at start who may connect to the client port.
+func (b *Broker) logCurvePolicy() {
+	cc := b.cfg.CurveClients
+	switch {
+	case cc.Any:
+		b.log.Info().Msg("CURVE on: the client port admits any client with a key pair (clients file \"*\")")
+	case len(cc.Keys) == 0:
+		b.log.Warn().Msg("CURVE on and no --curve-clients-file: no client may connect to the client port")
+	default:
+		b.log.Info().Int("client_keys", len(cc.Keys)).Msg("CURVE on: the client port admits the listed client keys")
+	}
 }
 
 func tcpEndpoint(ip string, port int) string {

@@ -47,6 +47,11 @@ type clientServer struct {
 	connsCut *atomic.Uint64
 	limiter  *connLimiter
 
+	// curveSecret, when set, makes the client port a CURVE server whose
+	// clients the ZAP handler checks; curveLog logs failed handshakes.
+	curveSecret string
+	curveLog    *refusalLog
+
 	router *zmq.Socket
 	pull   *zmq.Socket
 }
@@ -73,8 +78,14 @@ func newClientServer(zctx *zmq.Context, listen, replyEndpoint string, cs *client
 		router.Close()
 		return fmt.Errorf("broker: client socket: %w", err)
 	}
+	if cs.curveSecret != "" {
+		if err := serveCurve(router, cs.curveSecret, zapDomainClient); err != nil {
+			router.Close()
+			return fmt.Errorf("broker: client socket CURVE: %w", err)
+		}
+	}
 	if cs.maxConns > 0 {
-		if cs.limiter, err = startConnLimiter(zctx, router, "client", cs.maxConns, cs.connsCut, cs.log); err != nil {
+		if cs.limiter, err = startConnLimiter(zctx, router, "client", cs.maxConns, cs.connsCut, cs.curveRefusals(), cs.log); err != nil {
 			router.Close()
 			return err
 		}
@@ -98,6 +109,14 @@ func newClientServer(zctx *zmq.Context, listen, replyEndpoint string, cs *client
 	}
 	cs.router, cs.pull = router, pull
 	return nil
+}
+
+// curveRefusals is the refusal log when CURVE is on, else nil.
+func (cs *clientServer) curveRefusals() *refusalLog {
+	if cs.curveSecret == "" {
+		return nil
+	}
+	return cs.curveLog
 }
 
 // run serves until done is closed and the node loop has closed its end

@@ -66,10 +66,17 @@ type node struct {
 	readied []string
 
 	// Snapshots (snapshotter.go, snapsend.go, install.go).
-	store               *snapshot.Store
-	clusterID           string
-	dataDir             string
-	snapshotEntries     uint64
+	store              *snapshot.Store
+	clusterID          string
+	dataDir            string
+	snapshotEntries    uint64
+	snapshotLogPercent uint64
+	// logBytesSinceSnap counts applied log bytes since the last snapshot
+	// began; queuedBytes is the bytes queued at applied index queuedAt
+	// (snapshotDue).
+	logBytesSinceSnap   uint64
+	queuedBytes         uint64
+	queuedAt            uint64
 	trailingEntries     uint64
 	chunkBytes          int
 	snapTiming          snapTiming
@@ -354,6 +361,7 @@ func (n *node) processReady() error {
 		n.trans.Send(msgs)
 		if len(rd.CommittedEntries) > 0 {
 			n.failpoint(fpStateBeforeCommit)
+			n.countApplied(rd.CommittedEntries)
 			applied, err := n.state.Apply(rd.CommittedEntries)
 			if err != nil {
 				n.log.Error().Err(err).Msg("cannot apply committed entries; stopping this node")

@@ -163,12 +163,12 @@ func BenchmarkInstallSnapshot(b *testing.B) {
 	zctx, _ := zmq.NewContext()
 	ports := freePorts(b, 2)
 	addr := func(p int) string { return fmt.Sprintf("127.0.0.1:%d", p) }
-	t1, err := newZMQTransport(zctx, "c", 1, "tcp://"+addr(ports[0]), map[uint64]string{2: addr(ports[1])}, peerLimits{}, zerolog.Nop())
+	t1, err := newZMQTransport(zctx, "c", 1, "tcp://"+addr(ports[0]), map[uint64]string{2: addr(ports[1])}, peerLimits{}, nil, zerolog.Nop())
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer t1.Close()
-	t2, err := newZMQTransport(zctx, "c", 2, "tcp://"+addr(ports[1]), map[uint64]string{1: addr(ports[0])}, peerLimits{}, zerolog.Nop())
+	t2, err := newZMQTransport(zctx, "c", 2, "tcp://"+addr(ports[1]), map[uint64]string{1: addr(ports[0])}, peerLimits{}, nil, zerolog.Nop())
 	if err != nil {
 		b.Fatal(err)
 	}

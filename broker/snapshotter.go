@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/raftmq/raftmq/broker/wire"
@@ -35,6 +36,7 @@ type snapshotJob struct {
 	done    chan snapshotResult // receives exactly once
 	waiters []replyTo           // admin requests answered when it finishes
 	started time.Time
+	written *atomic.Int64 // body bytes written so far, for status
 }
 
 type snapshotResult struct {
@@ -58,16 +60,54 @@ func (n *node) requestSnapshot(cr clientRequest) {
 	n.snapWaiting = append(n.snapWaiting, cr.route) // the node loop's maybeSnapshot starts it
 }
 
-// maybeSnapshot starts a snapshot when the log holds more than
-// snapshotEntries applied entries past the last snapshot, an admin asked,
-// or the newest snapshot's file turned out to be missing (forceSnapshot).
-// It returns an error only when the node must stop.
+// logEntryOverheadBytes is what an entry costs in raft.db beyond its data
+// (key, header, checksum, bbolt's leaf element), for snapshotDue.
+const logEntryOverheadBytes = 48
+
+// queuedRefreshEntries is how many applied entries the bytes queued that
+// snapshotDue compares with may be behind.
+const queuedRefreshEntries = 1000
+
+// snapshotDue reports whether the log has paid for a snapshot: more than
+// snapshotEntries applied entries past the last one, and log bytes since
+// then of at least snapshotLogPercent of the bytes queued now. A snapshot
+// copies the state, so with the second condition its cost is at most a
+// fixed multiple of the bytes the log took in meanwhile: a message's share
+// stays the same however deep the queues are (decision 15).
+func (n *node) snapshotDue(applied uint64) bool {
+	if applied-n.snapIndex <= n.snapshotEntries {
+		return false
+	}
+	if applied-n.queuedAt >= queuedRefreshEntries {
+		if b, err := n.state.QueuedBytes(); err == nil {
+			n.queuedBytes, n.queuedAt = b, applied
+		}
+	}
+	return n.logBytesSinceSnap*100 >= n.queuedBytes*n.snapshotLogPercent
+}
+
+// countApplied adds applied entries to the log bytes since the last snapshot.
+func (n *node) countApplied(ents []raftlog.Entry) {
+	for _, e := range ents {
+		n.logBytesSinceSnap += uint64(len(e.Data)) + logEntryOverheadBytes
+	}
+}
+
+// snapshotBaseline starts counting toward the next snapshot from now.
+func (n *node) snapshotBaseline() {
+	n.logBytesSinceSnap = 0
+	n.queuedAt = 0 // refresh queuedBytes at the next check
+}
+
+// maybeSnapshot starts a snapshot when snapshotDue, an admin asked, or the
+// newest snapshot's file turned out to be missing (forceSnapshot). It
+// returns an error only when the node must stop.
 func (n *node) maybeSnapshot() error {
 	if n.job != nil {
 		return nil
 	}
 	applied := n.state.AppliedIndex()
-	if applied-n.snapIndex <= n.snapshotEntries && len(n.snapWaiting) == 0 && !n.forceSnapshot {
+	if !n.snapshotDue(applied) && len(n.snapWaiting) == 0 && !n.forceSnapshot {
 		return nil
 	}
 	if applied == 0 || (applied <= n.snapIndex && !n.forceSnapshot) {
@@ -92,13 +132,22 @@ func (n *node) maybeSnapshot() error {
 		return fmt.Errorf("%w: commit state.db: %w", ErrStopped, err)
 	}
 	n.forceSnapshot = false
+	st, err := n.state.Stats()
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrStopped, err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	job := &snapshotJob{cancel: cancel, done: make(chan snapshotResult, 1), waiters: n.snapWaiting, started: time.Now()}
+	job := &snapshotJob{cancel: cancel, done: make(chan snapshotResult, 1), waiters: n.snapWaiting, started: time.Now(),
+		written: new(atomic.Int64)}
 	n.snapWaiting = nil
 	n.job = job
 	n.stats.snapshotsStarted.Add(1)
-	in := snapshotInputs{state: n.state, raft: n.raft, store: n.store, voters: n.peers,
-		tmp: filepath.Join(n.dataDir, compactStateFile)}
+	n.snapshotBaseline()
+	in := snapshotInputs{state: n.state, raft: n.raft, store: n.store, voters: n.peers, written: job.written}
+	if st.Bloated(n.rebuildMinFreeBytes) {
+		// Mostly free pages: copy compactly, and swap the copy in after.
+		in.compactTmp = filepath.Join(n.dataDir, compactStateFile)
+	}
 	go func() { job.done <- writeSnapshot(ctx, in) }()
 	return nil
 }
@@ -107,20 +156,49 @@ func (n *node) maybeSnapshot() error {
 // beside the node loop (state.db and raft.db reads, the store) and values
 // fixed when the job starts.
 type snapshotInputs struct {
-	state  *storage.StateDB
-	raft   *storage.RaftDB
-	store  *snapshot.Store
-	voters []uint64
-	tmp    string // where the compact copy of state.db goes
+	state   *storage.StateDB
+	raft    *storage.RaftDB
+	store   *snapshot.Store
+	voters  []uint64
+	written *atomic.Int64 // body bytes written so far
+	// compactTmp, when set, is where a compact copy of state.db goes first
+	// (state.db is mostly free pages); else the body streams straight from
+	// a read transaction into the snapshot file.
+	compactTmp string
 }
 
-// writeSnapshot runs off the node loop. It copies state.db compactly in one
-// read transaction (which fixes the snapshot's index: the applied index that
-// transaction sees, durable since every apply is fsynced), then writes the
-// snapshot file through the store. It touches only concurrency-safe
+// writeSnapshot runs off the node loop. It touches only concurrency-safe
 // objects: state.db reads, raft.db reads, the store.
 func writeSnapshot(ctx context.Context, in snapshotInputs) snapshotResult {
-	tmp := in.tmp
+	if in.compactTmp != "" {
+		return writeCompactSnapshot(ctx, in)
+	}
+	var meta snapshot.Meta
+	// One read transaction fixes the snapshot's index (the applied index it
+	// sees, durable: it reads only committed transactions) and streams the
+	// file, page by page, into the snapshot: nothing of the state is held
+	// in memory, and the disk sees the state written once.
+	err := in.state.ViewSnapshot(func(applied uint64, write func(io.Writer) (int64, error)) error {
+		term, err := in.raft.Term(applied)
+		if err != nil {
+			return fmt.Errorf("term of the snapshot index %d: %w", applied, err)
+		}
+		meta, err = in.store.Create(snapshot.Meta{Index: applied, Term: term, Voters: in.voters}, func(w io.Writer) (int64, error) {
+			return write(ctxWriter{ctx: ctx, w: w, written: in.written})
+		})
+		return err
+	})
+	if err != nil {
+		return snapshotResult{err: err}
+	}
+	return snapshotResult{meta: meta}
+}
+
+// writeCompactSnapshot copies state.db compactly in one read transaction
+// (which fixes the snapshot's index), then writes the snapshot file from
+// the copy, which the node loop may swap in as state.db.
+func writeCompactSnapshot(ctx context.Context, in snapshotInputs) snapshotResult {
+	tmp := in.compactTmp
 	applied, err := in.state.CopyCompact(ctx, tmp)
 	if err != nil {
 		return snapshotResult{err: err}
@@ -139,7 +217,7 @@ func writeSnapshot(ctx context.Context, in snapshotInputs) snapshotResult {
 	}
 	defer f.Close()
 	meta, err := in.store.Create(snapshot.Meta{Index: applied, Term: term, Voters: in.voters}, func(w io.Writer) (int64, error) {
-		return io.Copy(w, ctxReader{ctx: ctx, r: f})
+		return io.Copy(ctxWriter{ctx: ctx, w: w, written: in.written}, f)
 	})
 	if err != nil {
 		return fail(err)
@@ -147,17 +225,20 @@ func writeSnapshot(ctx context.Context, in snapshotInputs) snapshotResult {
 	return snapshotResult{meta: meta, compactPath: tmp}
 }
 
-// ctxReader stops a copy when its context is cancelled.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
+// ctxWriter stops a copy when its context is cancelled, and counts.
+type ctxWriter struct {
+	ctx     context.Context
+	w       io.Writer
+	written *atomic.Int64
 }
 
-func (c ctxReader) Read(p []byte) (int, error) {
+func (c ctxWriter) Write(p []byte) (int, error) {
 	if err := c.ctx.Err(); err != nil {
 		return 0, err
 	}
-	return c.r.Read(p)
+	n, err := c.w.Write(p)
+	c.written.Add(int64(n))
+	return n, err
 }
 
 // snapshotDone records a finished snapshot in raft.db, compacts the log and
@@ -174,7 +255,9 @@ func (n *node) snapshotDone(res snapshotResult) error {
 		return nil
 	}
 	n.failpoint(fpSnapshotBeforeRecord)
-	defer os.Remove(res.compactPath) // unless swapped in below
+	if res.compactPath != "" {
+		defer os.Remove(res.compactPath) // unless swapped in below
+	}
 	if _, err := n.raft.CreateSnapshot(res.meta.Index, raftlog.ConfState{Voters: res.meta.Voters}); err != nil {
 		if !errors.Is(err, raftlog.ErrSnapOutOfDate) {
 			return fmt.Errorf("%w: record snapshot: %w", ErrStopped, err)
@@ -234,6 +317,9 @@ func (n *node) compactLog() error {
 // applied since the copy (they are still in the log: compaction stops at
 // the snapshot index at most). It reports whether it swapped.
 func (n *node) maybeShrinkState(res snapshotResult) (bool, error) {
+	if res.compactPath == "" {
+		return false, nil // state.db was not bloated when the snapshot began
+	}
 	st, err := n.state.Stats()
 	if err != nil {
 		return false, fmt.Errorf("%w: %w", ErrStopped, err)

@@ -98,10 +98,18 @@ func maxPeerFrameBytes(maxBatchBytes uint64, maxEntryBytes, chunkBytes int) int6
 // for tools.
 func maxPeerConns(clusterSize int) int { return 4*clusterSize + 8 }
 
+// peerCurve secures the peer port with CURVE (see curve.go).
+type peerCurve struct {
+	keys     *curveKeys
+	refusals *refusalLog
+}
+
 // newZMQTransport binds listen (tcp://ip:port) and connects to peers (id →
 // "ip:port"). It returns once the ROUTER is bound, so a port conflict is
-// reported to the caller.
-func newZMQTransport(zctx *zmq.Context, clusterID string, self uint64, listen string, peers map[uint64]string, lim peerLimits, log zerolog.Logger) (*zmqTransport, error) {
+// reported to the caller. A nil curve is plaintext; otherwise the ROUTER
+// is a CURVE server in the peer ZAP domain and each DEALER a CURVE client
+// of its peer's key.
+func newZMQTransport(zctx *zmq.Context, clusterID string, self uint64, listen string, peers map[uint64]string, lim peerLimits, curve *peerCurve, log zerolog.Logger) (*zmqTransport, error) {
 	if lim.refused == nil {
 		lim.refused = new(atomic.Uint64)
 	}
@@ -145,8 +153,16 @@ func newZMQTransport(zctx *zmq.Context, clusterID string, self uint64, listen st
 			return nil, fmt.Errorf("broker: peer socket: %w", err)
 		}
 	}
+	var refusals *refusalLog
+	if curve != nil {
+		refusals = curve.refusals
+		if err := serveCurve(router, curve.keys.secret, zapDomainPeer); err != nil {
+			router.Close()
+			return nil, fmt.Errorf("broker: peer socket CURVE: %w", err)
+		}
+	}
 	if lim.maxConns > 0 {
-		if t.limiter, err = startConnLimiter(zctx, router, "peer", lim.maxConns, lim.connsRefused, t.log); err != nil {
+		if t.limiter, err = startConnLimiter(zctx, router, "peer", lim.maxConns, lim.connsRefused, refusals, t.log); err != nil {
 			router.Close()
 			return nil, err
 		}
@@ -167,6 +183,9 @@ func newZMQTransport(zctx *zmq.Context, clusterID string, self uint64, listen st
 		}
 		if err == nil {
 			err = d.SetImmediate(true)
+		}
+		if err == nil && curve != nil {
+			err = dialCurve(d, curve.keys.peers[id], curve.keys.public, curve.keys.secret)
 		}
 		if err == nil {
 			err = d.Connect("tcp://" + addr)

@@ -27,7 +27,7 @@ func TestPeerReconnectTakesOver(t *testing.T) {
 	defer zctx.Term()
 	ports := freePorts(t, 2)
 	listen := fmt.Sprintf("tcp://127.0.0.1:%d", ports[0])
-	tr, err := newZMQTransport(zctx, "c", 1, listen, map[uint64]string{2: fmt.Sprintf("127.0.0.1:%d", ports[1])}, peerLimits{}, zerolog.Nop())
+	tr, err := newZMQTransport(zctx, "c", 1, listen, map[uint64]string{2: fmt.Sprintf("127.0.0.1:%d", ports[1])}, peerLimits{}, nil, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -150,7 +150,7 @@ func (c *Client) attemptLocked(ctx context.Context, target string, frame []byte,
 		c.conn = nil
 	}
 	if c.conn == nil {
-		cn, err := dial(target)
+		cn, err := dial(target, c.opts.Curve)
 		if err != nil {
 			return nil, err
 		}

@@ -22,6 +22,7 @@ const pollSlice = 50 * time.Millisecond
 // failure it is closed, never reused, so a late reply dies with it.
 type conn struct {
 	addr    string // as given: "ip:port"
+	curve   bool   // the connection uses CURVE
 	sock    *zmq.Socket
 	pollIn  *zmq.Poller
 	pollOut *zmq.Poller
@@ -35,10 +36,17 @@ func endpoint(addr string) string {
 	return "tcp://" + addr
 }
 
-func dial(addr string) (*conn, error) {
+// dial connects to addr, through CURVE when curve is not nil.
+func dial(addr string, curve *Curve) (*conn, error) {
 	sock, err := zmq.NewSocket(zmq.DEALER)
 	if err != nil {
 		return nil, fmt.Errorf("client: new socket: %w", err)
+	}
+	if curve != nil {
+		if err := curve.Secure(sock, addr); err != nil {
+			sock.Close()
+			return nil, err
+		}
 	}
 	// Linger 0: closing drops unsent requests at once. Immediate: queue only
 	// on a completed connection, so "writable" means "connected".
@@ -52,7 +60,7 @@ func dial(addr string) (*conn, error) {
 			return nil, fmt.Errorf("client: connect %s: %w", addr, err)
 		}
 	}
-	c := &conn{addr: addr, sock: sock, pollIn: zmq.NewPoller(), pollOut: zmq.NewPoller()}
+	c := &conn{addr: addr, curve: curve != nil, sock: sock, pollIn: zmq.NewPoller(), pollOut: zmq.NewPoller()}
 	c.pollIn.Add(sock, zmq.POLLIN)
 	c.pollOut.Add(sock, zmq.POLLOUT)
 	return c, nil
@@ -77,7 +85,12 @@ func (c *conn) roundTrip(ctx context.Context, abort <-chan struct{}, frame []byt
 		return nil, err
 	}
 	if !ok {
-		return nil, fmt.Errorf("%w: no connection to %s within %s", ErrUnreachable, c.addr, connectTimeout)
+		hint := ""
+		if c.curve {
+			// A refused CURVE handshake looks like no connection at all.
+			hint = " (CURVE: is this client's public key allowed by the broker, and the broker's key in the cluster file right?)"
+		}
+		return nil, fmt.Errorf("%w: no connection to %s within %s%s", ErrUnreachable, c.addr, connectTimeout, hint)
 	}
 	if _, err := c.sock.SendMessageDontwait("", frame); err != nil {
 		return nil, fmt.Errorf("%w: send to %s: %w", ErrUnreachable, c.addr, err)
@@ -144,10 +157,11 @@ type Conn struct {
 	abort chan struct{}
 }
 
-// Dial connects to server ("ip:port" or a full zmq endpoint). The
-// connection completes in the background; Do waits for it.
-func Dial(server string) (*Conn, error) {
-	cn, err := dial(server)
+// Dial connects to server ("ip:port" or a full zmq endpoint), through
+// CURVE when curve is not nil. The connection completes in the background;
+// Do waits for it.
+func Dial(server string, curve *Curve) (*Conn, error) {
+	cn, err := dial(server, curve)
 	if err != nil {
 		return nil, err
 	}

@@ -37,7 +37,7 @@ func TestConnDo(t *testing.T) {
 	a := clienttest.NewBroker(t,
 		clienttest.Step{Reply: `{"success":false,"error":"not_leader","leader":"x:1"}`},
 		clienttest.Step{Drop: true})
-	cn, err := Dial(a.Addr)
+	cn, err := Dial(a.Addr, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +54,7 @@ func TestConnDo(t *testing.T) {
 		t.Fatalf("after a failure: err = %v; want ErrClosed", err)
 	}
 
-	dead, err := Dial(clienttest.DeadAddr(t))
+	dead, err := Dial(clienttest.DeadAddr(t), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,6 +40,9 @@ type Options struct {
 	// failed attempts; each wait is jittered in [d/2, d].
 	BackoffBase time.Duration
 	BackoffMax  time.Duration
+	// Curve, when set, secures every connection with CURVE; it must hold a
+	// key for each of Servers.
+	Curve *Curve
 	// Rand draws the jitter; nil = seeded randomly. Used under the Client's
 	// lock only.
 	Rand *rand.Rand
@@ -55,6 +58,13 @@ func (o Options) withDefaults() (Options, error) {
 		}
 	}
 	o.Servers = append([]string(nil), o.Servers...)
+	if o.Curve != nil {
+		for _, s := range o.Servers {
+			if _, ok := o.Curve.ServerKeys[s]; !ok {
+				return o, fmt.Errorf("client: CURVE is on but no public key is known for server %s: %w", s, ErrNoServers)
+			}
+		}
+	}
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultTimeout
 	}

@@ -50,7 +50,7 @@ func (c *Client) Snapshot(ctx context.Context, server string) (index uint64, err
 func (c *Client) askOne(ctx context.Context, server string, req wire.Request) (wire.Response, []byte, error) {
 	ctx, cancel := c.withTimeout(ctx, 0)
 	defer cancel()
-	cn, err := dial(server)
+	cn, err := dial(server, c.opts.Curve)
 	if err != nil {
 		return wire.Response{}, nil, err
 	}

@@ -22,6 +22,9 @@ type Address struct {
 	IP           string `json:"ip"`
 	Port         int    `json:"port"`          // client port (ROUTER, JSON requests)
 	InternalPort int    `json:"internal_port"` // peer port (Raft messages)
+	// CurvePublic is the node's Z85 CURVE public key; set on every node
+	// (CURVE on) or on none.
+	CurvePublic string `json:"curve_public,omitempty"`
 }
 
 // ClientAddr is "ip:port", the address clients connect to.
@@ -39,10 +42,17 @@ type Cluster struct {
 	ClusterID string `json:"cluster_id,omitempty"`
 }
 
+// Curve reports whether the cluster runs CURVE: its nodes carry
+// curve_public keys (Validate makes that all or none).
+func (c Cluster) Curve() bool {
+	return len(c.Addresses) > 0 && c.Addresses[0].CurvePublic != ""
+}
+
 // ID returns ClusterID, or when it is empty a stable hash of the addresses:
 // the first 16 hex chars of SHA-256 over each address in order. The hash is
 // order-sensitive on purpose: node ids are indexes into Addresses, so a
-// reordered file is a different cluster.
+// reordered file is a different cluster. CURVE keys are not part of it:
+// turning CURVE on, or replacing a key, keeps the cluster and its data.
 func (c Cluster) ID() string {
 	if c.ClusterID != "" {
 		return c.ClusterID
@@ -59,7 +69,8 @@ func (c Cluster) ID() string {
 }
 
 // Validate checks the cluster: 1..MaxClusterNodes addresses, each ip parses,
-// ports in 1..65535, every port (client and internal) distinct per ip, and a
+// ports in 1..65535, every port (client and internal) distinct per ip,
+// curve_public keys on every node or on none, each a distinct Z85 key, and a
 // well-formed cluster_id if set. It reports every problem at once
 // (errors.Join of *FieldError).
 func (c Cluster) Validate() error {
@@ -102,6 +113,30 @@ func (c Cluster) Validate() error {
 				continue
 			}
 			seen[k] = field
+		}
+	}
+	withKey := 0
+	keyOwner := map[string]int{}
+	for i, a := range c.Addresses {
+		if a.CurvePublic == "" {
+			continue
+		}
+		withKey++
+		field := fmt.Sprintf("addresses[%d].curve_public", i)
+		if err := CheckCurveKey(a.CurvePublic); err != nil {
+			bad(field, "%s", err)
+		} else if j, dup := keyOwner[a.CurvePublic]; dup {
+			bad(field, "is the same key as addresses[%d].curve_public: every node needs its own key pair", j)
+		} else {
+			keyOwner[a.CurvePublic] = i
+		}
+	}
+	if withKey > 0 && withKey < len(c.Addresses) {
+		for i, a := range c.Addresses {
+			if a.CurvePublic == "" {
+				bad(fmt.Sprintf("addresses[%d].curve_public", i),
+					"is missing: %d of %d nodes carry a curve_public key; CURVE needs every node's key (or none, for CURVE off)", withKey, len(c.Addresses))
+			}
 		}
 	}
 	if id := c.ClusterID; id != "" {

@@ -30,7 +30,7 @@ func writeFile(t *testing.T, content string) string {
 
 func TestLoadCluster(t *testing.T) {
 	three := []Address{
-		{"127.0.0.1", 5550, 5560}, {"127.0.0.1", 5551, 5561}, {"127.0.0.1", 5552, 5562},
+		{IP: "127.0.0.1", Port: 5550, InternalPort: 5560}, {IP: "127.0.0.1", Port: 5551, InternalPort: 5561}, {IP: "127.0.0.1", Port: 5552, InternalPort: 5562},
 	}
 	tests := []struct {
 		name     string
@@ -44,17 +44,17 @@ func TestLoadCluster(t *testing.T) {
 			name: "extra keys allowed at every level",
 			content: `{"addresses": [{"ip": "10.0.0.1", "port": 1, "internal_port": 2, "name": "a"}],
 			           "comment": "from the course", "nested": {"x": [1,2]}}`,
-			want: Cluster{Addresses: []Address{{"10.0.0.1", 1, 2}}},
+			want: Cluster{Addresses: []Address{{IP: "10.0.0.1", Port: 1, InternalPort: 2}}},
 		},
 		{
 			name:    "explicit cluster id",
 			content: `{"addresses": [{"ip": "10.0.0.1", "port": 1, "internal_port": 2}], "cluster_id": "prod-1"}`,
-			want:    Cluster{Addresses: []Address{{"10.0.0.1", 1, 2}}, ClusterID: "prod-1"},
+			want:    Cluster{Addresses: []Address{{IP: "10.0.0.1", Port: 1, InternalPort: 2}}, ClusterID: "prod-1"},
 		},
 		{
 			name:     "same ports on different ips",
 			content:  `{"addresses": [{"ip": "10.0.0.1", "port": 1, "internal_port": 2}, {"ip": "10.0.0.2", "port": 1, "internal_port": 2}]}`,
-			want:     Cluster{Addresses: []Address{{"10.0.0.1", 1, 2}, {"10.0.0.2", 1, 2}}},
+			want:     Cluster{Addresses: []Address{{IP: "10.0.0.1", Port: 1, InternalPort: 2}, {IP: "10.0.0.2", Port: 1, InternalPort: 2}}},
 			wantErrs: nil,
 		},
 		{
@@ -170,8 +170,8 @@ func TestLoadClusterTooLarge(t *testing.T) {
 }
 
 func TestClusterID(t *testing.T) {
-	a := Address{"127.0.0.1", 5550, 5560}
-	b := Address{"127.0.0.1", 5551, 5561}
+	a := Address{IP: "127.0.0.1", Port: 5550, InternalPort: 5560}
+	b := Address{IP: "127.0.0.1", Port: 5551, InternalPort: 5561}
 	ab := Cluster{Addresses: []Address{a, b}}
 	tests := []struct {
 		name      string
@@ -180,9 +180,12 @@ func TestClusterID(t *testing.T) {
 	}{
 		{"same addresses same id", ab, Cluster{Addresses: []Address{a, b}}, true},
 		{"order matters", ab, Cluster{Addresses: []Address{b, a}}, false},
-		{"port matters", ab, Cluster{Addresses: []Address{a, {"127.0.0.1", 5551, 5562}}}, false},
+		{"port matters", ab, Cluster{Addresses: []Address{a, {IP: "127.0.0.1", Port: 5551, InternalPort: 5562}}}, false},
 		{"subset differs", ab, Cluster{Addresses: []Address{a}}, false},
-		{"ipv6 spelling is canonical", Cluster{Addresses: []Address{{"::1", 1, 2}}}, Cluster{Addresses: []Address{{"0:0:0:0:0:0:0:1", 1, 2}}}, true},
+		{"ipv6 spelling is canonical", Cluster{Addresses: []Address{{IP: "::1", Port: 1, InternalPort: 2}}}, Cluster{Addresses: []Address{{IP: "0:0:0:0:0:0:0:1", Port: 1, InternalPort: 2}}}, true},
+		{"curve keys do not change the id", ab, Cluster{Addresses: []Address{
+			{IP: a.IP, Port: a.Port, InternalPort: a.InternalPort, CurvePublic: testKeyA},
+			{IP: b.IP, Port: b.Port, InternalPort: b.InternalPort, CurvePublic: testKeyB}}}, true},
 		{"explicit id wins", Cluster{Addresses: []Address{a}, ClusterID: "x"}, Cluster{Addresses: []Address{b}, ClusterID: "x"}, true},
 	}
 	for _, tt := range tests {

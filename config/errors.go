@@ -13,6 +13,9 @@ var (
 	// read or is not valid JSON (the os error, e.g. fs.ErrNotExist, is wrapped
 	// too).
 	ErrClusterFile = errors.New("config: cannot load cluster file")
+	// ErrCurveFile is wrapped by LoadCurveSecret and LoadCurveClients when a
+	// key file cannot be read, is open to others, or holds a malformed key.
+	ErrCurveFile = errors.New("config: bad CURVE key file")
 )
 
 // FieldError is one validation problem. Field is the snake_case option name

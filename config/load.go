@@ -16,7 +16,8 @@ const MaxClusterFileBytes = 1 << 20
 //
 //	{"addresses": [{"ip": "127.0.0.1", "port": 5550, "internal_port": 5560}, ...]}
 //
-// with an optional "cluster_id". Unknown keys are allowed at every level (the
+// with an optional "cluster_id" and, for CURVE, a "curve_public" key on
+// every address. Unknown keys are allowed at every level (the
 // course tooling adds its own). The result is validated (Cluster.Validate).
 // Errors name the file and, for JSON syntax errors, the line and column; for
 // a wrong value, the field ("addresses[1].port").
@@ -105,6 +106,9 @@ func parseAddress(i int, raw json.RawMessage) (Address, error) {
 	field("ip", &a.IP, "a string such as \"127.0.0.1\"")
 	field("port", &a.Port, "an integer port number")
 	field("internal_port", &a.InternalPort, "an integer port number")
+	if _, ok := m["curve_public"]; ok {
+		field("curve_public", &a.CurvePublic, "a string holding a Z85 public key (see `raftmq keygen`)")
+	}
 	return a, errors.Join(errs...)
 }
 

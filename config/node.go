@@ -45,16 +45,29 @@ type Node struct {
 	MaxBatchBytes        uint64 // proposals committed together / bytes per MsgApp
 	MaxInflightMsgs      int    // unacknowledged MsgApp per follower
 	MaxSessions          int    // client sessions kept in the state machine
-	SnapshotEntries      uint64 // take a snapshot after this many entries past the last one
-	TrailingEntries      uint64 // entries kept in the log behind a snapshot for slow followers
-	SnapshotsKept        int    // snapshot files kept on disk
-	SnapshotChunkBytes   int    // bytes per InstallSnapshot chunk
-	LogLevel             string // debug|info|warn|error
-	LogFormat            string // auto|console|json
+	SnapshotEntries      uint64 // take a snapshot no sooner than this many entries past the last one
+	// SnapshotLogPercent: and no sooner than the log since the last snapshot
+	// holds this percentage of the bytes queued at that snapshot (decision 15):
+	// a snapshot copies the state, so its cost is paid for by log bytes in
+	// proportion, whatever the depth.
+	SnapshotLogPercent uint64
+	TrailingEntries    uint64 // entries kept in the log behind a snapshot for slow followers
+	SnapshotsKept      int    // snapshot files kept on disk
+	SnapshotChunkBytes int    // bytes per InstallSnapshot chunk
+	LogLevel           string // debug|info|warn|error
+	LogFormat          string // auto|console|json
 	// Recover starts the node in recovering mode (serve --recover): its data
 	// directory was wiped or lost, so it must not vote or lead until it has
 	// caught up with the cluster. Persisted in raft.db until then.
 	Recover bool
+	// CurveSecret is this node's Z85 CURVE secret key (serve
+	// --curve-secret-file, read with LoadCurveSecret); set exactly when the
+	// cluster file carries curve_public keys. It turns CURVE on for both
+	// ports. Never log it.
+	CurveSecret string
+	// CurveClients is who may use the client port when CURVE is on (serve
+	// --curve-clients-file); the zero value allows nobody.
+	CurveClients CurveClients
 
 	// MetricsListen is the "host:port" of the HTTP server for /metrics,
 	// /healthz and /readyz; empty turns it off. Port 0 picks a free port.
@@ -109,6 +122,7 @@ func Default() Node {
 		MaxInflightMsgs:      256,
 		MaxSessions:          10000,
 		SnapshotEntries:      10000,
+		SnapshotLogPercent:   100,
 		TrailingEntries:      1000,
 		SnapshotsKept:        2,
 		SnapshotChunkBytes:   1 * MiB,

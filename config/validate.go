@@ -29,6 +29,8 @@ const (
 	MaxSessionsLimit      = 10_000_000
 	MinSnapshotEntries    = 100
 	MaxSnapshotEntries    = 1_000_000_000
+	MinSnapshotLogPercent = 10
+	MaxSnapshotLogPercent = 10_000
 	MaxSnapshotsKept      = 100
 	MinSnapshotChunkBytes = 4 * KiB
 	MaxSnapshotChunkBytes = 64 * MiB
@@ -109,12 +111,33 @@ func (n Node) Validate() error {
 	if n.SnapshotEntries < MinSnapshotEntries || n.SnapshotEntries > MaxSnapshotEntries {
 		bad("snapshot_entries", "(%d) must be in %d..%d", n.SnapshotEntries, MinSnapshotEntries, MaxSnapshotEntries)
 	}
+	if n.SnapshotLogPercent < MinSnapshotLogPercent || n.SnapshotLogPercent > MaxSnapshotLogPercent {
+		bad("snapshot_log_percent", "(%d) must be in %d..%d", n.SnapshotLogPercent, MinSnapshotLogPercent, MaxSnapshotLogPercent)
+	}
 	if n.TrailingEntries > n.SnapshotEntries {
 		bad("trailing_entries", "(%d) must be at most snapshot_entries (%d)", n.TrailingEntries, n.SnapshotEntries)
 	}
 	intIn("snapshots_kept", n.SnapshotsKept, 1, MaxSnapshotsKept)
 	intIn("snapshot_chunk_bytes", n.SnapshotChunkBytes, MinSnapshotChunkBytes, MaxSnapshotChunkBytes)
 
+	switch curve := n.Cluster.Curve(); {
+	case n.CurveSecret != "" && !curve:
+		bad("curve_secret_file", "is set, but the cluster file carries no \"curve_public\" keys: add every node's public key to it (raftmq keygen)")
+	case n.CurveSecret == "" && curve:
+		bad("curve_secret_file", "is not set, but the cluster file carries \"curve_public\" keys: pass this node's secret key file")
+	case n.CurveSecret != "":
+		if err := CheckCurveKey(n.CurveSecret); err != nil {
+			bad("curve_secret_file", "holds a key that %s", err)
+		}
+	}
+	if n.CurveSecret == "" && (n.CurveClients.Any || len(n.CurveClients.Keys) > 0) {
+		bad("curve_clients_file", "is set, but CURVE is off: pass --curve-secret-file too")
+	}
+	for i, k := range n.CurveClients.Keys {
+		if err := CheckCurveKey(k); err != nil {
+			bad("curve_clients_file", "key %d %s", i+1, err)
+		}
+	}
 	if n.MetricsListen != "" {
 		if _, _, err := net.SplitHostPort(n.MetricsListen); err != nil {
 			bad("metrics_listen", "(%q) is not host:port (%v)", n.MetricsListen, err)

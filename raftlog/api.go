@@ -1,6 +1,9 @@
 package raftlog
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+)
 
 // maxProposalEntries bounds one ProposeBatch.
 const maxProposalEntries = 1 << 16
@@ -164,6 +167,9 @@ func (c *Core) Advance(rd Ready) {
 		}
 	}
 	c.maybeEndRecovery()
+	if c.role != RoleLeader {
+		c.mem.compact(c.log.committed)
+	}
 	if c.role == RoleLeader {
 		// Our own entries count toward commit only now that they are
 		// durable: this is what commits a one-node cluster.
@@ -185,6 +191,7 @@ func (c *Core) Status() Status {
 		Applied:    c.log.applied,
 		LastIndex:  c.log.lastIndex(),
 		Recovering: c.rec.active,
+		Conf:       c.Conf(),
 	}
 	switch {
 	case c.role == RoleLeader:
@@ -195,7 +202,11 @@ func (c *Core) Status() Status {
 	if c.role == RoleLeader {
 		s.Progress = make(map[uint64]PeerProgress, len(c.prs))
 		for id, pr := range c.prs {
-			s.Progress[id] = PeerProgress{Match: pr.match, Next: pr.next, RecentActive: id == c.id || c.recentlyActive(pr)}
+			if id == c.id && !c.isMember(id) {
+				continue
+			}
+			s.Progress[id] = PeerProgress{Match: pr.match, Next: pr.next,
+				RecentActive: id == c.id || c.recentlyActive(pr), Learner: slices.Contains(c.learners, id)}
 		}
 	}
 	return s

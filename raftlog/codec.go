@@ -17,14 +17,16 @@ import (
 //	flags   byte (bit 0: Reject; other bits must be zero)
 //	uv len(Context), Context bytes
 //	uv len(Entries), then per entry: uv Index, uv Term, type byte, uv len(Data), Data
-//	uv Snapshot.Index, uv Snapshot.Term, uv len(Voters), uv each voter
+//	uv Snapshot.Index, uv Snapshot.Term, uv len(Voters), uv each voter,
+//	uv len(Learners), uv each learner
 //
 // Decoding is strict so that every accepted input has exactly one encoding:
 // non-minimal uvarints, unknown types, unknown flag bits and trailing bytes
 // are all ErrCorruptMessage. Empty slices decode as nil.
 
 // codecVersion is the first byte of every encoded message.
-const codecVersion byte = 1
+// Version 2 added the snapshot's learners.
+const codecVersion byte = 2
 
 const flagReject byte = 1 << 0
 
@@ -66,6 +68,10 @@ func MarshalMessage(m Message) []byte {
 	for _, v := range m.Snapshot.Conf.Voters {
 		b = binary.AppendUvarint(b, v)
 	}
+	b = binary.AppendUvarint(b, uint64(len(m.Snapshot.Conf.Learners)))
+	for _, v := range m.Snapshot.Conf.Learners {
+		b = binary.AppendUvarint(b, v)
+	}
 	return b
 }
 
@@ -84,6 +90,10 @@ func encodedSize(m Message) int {
 	n += uvarintLen(m.Snapshot.Index) + uvarintLen(m.Snapshot.Term)
 	n += uvarintLen(uint64(len(m.Snapshot.Conf.Voters)))
 	for _, v := range m.Snapshot.Conf.Voters {
+		n += uvarintLen(v)
+	}
+	n += uvarintLen(uint64(len(m.Snapshot.Conf.Learners)))
+	for _, v := range m.Snapshot.Conf.Learners {
 		n += uvarintLen(v)
 	}
 	return n
@@ -187,7 +197,7 @@ func (d *decoder) entries() ([]Entry, error) {
 			return nil, err
 		}
 		e.Type = EntryType(t)
-		if e.Type != EntryNormal && e.Type != EntryNoop {
+		if e.Type != EntryNormal && e.Type != EntryNoop && e.Type != EntryConfChange {
 			return nil, fmt.Errorf("entry %d: unknown entry type %d", i, t)
 		}
 		if e.Data, err = d.bytes(); err != nil {
@@ -206,17 +216,28 @@ func (d *decoder) snapshot() (SnapshotMeta, error) {
 	if s.Term, err = d.uvarint(); err != nil {
 		return s, err
 	}
-	n, err := d.count(minVoterBytes)
-	if err != nil || n == 0 {
+	if s.Conf.Voters, err = d.ids(); err != nil {
 		return s, err
 	}
-	s.Conf.Voters = make([]uint64, n)
-	for i := range s.Conf.Voters {
-		if s.Conf.Voters[i], err = d.uvarint(); err != nil {
-			return s, err
-		}
+	if s.Conf.Learners, err = d.ids(); err != nil {
+		return s, err
 	}
 	return s, nil
+}
+
+// ids reads a count and that many uvarint ids; none is nil.
+func (d *decoder) ids() ([]uint64, error) {
+	n, err := d.count(minVoterBytes)
+	if err != nil || n == 0 {
+		return nil, err
+	}
+	out := make([]uint64, n)
+	for i := range out {
+		if out[i], err = d.uvarint(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // count reads an element count and checks that the remaining input can hold

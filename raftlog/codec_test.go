@@ -114,7 +114,7 @@ func TestUnmarshalMessageCorrupt(t *testing.T) {
 	}{
 		{"empty", nil},
 		{"version only", []byte{codecVersion}},
-		{"unknown version", with(0, 2)},
+		{"unknown version", with(0, 1)},
 		{"version zero", with(0, 0)},
 		{"unknown type", with(1, 99)},
 		{"type zero", with(1, 0)},

@@ -3,7 +3,6 @@ package raftlog
 import (
 	"fmt"
 	"math/rand"
-	"slices"
 )
 
 // Logger receives the core's rare diagnostic lines. The broker adapts
@@ -31,9 +30,12 @@ const (
 type Config struct {
 	// ID is this node, != None.
 	ID uint64
-	// Peers are the voters including ID; used only when Storage's ConfState
-	// is empty (a fresh node). The caller should persist them as the
-	// ConfState so that snapshots carry the membership.
+	// Peers are the voters (normally including ID); used only when
+	// Storage's ConfState is empty (a fresh node). The caller should
+	// persist them as the ConfState so that snapshots carry the
+	// membership. Both empty: the node is joining; it has no membership
+	// until a leader's log or snapshot gives it one, and it never campaigns
+	// before it is a voter.
 	Peers []uint64
 	// ElectionTicks: the randomized election timeout is in
 	// [ElectionTicks, 2*ElectionTicks).
@@ -62,6 +64,10 @@ type Config struct {
 	// MaxCommittedSizePerReady bounds CommittedEntries Data bytes per Ready
 	// (at least one entry); 0 = no limit.
 	MaxCommittedSizePerReady uint64
+	// MaxPromoteLag: a leader promotes a learner to voter only when the
+	// learner's match index is at most this many entries behind the
+	// leader's last index; 0 means DefaultMaxPromoteLag.
+	MaxPromoteLag uint64
 	// Logger is optional; nil discards.
 	Logger Logger
 	// Recovering starts the node in recovering mode: its data was lost or
@@ -95,16 +101,7 @@ func (cfg *Config) validate() error {
 	return nil
 }
 
-// validateVoters checks a membership for this node.
-func validateVoters(id uint64, voters []uint64) error {
-	if len(voters) == 0 {
-		return fmt.Errorf("no voters (Peers empty and storage has no membership): %w", ErrBadConfig)
-	}
-	if err := validateVoterList(voters); err != nil {
-		return fmt.Errorf("%v: %w", err, ErrBadConfig)
-	}
-	if !slices.Contains(voters, id) {
-		return fmt.Errorf("node %d is not among voters %v: %w", id, slices.Sorted(slices.Values(voters)), ErrBadConfig)
-	}
-	return nil
-}
+// DefaultMaxPromoteLag is Config.MaxPromoteLag's default: about one
+// MsgApp window of small entries, so a promoted voter is a round trip or
+// two from holding everything.
+const DefaultMaxPromoteLag = 1024

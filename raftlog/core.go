@@ -31,10 +31,20 @@ type Core struct {
 
 	role Role
 	lead uint64
-	// voters is the sorted membership; prs has one entry per voter
-	// (including this node) and is only meaningful on a leader.
-	voters []uint64
-	prs    map[uint64]*progress
+	// mem is the membership in force and the change entries behind it;
+	// voters and learners are its current sets, sorted. prs has one entry
+	// per member, and one for this node even when it is not (a leader
+	// removing itself); it is only meaningful on a leader.
+	mem      membership
+	voters   majority
+	learners []uint64
+	prs      map[uint64]*progress
+	// pendingConfIndex: a leader accepts no configuration change while an
+	// entry at or below it may be an uncommitted one (set to the last
+	// index when it takes office, then to each change it appends).
+	pendingConfIndex uint64
+	// maxPromoteLag: see Config.MaxPromoteLag.
+	maxPromoteLag uint64
 	// votes received in the current (pre-)election.
 	votes map[uint64]bool
 
@@ -99,12 +109,11 @@ func New(cfg Config) (*Core, error) {
 	if err != nil {
 		return nil, fmt.Errorf("raftlog: load initial state: %w", err)
 	}
-	voters := cs.Voters
-	if len(voters) == 0 {
-		voters = cfg.Peers
+	if cs.IsEmpty() {
+		cs = ConfState{Voters: cfg.Peers}
 	}
-	if err := validateVoters(cfg.ID, voters); err != nil {
-		return nil, err
+	if err := validateConfState(cs); err != nil {
+		return nil, fmt.Errorf("membership %v: %v: %w", cs, err, ErrBadConfig)
 	}
 	log, err := newLog(cfg.Storage, cfg.MaxCommittedSizePerReady)
 	if err != nil {
@@ -113,7 +122,8 @@ func New(cfg Config) (*Core, error) {
 	c := &Core{
 		id:                  cfg.ID,
 		log:                 log,
-		voters:              slices.Sorted(slices.Values(voters)),
+		mem:                 membership{base: cs.Clone()},
+		maxPromoteLag:       cfg.MaxPromoteLag,
 		electionTicks:       cfg.ElectionTicks,
 		heartbeatTicks:      cfg.HeartbeatTicks,
 		checkQuorum:         cfg.CheckQuorum,
@@ -126,7 +136,15 @@ func New(cfg Config) (*Core, error) {
 		readOnly:            newReadOnly(),
 		rec:                 recovery{active: cfg.Recovering},
 	}
-	if cfg.Recovering && len(c.voters) == 1 {
+	if c.maxPromoteLag == 0 {
+		c.maxPromoteLag = DefaultMaxPromoteLag
+	}
+	// The membership in force is the newest change in the log, committed
+	// or not: replay the log's change entries over the stored membership.
+	if err := c.loadConf(); err != nil {
+		return nil, err
+	}
+	if cfg.Recovering && c.soleVoter() {
 		return nil, fmt.Errorf("recovering node %d is the only voter, nothing to recover from: %w", cfg.ID, ErrBadConfig)
 	}
 	if c.logger == nil {
@@ -138,9 +156,9 @@ func New(cfg Config) (*Core, error) {
 	c.becomeFollower(c.term, None)
 	c.prevHard = c.hardState()
 	c.prevSoft = c.softState()
-	c.logger.Infof("raftlog: node %d starts: term=%d vote=%d commit=%d applied=%d last=%d voters=%v recovering=%v",
-		c.id, c.term, c.vote, c.log.committed, c.log.applied, c.log.lastIndex(), c.voters, c.rec.active)
-	if len(c.voters) == 1 && c.promotable() {
+	c.logger.Infof("raftlog: node %d starts: term=%d vote=%d commit=%d applied=%d last=%d voters=%v learners=%v recovering=%v",
+		c.id, c.term, c.vote, c.log.committed, c.log.applied, c.log.lastIndex(), c.voters, c.learners, c.rec.active)
+	if c.soleVoter() && c.promotable() {
 		// A cluster of one has nobody to wait for: it leads from its first
 		// Ready, which carries the new term, the vote and the no-op. (A
 		// pre-vote would only ask itself.)
@@ -183,7 +201,32 @@ func (c *Core) hardState() HardState {
 	return HardState{Term: c.term, Vote: c.vote, Commit: c.log.committed}
 }
 
-func (c *Core) quorum() int { return len(c.voters)/2 + 1 }
+// soleVoter reports whether this node is the only voter.
+func (c *Core) soleVoter() bool { return len(c.voters) == 1 && c.voters[0] == c.id }
+
+// isVoter reports whether id votes in the membership in force.
+func (c *Core) isVoter(id uint64) bool { return slices.Contains(c.voters, id) }
+
+// isMember reports whether id is a voter or a learner.
+func (c *Core) isMember(id uint64) bool {
+	return c.isVoter(id) || slices.Contains(c.learners, id)
+}
+
+// peers are the members other than this node, voters first, in id order.
+func (c *Core) peers() []uint64 {
+	out := make([]uint64, 0, len(c.voters)+len(c.learners))
+	for _, id := range c.voters {
+		if id != c.id {
+			out = append(out, id)
+		}
+	}
+	for _, id := range c.learners {
+		if id != c.id {
+			out = append(out, id)
+		}
+	}
+	return out
+}
 
 // Lead is the leader this node knows of, or None.
 func (c *Core) Lead() uint64 { return c.lead }
@@ -224,12 +267,13 @@ func (c *Core) reset(term uint64) {
 	c.resetRandomizedElectionTimeout()
 	c.abortLeaderTransfer()
 	c.votes = make(map[uint64]bool)
-	c.prs = make(map[uint64]*progress, len(c.voters))
+	c.prs = make(map[uint64]*progress, len(c.voters)+len(c.learners)+1)
 	next := c.log.lastIndex() + 1
-	for _, id := range c.voters {
+	for _, id := range append(c.peers(), c.id) {
 		c.prs[id] = newProgress(next, c.maxInflightMsgs)
 	}
 	c.prs[c.id].match = c.log.persistedLastIndex()
+	c.pendingConfIndex = 0
 	c.uncommittedBytes = 0
 	c.readOnly = newReadOnly()
 	c.pendingReads = nil
@@ -288,6 +332,11 @@ func (c *Core) becomeLeader() {
 	// The no-op lets the leader commit (and so learn the commit index) in
 	// its own term without waiting for a client (Raft §5.4.2, §8).
 	c.appendEntries([]Entry{{Type: EntryNoop}})
+	// Entries from earlier terms may hold an uncommitted change; no new
+	// one until the no-op commits, which commits them too. (This also
+	// closes the single-server-change bug the dissertation's errata
+	// describe: a new leader must commit in its term before a change.)
+	c.pendingConfIndex = c.log.lastIndex()
 	c.logger.Infof("raftlog: node %d became leader at term %d", c.id, c.term)
 }
 
@@ -300,13 +349,31 @@ func (c *Core) appendEntries(ents []Entry) {
 		ents[i].Index = li + 1 + uint64(i)
 	}
 	c.log.append(ents...)
+	c.noteConfEntries(ents)
 }
 
 // promotable reports whether this node may campaign: a voter, not
-// installing a snapshot, not recovering.
+// installing a snapshot, not recovering. A node that an uncommitted change
+// in its log removes still campaigns (it asks and counts the new
+// configuration's voters): until that entry commits it may be the only
+// one holding it, and the others may need it to lead (dissertation
+// §4.2.2, Figure 4.6). It steps down once the removal commits.
 func (c *Core) promotable() bool {
-	_, ok := c.prs[c.id]
-	return ok && c.log.unstable.snapshot == nil && !c.rec.active
+	return c.mayVote() && c.log.unstable.snapshot == nil && !c.rec.active
+}
+
+// mayVote reports whether this node is a voter in its membership, or in
+// one that an uncommitted change in its log replaces.
+func (c *Core) mayVote() bool {
+	if c.isVoter(c.id) || c.mem.base.IsVoter(c.id) {
+		return true
+	}
+	for _, ca := range c.mem.log {
+		if ca.conf.IsVoter(c.id) {
+			return true
+		}
+	}
+	return false
 }
 
 func (c *Core) pastElectionTimeout() bool {
@@ -352,13 +419,9 @@ func (c *Core) tickHeartbeat() {
 // checkQuorumActive reports whether a quorum (this node included) was
 // heard from within the last election timeout.
 func (c *Core) checkQuorumActive() bool {
-	active := 0
-	for id, pr := range c.prs {
-		if id == c.id || c.recentlyActive(pr) {
-			active++
-		}
-	}
-	return active >= c.quorum()
+	return c.voters.agree(func(id uint64) bool {
+		return id == c.id || c.recentlyActive(c.prs[id])
+	})
 }
 
 // recentlyActive reports whether a leader heard from the peer of pr within

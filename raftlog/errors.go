@@ -23,6 +23,11 @@ var (
 	// bounds, entries out of order, a stranger as sender), and returned by
 	// Step for such a message that reaches it anyway.
 	ErrInvalidMessage = errors.New("raftlog: invalid message")
+	// ErrBadConfChange is wrapped by ProposeConfChange (and
+	// ConfState.Apply) for a change that makes no sense in the current
+	// membership, or that the leader refuses now (another change is
+	// uncommitted, a learner to promote lags).
+	ErrBadConfChange = errors.New("raftlog: configuration change refused")
 )
 
 // ErrSnapOutOfDate is returned by MemoryStorage when a snapshot is not newer

@@ -303,8 +303,6 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		{"zero heartbeat", func(c *Config) { c.HeartbeatTicks = 0 }},
 		{"zero max size", func(c *Config) { c.MaxSizePerMsg = 0 }},
 		{"zero inflight", func(c *Config) { c.MaxInflightMsgs = 0 }},
-		{"no peers", func(c *Config) { c.Peers = nil }},
-		{"self not a peer", func(c *Config) { c.Peers = []uint64{2, 3} }},
 		{"duplicate peer", func(c *Config) { c.Peers = []uint64{1, 2, 2} }},
 	}
 	for _, tt := range tests {

@@ -13,6 +13,7 @@ func (c *Core) handleAppend(m Message) {
 		// The leader never truncates its own log in its term, so what it
 		// verified stays verified.
 		c.verified = max(c.verified, lastNew)
+		c.noteConfEntries(m.Entries)
 		c.send(Message{Type: MsgAppResp, To: m.From, Index: lastNew})
 		return
 	}
@@ -70,12 +71,6 @@ func (c *Core) restore(s SnapshotMeta) bool {
 		return false
 	}
 	c.log.restore(s)
-	if len(s.Conf.Voters) > 0 && validateVoters(c.id, s.Conf.Voters) == nil {
-		c.voters = append([]uint64(nil), s.Conf.Voters...)
-		c.prs = make(map[uint64]*progress, len(c.voters))
-		for _, id := range c.voters {
-			c.prs[id] = newProgress(c.log.lastIndex()+1, c.maxInflightMsgs)
-		}
-	}
+	c.restoreConf(s)
 	return true
 }

@@ -3,7 +3,6 @@ package raftlog
 import (
 	"errors"
 	"fmt"
-	"slices"
 )
 
 // stepLeader handles messages for leaders.
@@ -76,6 +75,20 @@ func (c *Core) propose(ents []Entry) error {
 	if len(ents) == 0 {
 		panic(fmt.Sprintf("raftlog: node %d: empty proposal", c.id))
 	}
+	conf := -1
+	for i := range ents {
+		if ents[i].Type == EntryConfChange {
+			if conf >= 0 {
+				return fmt.Errorf("%w: two changes in one proposal", ErrBadConfChange)
+			}
+			conf = i
+		}
+	}
+	if conf >= 0 {
+		if err := c.checkConfProposal(ents[conf]); err != nil {
+			return err
+		}
+	}
 	if c.leadTransferee != None {
 		return fmt.Errorf("transferring leadership to %d: %w", c.leadTransferee, ErrProposalDropped)
 	}
@@ -89,6 +102,9 @@ func (c *Core) propose(ents []Entry) error {
 	}
 	c.uncommittedBytes += size
 	c.appendEntries(ents)
+	if conf >= 0 {
+		c.pendingConfIndex = ents[conf].Index
+	}
 	c.bcastAppend()
 	return nil
 }
@@ -148,28 +164,24 @@ func (c *Core) handleAppendReject(m Message, pr *progress) {
 // maybeCommit advances the commit index to the highest current-term entry
 // that a quorum (this node counting only persisted entries) holds.
 func (c *Core) maybeCommit() bool {
-	matches := make([]uint64, 0, len(c.voters))
-	for _, id := range c.voters {
-		matches = append(matches, c.prs[id].match)
-	}
-	slices.Sort(matches)
-	return c.log.maybeCommit(matches[len(matches)-c.quorum()], c.term)
+	ci := c.voters.committedIndex(func(id uint64) uint64 { return c.prs[id].match })
+	return ci > 0 && c.log.maybeCommit(ci, c.term)
 }
 
 // onCommit runs after the leader's commit index advanced.
 func (c *Core) onCommit() {
+	c.mem.compact(c.log.committed)
 	c.releasePendingReads()
 	c.bcastAppend()
+	c.maybeStepDownRemoved()
 }
 
 // bcastAppend sends every follower what it lacks (at least the commit
 // index), filling the inflight window of those in replicate state.
 func (c *Core) bcastAppend() {
-	for _, id := range c.voters {
-		if id != c.id {
-			c.sendAppend(id)
-			for c.maybeSendAppend(id, false) {
-			}
+	for _, id := range c.peers() {
+		c.sendAppend(id)
+		for c.maybeSendAppend(id, false) {
 		}
 	}
 }
@@ -229,10 +241,8 @@ func (c *Core) sendSnapshot(to uint64, pr *progress, cause error) bool {
 // context, so that one quorum of answers confirms every read so far.
 func (c *Core) bcastHeartbeat() {
 	ctx := c.readOnly.lastPendingContext()
-	for _, id := range c.voters {
-		if id != c.id {
-			c.sendHeartbeat(id, ctx)
-		}
+	for _, id := range c.peers() {
+		c.sendHeartbeat(id, ctx)
 	}
 }
 

@@ -29,7 +29,7 @@ func NewMemoryStorage() *MemoryStorage {
 func (ms *MemoryStorage) InitialState() (HardState, ConfState, error) {
 	ms.mu.Lock()
 	defer ms.mu.Unlock()
-	return ms.hardState, ConfState{Voters: append([]uint64(nil), ms.conf.Voters...)}, nil
+	return ms.hardState, ms.conf.Clone(), nil
 }
 
 // SetHardState records the persisted HardState.
@@ -44,7 +44,7 @@ func (ms *MemoryStorage) SetHardState(hs HardState) error {
 func (ms *MemoryStorage) SetConfState(cs ConfState) {
 	ms.mu.Lock()
 	defer ms.mu.Unlock()
-	ms.conf = ConfState{Voters: append([]uint64(nil), cs.Voters...)}
+	ms.conf = cs.Clone()
 }
 
 func (ms *MemoryStorage) offset() uint64 { return ms.ents[0].Index }
@@ -139,8 +139,8 @@ func (ms *MemoryStorage) ApplySnapshot(s SnapshotMeta) error {
 	}
 	ms.snap = s
 	ms.ents = []Entry{{Index: s.Index, Term: s.Term}}
-	if len(s.Conf.Voters) > 0 {
-		ms.conf = ConfState{Voters: append([]uint64(nil), s.Conf.Voters...)}
+	if !s.Conf.IsEmpty() {
+		ms.conf = s.Conf.Clone()
 	}
 	return nil
 }
@@ -156,7 +156,7 @@ func (ms *MemoryStorage) CreateSnapshot(i uint64, conf ConfState) (SnapshotMeta,
 	if i > ms.lastIndexLocked() {
 		return SnapshotMeta{}, fmt.Errorf("create snapshot at %d, last %d: %w", i, ms.lastIndexLocked(), ErrUnavailable)
 	}
-	ms.snap = SnapshotMeta{Index: i, Term: ms.ents[i-ms.offset()].Term, Conf: ConfState{Voters: append([]uint64(nil), conf.Voters...)}}
+	ms.snap = SnapshotMeta{Index: i, Term: ms.ents[i-ms.offset()].Term, Conf: conf.Clone()}
 	return ms.snap, nil
 }
 
@@ -175,7 +175,7 @@ func (ms *MemoryStorage) Compact(index uint64) error {
 	}
 	i := index - ms.offset()
 	if ms.snap.Index < index {
-		ms.snap = SnapshotMeta{Index: index, Term: ms.ents[i].Term, Conf: ConfState{Voters: append([]uint64(nil), ms.conf.Voters...)}}
+		ms.snap = SnapshotMeta{Index: index, Term: ms.ents[i].Term, Conf: ms.conf.Clone()}
 	}
 	ents := make([]Entry, 1, uint64(len(ms.ents))-i)
 	ents[0] = Entry{Index: ms.ents[i].Index, Term: ms.ents[i].Term}

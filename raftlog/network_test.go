@@ -97,6 +97,29 @@ func (n *network) addNode(id uint64, st *MemoryStorage, opt func(*Config)) {
 
 func (n *network) core(id uint64) *Core { return n.nodes[id].core }
 
+// join starts node id with an empty storage and no membership, as
+// `serve --join` does, unless it is already in the network.
+func (n *network) join(id uint64, opt func(*Config)) {
+	n.t.Helper()
+	if _, ok := n.nodes[id]; ok {
+		return
+	}
+	n.ids = append(n.ids, id)
+	n.addNode(id, NewMemoryStorage(), func(c *Config) {
+		if opt != nil {
+			opt(c)
+		}
+		c.Peers = nil
+	})
+}
+
+// change proposes cc on node on and stabilizes.
+func (n *network) change(on uint64, t ConfChangeType, id uint64) error {
+	err := n.core(on).ProposeConfChange(ConfChange{Type: t, ID: id})
+	n.stabilize()
+	return err
+}
+
 // wipe replaces node id with a fresh one that lost all its data (the
 // membership the broker bootstraps with excepted), as after an operator
 // wiped its data directory; recovering says whether it starts in
@@ -161,6 +184,15 @@ func (n *network) persist(id uint64) bool {
 				n.t.Fatalf("seed %d: node %d applies %d after %d", n.seed, id, e.Index, tn.appliedIndex())
 			}
 			tn.applied = append(tn.applied, e)
+			if e.Type == EntryConfChange {
+				// The broker records the membership as it applies, so that
+				// its snapshots carry it.
+				cc, err := UnmarshalConfChange(e.Data)
+				if err != nil {
+					n.t.Fatalf("seed %d: node %d applies a bad change %d: %v", n.seed, id, e.Index, err)
+				}
+				tn.storage.SetConfState(cc.After)
+			}
 		}
 		tn.readStates = append(tn.readStates, rd.ReadStates...)
 		if rd.SoftState != nil && !rd.SoftState.Recovering {

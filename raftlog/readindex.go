@@ -32,15 +32,15 @@ func (ro *readOnly) add(index uint64, m Message) {
 	ro.queue = append(ro.queue, ctx)
 }
 
-// ack records that id answered a heartbeat with ctx and returns how many
-// nodes have acknowledged it (0 if unknown).
-func (ro *readOnly) ack(id uint64, ctx []byte) int {
+// ack records that id answered a heartbeat with ctx and returns who has
+// acknowledged it (nil if unknown).
+func (ro *readOnly) ack(id uint64, ctx []byte) map[uint64]bool {
 	rs, ok := ro.pending[string(ctx)]
 	if !ok {
-		return 0
+		return nil
 	}
 	rs.acks[id] = true
-	return len(rs.acks)
+	return rs.acks
 }
 
 // advance removes and returns every request up to and including ctx: a
@@ -89,7 +89,7 @@ func (c *Core) handleReadIndex(m Message) {
 		c.pendingReads = append(c.pendingReads, m)
 		return
 	}
-	if len(c.voters) == 1 {
+	if c.soleVoter() {
 		c.answerRead(m, c.log.committed)
 		return
 	}
@@ -116,7 +116,11 @@ func (c *Core) releasePendingReads() {
 
 // handleReadAck counts a heartbeat answer toward pending reads.
 func (c *Core) handleReadAck(m Message) {
-	if len(m.Context) == 0 || c.readOnly.ack(m.From, m.Context) < c.quorum() {
+	if len(m.Context) == 0 {
+		return
+	}
+	acks := c.readOnly.ack(m.From, m.Context)
+	if acks == nil || !c.voters.agree(func(id uint64) bool { return acks[id] }) {
 		return
 	}
 	for _, rs := range c.readOnly.advance(m.Context) {

@@ -27,6 +27,10 @@ import (
 //	                                   <from>'s MsgApps; trim off to stop
 //	restart <id> | compact <id> <index>
 //	status | log <id> | applied <id> | reads <id>
+//	add <on> <id>          start <id> empty (joining) if new, and propose
+//	                       it as a learner on <on>
+//	promote <on> <id> | remove <on> <id>   propose that change on <on>
+//	conf                   every node's membership in force
 func TestScenarios(t *testing.T) {
 	files, err := filepath.Glob("testdata/*.txt")
 	if err != nil || len(files) == 0 {
@@ -53,6 +57,8 @@ type scenario struct {
 	trimFrom, trimAbove uint64
 	// roles remembers each node's role and term to trace changes.
 	roles map[uint64]string
+	// opt is the cluster's config options, for nodes that join later.
+	opt func(*Config)
 }
 
 func (s *scenario) run(t *testing.T, d *datadriven.TestData) string {
@@ -129,6 +135,22 @@ func (s *scenario) run(t *testing.T, d *datadriven.TestData) string {
 		if err := n.nodes[arg(0)].storage.Compact(arg(1)); err != nil {
 			out = fmt.Sprintf("error: %v", err)
 		}
+	case "add", "promote", "remove":
+		id := arg(1)
+		typ := map[string]ConfChangeType{"add": ConfAddLearner, "promote": ConfPromote, "remove": ConfRemove}[d.Cmd]
+		if typ == ConfAddLearner {
+			n.join(id, s.opt)
+		}
+		if err := n.change(arg(0), typ, id); err != nil {
+			out = fmt.Sprintf("error: %v", err)
+		}
+	case "conf":
+		var b strings.Builder
+		for _, id := range n.ids {
+			cs := n.core(id).Conf()
+			fmt.Fprintf(&b, "%d: voters=%v learners=%v\n", id, cs.Voters, cs.Learners)
+		}
+		out = b.String()
 	case "status":
 		out = n.String()
 	case "log":
@@ -163,7 +185,8 @@ func (s *scenario) newCluster(t *testing.T, d *datadriven.TestData, size int) {
 			t.Fatalf("%s: unknown option %q", d.Pos, a.Key)
 		}
 	}
-	s.n = newNetwork(t, seed, ids(size), func(c *Config) { c.PreVote, c.CheckQuorum = preVote, checkQuorum })
+	s.opt = func(c *Config) { c.PreVote, c.CheckQuorum = preVote, checkQuorum }
+	s.n = newNetwork(t, seed, ids(size), s.opt)
 	s.cuts = map[[2]uint64]MessageType{}
 	s.roles = map[uint64]string{}
 	s.trace = false

@@ -20,6 +20,11 @@ func (c *Core) Step(m Message) error {
 			c.logger.Warnf("raftlog: node %d refuses a message: %v", c.id, err)
 			return err
 		}
+		if !c.mayHearFrom(m) {
+			c.logger.Debugf("raftlog: node %d ignores %v from %d at term %d: not a member (voters %v, learners %v)",
+				c.id, m.Type, m.From, m.Term, c.voters, c.learners)
+			return nil
+		}
 	}
 	switch {
 	case m.Term == 0:
@@ -200,21 +205,7 @@ func (c *Core) poll(id uint64, granted bool) voteResult {
 	if _, ok := c.votes[id]; !ok {
 		c.votes[id] = granted
 	}
-	yes, no := 0, 0
-	for _, v := range c.votes {
-		if v {
-			yes++
-		} else {
-			no++
-		}
-	}
-	switch q := c.quorum(); {
-	case yes >= q:
-		return voteWon
-	case no > len(c.voters)-q:
-		return voteLost
-	}
-	return votePending
+	return c.voters.voteResult(c.votes)
 }
 
 // stepCandidate handles messages for pre-candidates and candidates.

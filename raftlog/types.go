@@ -55,6 +55,11 @@ const (
 	// EntryNoop is the empty entry a new leader appends at the start of its
 	// term (Raft §5.4.2, §8); Data is empty.
 	EntryNoop EntryType = 2
+	// EntryConfChange carries one membership change (ConfChange.Marshal).
+	// It takes effect on every node as soon as it is in the node's log,
+	// committed or not (Raft dissertation §4.1), and is undone if the entry
+	// is overwritten.
+	EntryConfChange EntryType = 3
 )
 
 // Entry is one log entry.
@@ -78,9 +83,12 @@ type HardState struct {
 // IsEmpty reports whether h is the zero HardState.
 func (h HardState) IsEmpty() bool { return h == HardState{} }
 
-// ConfState is the cluster membership: the ids of the voting nodes.
+// ConfState is the cluster membership: the ids of the voting nodes and of
+// the learners (members that receive the log but neither vote nor count
+// toward any quorum). An id is in at most one of the two.
 type ConfState struct {
-	Voters []uint64
+	Voters   []uint64
+	Learners []uint64
 }
 
 // SnapshotMeta describes a snapshot: the last log entry it includes and the
@@ -254,12 +262,14 @@ type Status struct {
 	LastIndex uint64
 	// Recovering: see SoftState.Recovering.
 	Recovering bool
+	// Conf is the membership in force (the newest in the log).
+	Conf ConfState
 	// LeaderActive: as far as this node can tell, it knows a leader that
 	// holds a quorum. A leader heard from a quorum (itself included) within
 	// the last election timeout; a follower heard from its leader within
 	// it.
 	LeaderActive bool
-	// Progress is set on a leader: each peer's match and next index.
+	// Progress is set on a leader: each member's match and next index.
 	Progress map[uint64]PeerProgress
 }
 
@@ -271,4 +281,6 @@ type PeerProgress struct {
 	// election timeout (always true for the leader itself). CheckQuorum
 	// counts the same peers.
 	RecentActive bool
+	// Learner: the member receives the log but does not vote.
+	Learner bool
 }

@@ -137,7 +137,7 @@ func ValidateMessage(m Message) error {
 		case s.Term > m.Term:
 			return bad("snapshot term %d above the message's term %d", s.Term, m.Term)
 		}
-		if err := validateVoterList(s.Conf.Voters); err != nil {
+		if err := validateConfState(s.Conf); err != nil {
 			return bad("snapshot membership: %v", err)
 		}
 	}
@@ -161,6 +161,11 @@ func validateEntries(m Message, bad func(string, ...any) error) error {
 			return bad("entry %d has term %d, above the message's term %d", e.Index, e.Term, m.Term)
 		}
 		prevTerm = e.Term
+		if e.Type == EntryConfChange {
+			if _, err := UnmarshalConfChange(e.Data); err != nil {
+				return bad("entry %d: %v", e.Index, err)
+			}
+		}
 	}
 	return nil
 }
@@ -185,28 +190,22 @@ func validateVoterList(voters []uint64) error {
 }
 
 func isZeroSnapshot(s SnapshotMeta) bool {
-	return s.Index == 0 && s.Term == 0 && len(s.Conf.Voters) == 0
+	return s.Index == 0 && s.Term == 0 && s.Conf.IsEmpty()
 }
 
 // ValidateSender checks who sent m and to whom: the sender must be one of
-// voters (the current membership) other than self, and m addressed to
-// self. A node that is not a member must never move this node's term or
-// leader. When m carries a snapshot membership, it must be voters: this
-// release does not change membership, so any other set is forged.
-func ValidateSender(m Message, self uint64, voters []uint64) error {
+// known (the nodes this one may hear from: the members it knows of, never
+// a removed one) other than self, and m addressed to self. A node that is
+// not known must never move this node's term or leader. (A snapshot's
+// membership may differ from the one in force here: memberships change.)
+func ValidateSender(m Message, self uint64, known []uint64) error {
 	switch {
 	case m.To != self:
 		return fmt.Errorf("%w: %v from %d is addressed to %d, this is node %d", ErrInvalidMessage, m.Type, m.From, m.To, self)
 	case m.From == self:
 		return fmt.Errorf("%w: %v claims to come from this node (%d)", ErrInvalidMessage, m.Type, self)
-	case !slices.Contains(voters, m.From):
-		return fmt.Errorf("%w: %v from %d, which is not a voter of %v", ErrInvalidMessage, m.Type, m.From, voters)
-	}
-	if vs := m.Snapshot.Conf.Voters; len(vs) > 0 {
-		a, b := slices.Sorted(slices.Values(vs)), slices.Sorted(slices.Values(voters))
-		if !slices.Equal(a, b) {
-			return fmt.Errorf("%w: %v from %d names voters %v, the membership is %v", ErrInvalidMessage, m.Type, m.From, a, b)
-		}
+	case !slices.Contains(known, m.From):
+		return fmt.Errorf("%w: %v from %d, which is not a known member (%v)", ErrInvalidMessage, m.Type, m.From, known)
 	}
 	return nil
 }

@@ -28,6 +28,9 @@ const (
 	flagTopic     = "topic"
 	flagDataDir   = "data-dir"
 	flagRecover   = "recover" // serve: the data directory was wiped; rejoin without voting until caught up
+
+	flagCurveSecretFile  = "curve-secret-file"  // this node's or client's Z85 CURVE secret key
+	flagCurveClientsFile = "curve-clients-file" // serve: the client public keys allowed, or "*"
 )
 
 const defaultTimeout = 10 * time.Second
@@ -68,26 +71,38 @@ func clientFlags() []cli.Flag {
 			Usage: "client addresses `ip:port[,ip:port...]` (ignored when --config is given)"},
 		configFlag(),
 		&cli.DurationFlag{Name: flagTimeout, Value: defaultTimeout, EnvVars: envVar(flagTimeout), Usage: "per request, including retries and leader changes"},
+		curveSecretFlag("this client's Z85 CURVE secret key (needs --config: the brokers' public keys come from the cluster file)"),
 		jsonFlag(),
 	}
+}
+
+func curveSecretFlag(usage string) cli.Flag {
+	return &cli.PathFlag{Name: flagCurveSecretFile, EnvVars: envVar(flagCurveSecretFile), Usage: "`FILE` holding " + usage + "; mode 0600"}
 }
 
 // servers returns the cluster's client addresses: from --config when
 // given, else --servers.
 func servers(c *cli.Context) ([]string, error) {
+	srv, _, err := serversAndCluster(c)
+	return srv, err
+}
+
+// serversAndCluster is servers, and the cluster file when --config names
+// one.
+func serversAndCluster(c *cli.Context) ([]string, *config.Cluster, error) {
 	if path := c.Path(flagConfig); path != "" {
 		cl, err := config.LoadCluster(path)
 		if err != nil {
-			return nil, usagef("%v", err)
+			return nil, nil, usagef("%v", err)
 		}
 		var out []string
 		for _, a := range cl.Addresses {
 			out = append(out, a.ClientAddr())
 		}
 		if len(out) == 0 {
-			return nil, usagef("--config %s lists no addresses", path)
+			return nil, nil, usagef("--config %s lists no addresses", path)
 		}
-		return out, nil
+		return out, &cl, nil
 	}
 	var out []string
 	for _, s := range c.StringSlice(flagServers) {
@@ -96,19 +111,23 @@ func servers(c *cli.Context) ([]string, error) {
 			continue
 		}
 		if _, _, err := net.SplitHostPort(s); err != nil {
-			return nil, usagef("--servers: %q is not ip:port (%v)", s, err)
+			return nil, nil, usagef("--servers: %q is not ip:port (%v)", s, err)
 		}
 		out = append(out, s)
 	}
 	if len(out) == 0 {
-		return nil, usagef("--servers is empty: pass ip:port[,ip:port...] or --config FILE")
+		return nil, nil, usagef("--servers is empty: pass ip:port[,ip:port...] or --config FILE")
 	}
-	return out, nil
+	return out, nil, nil
 }
 
 // clientOptions builds client.Options from the client flags.
 func clientOptions(c *cli.Context) (client.Options, error) {
-	srv, err := servers(c)
+	srv, cl, err := serversAndCluster(c)
+	if err != nil {
+		return client.Options{}, err
+	}
+	curve, err := clientCurve(c, cl)
 	if err != nil {
 		return client.Options{}, err
 	}
@@ -116,7 +135,38 @@ func clientOptions(c *cli.Context) (client.Options, error) {
 	if timeout <= 0 {
 		return client.Options{}, usagef("--timeout %s must be positive", timeout)
 	}
-	return client.Options{Servers: srv, Timeout: timeout, AttemptTimeout: min(timeout, client.DefaultAttemptTimeout)}, nil
+	return client.Options{Servers: srv, Timeout: timeout, AttemptTimeout: min(timeout, client.DefaultAttemptTimeout), Curve: curve}, nil
+}
+
+// clientCurve is the client's CURVE setup: nil when the cluster file (if
+// any) carries no keys and no --curve-secret-file is given.
+func clientCurve(c *cli.Context, cl *config.Cluster) (*client.Curve, error) {
+	path := c.Path(flagCurveSecretFile)
+	curveCluster := cl != nil && cl.Curve()
+	switch {
+	case path == "" && !curveCluster:
+		return nil, nil
+	case path == "":
+		return nil, usagef("the cluster file %s carries \"curve_public\" keys, so the brokers speak CURVE only: pass --%s (env %s)",
+			c.Path(flagConfig), flagCurveSecretFile, envVar(flagCurveSecretFile)[0])
+	case cl == nil:
+		return nil, usagef("--%s needs --config: the brokers' public keys come from the cluster file", flagCurveSecretFile)
+	case !curveCluster:
+		return nil, usagef("--%s is set, but the cluster file %s carries no \"curve_public\" keys", flagCurveSecretFile, c.Path(flagConfig))
+	}
+	secret, err := config.LoadCurveSecret(path)
+	if err != nil {
+		return nil, usagef("%v", err)
+	}
+	keys := map[string]string{}
+	for _, a := range cl.Addresses {
+		keys[a.ClientAddr()] = a.CurvePublic
+	}
+	curve, err := client.NewCurve(secret, keys)
+	if err != nil {
+		return nil, usagef("%v", err)
+	}
+	return curve, nil
 }
 
 // newClient is clientOptions then client.New.

@@ -63,6 +63,7 @@ func newApp(e env) *cli.App {
 		Commands: []*cli.Command{
 			serveCommand(e), topicCommand(e), produceCommand(e), consumeCommand(e),
 			statusCommand(e), inspectCommand(e), benchCommand(e), verifyCommand(e), snapshotCommand(e),
+			keygenCommand(e),
 		},
 		HideHelpCommand: true,
 		Suggest:         true,

@@ -83,7 +83,8 @@ func nodeOpts() []nodeOpt {
 		uint64Opt("max-batch-bytes", "bytes of proposals committed together / per append message", func(n *config.Node) *uint64 { return &n.MaxBatchBytes }),
 		intOpt("max-inflight-msgs", "unacknowledged append messages per follower", func(n *config.Node) *int { return &n.MaxInflightMsgs }),
 		intOpt("max-sessions", "client sessions kept for exactly-once retries", func(n *config.Node) *int { return &n.MaxSessions }),
-		uint64Opt("snapshot-entries", "take a snapshot after this many entries", func(n *config.Node) *uint64 { return &n.SnapshotEntries }),
+		uint64Opt("snapshot-entries", "take a snapshot no sooner than this many entries after the last", func(n *config.Node) *uint64 { return &n.SnapshotEntries }),
+		uint64Opt("snapshot-log-percent", "and no sooner than the log since the last snapshot holds this % of the bytes queued then", func(n *config.Node) *uint64 { return &n.SnapshotLogPercent }),
 		uint64Opt("trailing-entries", "entries kept behind a snapshot for slow followers", func(n *config.Node) *uint64 { return &n.TrailingEntries }),
 		intOpt("snapshots-kept", "snapshot files kept on disk", func(n *config.Node) *int { return &n.SnapshotsKept }),
 		intOpt("snapshot-chunk-bytes", "bytes per snapshot chunk sent to a follower", func(n *config.Node) *int { return &n.SnapshotChunkBytes }),
@@ -100,6 +101,10 @@ func serveCommand(e env) *cli.Command {
 	for _, o := range opts {
 		flags = append(flags, o.flag)
 	}
+	flags = append(flags,
+		curveSecretFlag("this node's Z85 CURVE secret key: CURVE on both ports (the cluster file then carries every node's \"curve_public\")"),
+		&cli.PathFlag{Name: flagCurveClientsFile, EnvVars: envVar(flagCurveClientsFile),
+			Usage: "`FILE` listing the client public keys allowed, one per line, or \"*\" for any client with a key pair (CURVE on and no file: no client)"})
 	flags = append(flags, logFlags()...)
 	return &cli.Command{
 		Name:  "serve",
@@ -140,6 +145,20 @@ func nodeConfig(c *cli.Context, opts []nodeOpt) (config.Node, error) {
 	}
 	for _, o := range opts {
 		o.apply(c, &cfg)
+	}
+	if path := c.Path(flagCurveSecretFile); path != "" {
+		secret, err := config.LoadCurveSecret(path)
+		if err != nil {
+			return cfg, usagef("%v", err)
+		}
+		cfg.CurveSecret = secret
+	}
+	if path := c.Path(flagCurveClientsFile); path != "" {
+		cc, err := config.LoadCurveClients(path)
+		if err != nil {
+			return cfg, usagef("%v", err)
+		}
+		cfg.CurveClients = cc
 	}
 	cfg.LogLevel = lineageString(c, flagLogLevel)
 	cfg.LogFormat = lineageString(c, flagLogFormat)

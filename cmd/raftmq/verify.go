@@ -39,6 +39,7 @@ func verifyCommand(e env) *cli.Command {
 			&cli.PathFlag{Name: "out", Usage: "directory for the run dirs and summary.txt (default: a new temp dir)"},
 			&cli.PathFlag{Name: "bin", Usage: "broker binary (default: this raftmq)"},
 			&cli.BoolFlag{Name: "loopback", Usage: "run on 127.0.0.1 without network namespaces (no network faults)"},
+			&cli.BoolFlag{Name: "curve", Usage: "run the brokers with CURVE on both ports (fresh keys per round; the workload uses a client key)"},
 			jsonFlag(),
 		},
 		Action: func(c *cli.Context) error {
@@ -46,7 +47,7 @@ func verifyCommand(e env) *cli.Command {
 				return usagef("verify takes no arguments")
 			}
 			cfg := verify.DefaultConfig()
-			cfg.Nodes, cfg.Duration, cfg.Loopback = c.Int("nodes"), c.Duration("duration"), c.Bool("loopback")
+			cfg.Nodes, cfg.Duration, cfg.Loopback, cfg.Curve = c.Int("nodes"), c.Duration("duration"), c.Bool("loopback"), c.Bool("curve")
 			if cfg.Nodes != 3 && cfg.Nodes != 5 {
 				return usagef("--nodes %d: use 3 or 5", cfg.Nodes)
 			}

@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"time"
 
+	zmq "github.com/pebbe/zmq4"
+
 	"github.com/raftmq/raftmq/broker/wire"
 	"github.com/raftmq/raftmq/client"
 	"github.com/raftmq/raftmq/config"
@@ -33,6 +35,10 @@ type Options struct {
 	// Env is extra environment ("KEY=value") per node index, added to the
 	// test's own; SetEnv changes it for the next Start.
 	Env map[int][]string
+	// Curve turns CURVE on: a key pair per node (secret files under the
+	// cluster's dir, public keys in the cluster file) and one client key
+	// pair, the only one the brokers admit (ClientSecretPath).
+	Curve bool
 }
 
 // Cluster is a set of broker processes sharing one cluster file.
@@ -47,6 +53,10 @@ type Cluster struct {
 	env   map[int][]string // per node, see Options.Env
 	procs []*exec.Cmd      // nil when the node is not running
 	exits []chan error
+
+	// clientPublic and clientSecret are the client key pair; "" when
+	// CURVE is off.
+	clientPublic, clientSecret string
 }
 
 // NewCluster writes a cluster file with free ports under dir. No node runs
@@ -63,17 +73,82 @@ func NewCluster(bin, dir string, opts Options) (*Cluster, error) {
 	for i := 0; i < opts.Nodes; i++ {
 		c.Addrs = append(c.Addrs, config.Address{IP: "127.0.0.1", Port: ports[2*i], InternalPort: ports[2*i+1]})
 	}
-	b, err := json.MarshalIndent(config.Cluster{Addresses: c.Addrs}, "", "  ")
-	if err != nil {
-		return nil, err
+	if opts.Curve {
+		if err := c.makeKeys(); err != nil {
+			return nil, err
+		}
 	}
 	c.ConfigPath = filepath.Join(dir, "cluster.json")
-	if err := os.WriteFile(c.ConfigPath, b, 0o644); err != nil {
+	if err := c.WriteClusterFile(); err != nil {
 		return nil, err
 	}
 	c.procs = make([]*exec.Cmd, opts.Nodes)
 	c.exits = make([]chan error, opts.Nodes)
 	return c, nil
+}
+
+// WriteClusterFile (re)writes the cluster file from Addrs.
+func (c *Cluster) WriteClusterFile() error {
+	b, err := json.MarshalIndent(config.Cluster{Addresses: c.Addrs}, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(c.ConfigPath, b, 0o644); err != nil {
+		return fmt.Errorf("proccluster: %w", err)
+	}
+	return nil
+}
+
+// makeKeys writes a CURVE key pair per node and the client's, and the
+// clients file that admits the client's key.
+func (c *Cluster) makeKeys() error {
+	for i := range c.Addrs {
+		pub, sec, err := zmq.NewCurveKeypair()
+		if err != nil {
+			return fmt.Errorf("proccluster: CURVE keys: %w", err)
+		}
+		c.Addrs[i].CurvePublic = pub
+		if err := os.WriteFile(c.nodeSecretPath(i), []byte(sec+"\n"), 0o600); err != nil {
+			return fmt.Errorf("proccluster: %w", err)
+		}
+	}
+	pub, sec, err := zmq.NewCurveKeypair()
+	if err != nil {
+		return fmt.Errorf("proccluster: CURVE keys: %w", err)
+	}
+	c.clientPublic, c.clientSecret = pub, sec
+	if err := os.WriteFile(c.ClientSecretPath(), []byte(sec+"\n"), 0o600); err != nil {
+		return fmt.Errorf("proccluster: %w", err)
+	}
+	if err := os.WriteFile(c.clientsPath(), []byte(pub+"\n"), 0o644); err != nil {
+		return fmt.Errorf("proccluster: %w", err)
+	}
+	return nil
+}
+
+func (c *Cluster) nodeSecretPath(i int) string {
+	return filepath.Join(c.Dir, fmt.Sprintf("node%d.curve-secret", i))
+}
+func (c *Cluster) clientsPath() string { return filepath.Join(c.Dir, "curve-clients") }
+
+// ClientSecretPath is the client's secret key file (CURVE on), for
+// --curve-secret-file.
+func (c *Cluster) ClientSecretPath() string { return filepath.Join(c.Dir, "client.curve-secret") }
+
+// Curve reports whether the cluster runs CURVE.
+func (c *Cluster) Curve() bool { return c.clientSecret != "" }
+
+// ClientCurve is the client's CURVE setup for the current Addrs; nil when
+// CURVE is off.
+func (c *Cluster) ClientCurve() *client.Curve {
+	if !c.Curve() {
+		return nil
+	}
+	keys := map[string]string{}
+	for _, a := range c.Addrs {
+		keys[a.ClientAddr()] = a.CurvePublic
+	}
+	return &client.Curve{PublicKey: c.clientPublic, SecretKey: c.clientSecret, ServerKeys: keys}
 }
 
 func freePorts(n int) ([]int, error) {
@@ -135,6 +210,9 @@ func (c *Cluster) Start(i int) error {
 	}
 	args := append([]string{"serve", "--config", c.ConfigPath, "--id", strconv.Itoa(i),
 		"--data-dir", c.DataDir(i), "--log-format", "json"}, c.args...)
+	if c.Curve() {
+		args = append(args, "--curve-secret-file", c.nodeSecretPath(i), "--curve-clients-file", c.clientsPath())
+	}
 	cmd := exec.Command(c.Bin, args...)
 	if env := c.env[i]; len(env) > 0 {
 		cmd.Env = append(os.Environ(), env...)
@@ -264,15 +342,17 @@ func (c *Cluster) signal(i int, sig syscall.Signal) error {
 // Close kills every node.
 func (c *Cluster) Close() error { return c.KillAll() }
 
-// Client returns a client that knows every node.
+// Client returns a client that knows every node (through CURVE when the
+// cluster runs it).
 func (c *Cluster) Client(opts client.Options) (*client.Client, error) {
 	opts.Servers = c.ClientAddrs()
+	opts.Curve = c.ClientCurve()
 	return client.New(opts)
 }
 
 // Status asks node i directly (no redirect), bounded by timeout.
 func (c *Cluster) Status(i int, timeout time.Duration) (wire.Status, error) {
-	cl, err := client.New(client.Options{Servers: []string{c.Addrs[i].ClientAddr()}, Timeout: timeout, AttemptTimeout: timeout})
+	cl, err := client.New(client.Options{Servers: []string{c.Addrs[i].ClientAddr()}, Timeout: timeout, AttemptTimeout: timeout, Curve: c.ClientCurve()})
 	if err != nil {
 		return wire.Status{}, err
 	}

@@ -20,6 +20,7 @@ var (
 	outFlag   = flag.String("chaos.out", "", "long suite: directory for run dirs and summary.txt (default: a temp dir, kept)")
 	raceFlag  = flag.Bool("chaos.race", false, "build the brokers with the race detector")
 	keepFlag  = flag.Bool("chaos.keep", false, "keep the run dirs of passing runs")
+	curveFlag = flag.Bool("chaos.curve", false, "run every suite with CURVE on both ports")
 )
 
 // bin is the raftmq binary built once for this package's tests.
@@ -91,8 +92,12 @@ func runOnce(t *testing.T, cfg Config) *Report {
 		keepOnFailure(t, rep)
 		t.Errorf("seed %d: violations (replay: %s):\n%s\nprogress:\n%s", cfg.Seed, rep.Replay, sum.String(), log.String())
 	} else {
-		t.Logf("seed %d: %d ops (%d acked, %d unknown), %d faults, linearizable %d/%d topics",
-			cfg.Seed, rep.Ops.Attempted, rep.Ops.Acked, rep.Ops.Unknown, len(rep.Events), rep.Linear.Ok, rep.Linear.Topics)
+		t.Logf("seed %d (curve %v): %d ops (%d acked, %d unknown), %d faults, linearizable %d/%d topics",
+			cfg.Seed, cfg.Curve, rep.Ops.Attempted, rep.Ops.Acked, rep.Ops.Unknown, len(rep.Events), rep.Linear.Ok, rep.Linear.Topics)
+		if l := rep.Lease; l != nil {
+			t.Logf("seed %d: leased delivery: %d puts acked, %d receives, %d acked, %d dead-lettered, %d stale receipts refused",
+				cfg.Seed, l.Puts, l.Receives, l.Acked, l.DeadLettered, l.StaleRefused)
+		}
 	}
 	return rep
 }
@@ -126,6 +131,7 @@ func TestShortSuite(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := DefaultConfig()
 			cfg.Bin, cfg.Nodes, cfg.Families, cfg.Seed, cfg.Duration = bin, tt.nodes, tt.families, tt.seed, tt.duration
+			cfg.Curve = *curveFlag
 			// Shorter gaps and holds than the default: more faults per
 			// second, each still longer than an election timeout.
 			cfg.Nemesis = NemesisConfig{QuietMin: 300 * time.Millisecond, QuietMax: 1200 * time.Millisecond, HoldMin: 800 * time.Millisecond, HoldMax: 2500 * time.Millisecond}
@@ -133,6 +139,60 @@ func TestShortSuite(t *testing.T) {
 			rep := runOnce(t, cfg)
 			if rep != nil && len(rep.Families) > 0 && len(rep.Events) == 0 {
 				t.Errorf("seed %d: no fault was injected in %v", tt.seed, tt.duration)
+			}
+			for _, s := range rep.Skipped {
+				t.Logf("skipped fault family %s", s)
+			}
+		})
+	}
+}
+
+// TestCurveSuite runs the mixed rounds of the short suite (every fault
+// family) with CURVE on both ports: keys, handshakes and the ZAP handler
+// must survive kills, pauses, partitions and loss like the rest. The whole
+// short suite runs with CURVE under -chaos.curve.
+func TestCurveSuite(t *testing.T) {
+	if testing.Short() {
+		t.Skip("chaos suite: skipped in -short mode")
+	}
+	for _, tt := range []struct {
+		name  string
+		nodes int
+		seed  uint64
+	}{{"mixed-3", 3, 2007}, {"mixed-5", 5, 2008}} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			cfg.Bin, cfg.Nodes, cfg.Families, cfg.Seed, cfg.Duration, cfg.Curve = bin, tt.nodes, AllFamilies, tt.seed, 10*time.Second, true
+			cfg.Nemesis = NemesisConfig{QuietMin: 300 * time.Millisecond, QuietMax: 1200 * time.Millisecond, HoldMin: 800 * time.Millisecond, HoldMax: 2500 * time.Millisecond}
+			cfg.Dir = runDir(t, "curve-"+tt.name)
+			rep := runOnce(t, cfg)
+			if rep != nil && len(rep.Events) == 0 {
+				t.Errorf("seed %d: no fault was injected", tt.seed)
+			}
+			if rep != nil && rep.Ops.Acked == 0 {
+				t.Errorf("seed %d: no operation acknowledged: the workload never got through CURVE", tt.seed)
+			}
+			// The cluster's own traffic is never refused: a refusal line
+			// here means CURVE turned away a member or the workload. A
+			// connection that closed mid-handshake is logged too (that is
+			// how a plaintext peer often ends), and the workload does that
+			// when it gives up on a restarting broker: not a refusal.
+			if rep != nil {
+				logs, _ := filepath.Glob(filepath.Join(rep.Dir, "node*.log"))
+				for _, l := range logs {
+					b, err := os.ReadFile(l)
+					if err != nil {
+						t.Fatal(err)
+					}
+					for _, line := range strings.Split(string(b), "\n") {
+						if strings.Contains(line, "CURVE authentication failed") && !strings.Contains(line, "closed during the CURVE handshake") {
+							t.Errorf("seed %d: %s: %s", tt.seed, filepath.Base(l), line)
+						}
+					}
+				}
+				if len(logs) == 0 {
+					t.Errorf("seed %d: no node logs in %s", tt.seed, rep.Dir)
+				}
 			}
 			for _, s := range rep.Skipped {
 				t.Logf("skipped fault family %s", s)

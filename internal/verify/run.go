@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/raftmq/raftmq/config"
 	"github.com/raftmq/raftmq/internal/powerfs"
 	"github.com/raftmq/raftmq/internal/proccluster"
 )
@@ -27,7 +26,9 @@ type Config struct {
 	// linearizability violation, the HTML visualization.
 	Dir      string
 	Workload WorkloadConfig
-	Nemesis  NemesisConfig
+	// Lease adds leased consumers on topics of their own (Consumers 0: none).
+	Lease   LeaseConfig
+	Nemesis NemesisConfig
 	// BrokerArgs are extra `raftmq serve` flags (after brokerArgs).
 	BrokerArgs []string
 	// LinearTimeout bounds the linearizability search per topic.
@@ -35,6 +36,9 @@ type Config struct {
 	// Loopback runs on 127.0.0.1 without namespaces (network families are
 	// then skipped).
 	Loopback bool
+	// Curve runs the brokers with CURVE on both ports; the workload and the
+	// checks connect with the cluster's client key.
+	Curve bool
 	// Log receives progress lines; nil discards them.
 	Log io.Writer
 }
@@ -55,6 +59,7 @@ func DefaultConfig() Config {
 		Seed:          1,
 		Families:      AllFamilies,
 		Workload:      WorkloadConfig{Producers: 6, Consumers: 5, Topics: 16, OpsPerTopic: 120, DropPct: 5, ThinkMax: 20 * time.Millisecond},
+		Lease:         LeaseConfig{Producers: 2, Consumers: 4, Topics: 2, LeaseMs: 300, MaxDeliveries: 3},
 		Nemesis:       NemesisConfig{QuietMin: 500 * time.Millisecond, QuietMax: 2 * time.Second, HoldMin: time.Second, HoldMax: 4 * time.Second},
 		LinearTimeout: 20 * time.Second,
 	}
@@ -90,8 +95,12 @@ func (cfg *Config) Validate() error {
 
 // ReplayCommand is the command line that reruns cfg's schedule.
 func (cfg Config) ReplayCommand() string {
-	return fmt.Sprintf("raftmq verify --nodes %d --duration %s --seed %d --faults %s",
-		cfg.Nodes, cfg.Duration, cfg.Seed, strings.Join(cfg.Families, ","))
+	curve := ""
+	if cfg.Curve {
+		curve = " --curve"
+	}
+	return fmt.Sprintf("raftmq verify --nodes %d --duration %s --seed %d --faults %s%s",
+		cfg.Nodes, cfg.Duration, cfg.Seed, strings.Join(cfg.Families, ","), curve)
 }
 
 // Run runs the suite once: execute, then check. The error is for a run that
@@ -118,6 +127,7 @@ type round struct {
 	nw    *Network
 	nem   *nemesis
 	wl    *workload
+	lw    *leaseWorkload // nil without leased consumers
 	ops   []Op
 	logf  func(format string, args ...any)
 }
@@ -215,6 +225,7 @@ func execute(ctx context.Context, cfg Config) (*round, error) {
 
 	hist := newHistory()
 	wl := newWorkload(cfg.Workload, c.ClientAddrs(), cfg.Seed, hist)
+	wl.curve = c.ClientCurve()
 	setupCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	err = wl.setup(setupCtx)
 	cancel()
@@ -222,6 +233,16 @@ func execute(ctx context.Context, cfg Config) (*round, error) {
 		return r, err
 	}
 	r.wl = wl
+	if cfg.Lease.Consumers > 0 {
+		lw := newLeaseWorkload(cfg.Lease, wl)
+		setupCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err = lw.setup(setupCtx)
+		cancel()
+		if err != nil {
+			return r, err
+		}
+		r.lw = lw
+	}
 
 	ncfg := cfg.Nemesis
 	ncfg.Families = rep.Families
@@ -235,7 +256,15 @@ func execute(ctx context.Context, cfg Config) (*round, error) {
 		defer close(nemDone)
 		nem.run(phase)
 	}()
+	leaseDone := make(chan struct{})
+	go func() {
+		defer close(leaseDone)
+		if r.lw != nil {
+			r.lw.run(phase)
+		}
+	}()
 	wl.run(phase)
+	<-leaseDone
 	<-nemDone
 	cancel()
 
@@ -251,6 +280,12 @@ func execute(ctx context.Context, cfg Config) (*round, error) {
 	drainCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	if err := wl.drain(drainCtx, 4); err != nil {
 		rep.Errors = append(rep.Errors, err.Error())
+	}
+	if r.lw != nil {
+		logf("draining %d lease topics and their dead-letter topics", cfg.Lease.Topics)
+		if err := r.lw.drain(drainCtx); err != nil {
+			rep.Errors = append(rep.Errors, err.Error())
+		}
 	}
 	cancel()
 	if err := ctx.Err(); err != nil {
@@ -280,6 +315,10 @@ func (r *round) check(ops []Op) *Report {
 	rep.Linear = checkLinear(ops, cfg.LinearTimeout, cfg.Dir)
 	rep.Queue = checkQueue(ops)
 	rep.MinorityAcks = checkMinorityAcks(ops, rep.Events)
+	if r.lw != nil {
+		lr := checkLeases(r.lw.hist.snapshot(), cfg.Lease.MaxDeliveries)
+		rep.Lease = &lr
+	}
 	rep.RetryMismatches = wl.retryMismatches()
 	rep.Node = checkNodes(c, 30*time.Second, r.inspectDirs)
 	rep.Crashes = scanLogs(c)
@@ -297,7 +336,7 @@ func (r *round) check(ops []Op) *Report {
 // each data directory on a power-cut filesystem when power is set.
 func startCluster(cfg Config, nw *Network, power bool, logf func(string, ...any)) (*proccluster.Cluster, []*powerfs.FS, error) {
 	args := append(slices.Clone(brokerArgs), cfg.BrokerArgs...)
-	c, err := proccluster.NewCluster(cfg.Bin, cfg.Dir, proccluster.Options{Nodes: cfg.Nodes, Args: args})
+	c, err := proccluster.NewCluster(cfg.Bin, cfg.Dir, proccluster.Options{Nodes: cfg.Nodes, Args: args, Curve: cfg.Curve})
 	if err != nil {
 		return nil, nil, fmt.Errorf("chaos: %w", err)
 	}
@@ -316,11 +355,7 @@ func startCluster(cfg Config, nw *Network, power bool, logf func(string, ...any)
 		for i := range c.Addrs {
 			c.Addrs[i].IP = nw.IPs[i]
 		}
-		b, err := json.MarshalIndent(config.Cluster{Addresses: c.Addrs}, "", "  ")
-		if err != nil {
-			return fail(err)
-		}
-		if err := os.WriteFile(c.ConfigPath, b, 0o644); err != nil {
+		if err := c.WriteClusterFile(); err != nil {
 			return fail(fmt.Errorf("chaos: %w", err))
 		}
 		if c.Bin, err = nw.WrapBinary(cfg.Dir, cfg.Bin); err != nil {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/raftmq/raftmq/broker/wire"
+	"github.com/raftmq/raftmq/client"
 )
 
 // WorkloadConfig shapes the clients.
@@ -47,6 +48,7 @@ type workload struct {
 	hist    *history
 	slots   []*slot
 	seed    uint64
+	curve   *client.Curve // nil: plaintext
 
 	mu       sync.Mutex
 	topics   []string  // every topic created, in order
@@ -77,6 +79,7 @@ func newWorkload(cfg WorkloadConfig, servers []string, seed uint64, hist *histor
 func (w *workload) session(name string, lane int) *wclient {
 	c := newWClient(fmt.Sprintf("chaos-%x-%s", w.seed, name), w.servers,
 		rand.New(rand.NewPCG(w.seed, uint64(lane)+1)), w.cfg.DropPct)
+	c.curve = w.curve
 	w.mu.Lock()
 	w.sessions = append(w.sessions, c)
 	w.mu.Unlock()

@@ -55,9 +55,16 @@ func (s *Sim) checkLiveness() error {
 		ErrLiveness, s.opts.LivenessTicks, s.liveIndex, s.describeNodes())
 }
 
+// allApplied reports whether every member (of the leader's membership)
+// applied index i: removed nodes and spares never added do not.
 func (s *Sim) allApplied(i uint64) bool {
+	ls := s.leaders()
+	if len(ls) != 1 {
+		return false
+	}
+	conf := ls[0].core.Conf()
 	for _, n := range s.nodes {
-		if n.applied < i {
+		if conf.IsMember(n.id) && n.applied < i {
 			return false
 		}
 	}
@@ -104,8 +111,8 @@ func (s *Sim) describeNodes() string {
 			continue
 		}
 		st := n.core.Status()
-		fmt.Fprintf(&b, "[n%d %v term=%d vote=%d lead=%d commit=%d applied=%d last=%d] ",
-			st.ID, st.Role, st.Term, st.Vote, st.Lead, st.Commit, n.applied, st.LastIndex)
+		fmt.Fprintf(&b, "[n%d %v term=%d vote=%d lead=%d commit=%d applied=%d last=%d voters=%v learners=%v rec=%v] ",
+			st.ID, st.Role, st.Term, st.Vote, st.Lead, st.Commit, n.applied, st.LastIndex, st.Conf.Voters, st.Conf.Learners, st.Recovering)
 	}
 	return b.String()
 }

@@ -3,6 +3,7 @@ package rafttest
 import (
 	"fmt"
 	"math/rand"
+	"slices"
 
 	"github.com/raftmq/raftmq/raftlog"
 )
@@ -25,6 +26,14 @@ type node struct {
 	forgetVotes bool // sabotage: persist HardState without Vote
 	loseTail    bool // sabotage: a crash loses the last persisted entries
 	wipeAsVoter bool // sabotage: a wiped node restarts as an ordinary voter
+	// joining: the node started with no membership (a spare of a
+	// membership run); it knows one only from its log and snapshots.
+	joining bool
+	// confs are the memberships of the change entries applied, oldest
+	// first (this incarnation of the state machine), for snapshots.
+	confs []appliedConf
+	// boot is the bootstrap membership, before any change entry.
+	boot raftlog.ConfState
 	// pending is a Ready whose early messages are sent and whose write is
 	// not done; a crash loses it.
 	pending *raftlog.Ready
@@ -38,6 +47,9 @@ func (n *node) start(cfg raftlog.Config) error {
 	cfg.Storage = n.storage
 	cfg.Applied = n.applied
 	cfg.Recovering = n.recovering
+	if n.joining {
+		cfg.Peers = nil
+	}
 	c, err := raftlog.New(cfg)
 	if err != nil {
 		return fmt.Errorf("%w: node %d New: %w", ErrCore, n.id, err)
@@ -62,6 +74,7 @@ func (n *node) crash(keepStateMachine bool) {
 			panic(fmt.Sprintf("rafttest: MemoryStorage.Snapshot: %v", err))
 		}
 		n.applied = snap.Index
+		n.confs = slices.DeleteFunc(n.confs, func(c appliedConf) bool { return c.index > n.applied })
 	}
 }
 
@@ -186,6 +199,15 @@ func (n *node) finishReady(chk *Checker, h readyHooks) error {
 			return err
 		}
 		n.applied = e.Index
+		if e.Type == raftlog.EntryConfChange {
+			cc, err := raftlog.UnmarshalConfChange(e.Data)
+			if err != nil {
+				return fmt.Errorf("%w: node %d applies change %d: %w", ErrCore, n.id, e.Index, err)
+			}
+			// The broker records the membership as it applies.
+			n.storage.SetConfState(cc.After)
+			n.confs = append(n.confs, appliedConf{e.Index, cc.After})
+		}
 		h.applied(e)
 	}
 	for _, rs := range rd.ReadStates {
@@ -198,6 +220,26 @@ func (n *node) finishReady(chk *Checker, h readyHooks) error {
 	}
 	n.core.Advance(rd)
 	return nil
+}
+
+type appliedConf struct {
+	index uint64
+	conf  raftlog.ConfState
+}
+
+// confAt is the membership as of applied index i: that of the newest
+// change applied at or below i, else the storage's snapshot's, else the
+// bootstrap one.
+func (n *node) confAt(i uint64) raftlog.ConfState {
+	for k := len(n.confs) - 1; k >= 0; k-- {
+		if n.confs[k].index <= i {
+			return n.confs[k].conf
+		}
+	}
+	if snap, err := n.storage.Snapshot(); err == nil && !snap.Conf.IsEmpty() {
+		return snap.Conf
+	}
+	return n.boot
 }
 
 // nodeRand derives a node's private randomness from the simulation's.

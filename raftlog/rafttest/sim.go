@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand"
 	"runtime/debug"
+	"slices"
 
 	"github.com/raftmq/raftmq/raftlog"
 )
@@ -27,6 +28,12 @@ type Options struct {
 	// Wipes adds a fault: a node loses all its data and restarts in
 	// recovering mode, one node at a time (clusters of 3 or more).
 	Wipes bool
+	// Membership mixes membership changes in: two spare nodes start empty
+	// (as `serve --join` does) and leaders add them as learners, promote
+	// learners and remove members (keeping three voters), one change at a
+	// time. A removed node keeps running and never comes back. Needs 3
+	// nodes or more; not with Wipes.
+	Membership bool
 
 	// forgetVotes makes the driver persist HardState without the vote: a
 	// deliberately broken node for tests that the harness catches it.
@@ -62,6 +69,7 @@ type Stats struct {
 	Validated                                                             int // messages that passed ValidateMessage and ValidateSender
 	Crashes, Partitions, Compactions, Snapshots, Transfers, Campaigns     int
 	Wipes                                                                 int
+	ConfChanges                                                           int // membership changes a leader accepted
 	PendingWrites                                                         int // Readys whose write waited while the node kept stepping
 	MidReadyCrashes                                                       int // crashes with such a write pending
 	Committed                                                             uint64
@@ -89,6 +97,9 @@ type Sim struct {
 	// reads[ctx] is the number of entries known committed when the read was
 	// requested: its ReadState index may not be lower (linearizable reads).
 	reads map[string]uint64
+	// retired are ids removed by a change a leader accepted: never added
+	// again (the change may be overwritten; the id stays retired).
+	retired map[uint64]bool
 	// liveData is the liveness proposal and liveIndex where it was applied.
 	liveData  []byte
 	liveIndex uint64
@@ -99,14 +110,19 @@ type Sim struct {
 func New(opts Options) *Sim {
 	opts.setDefaults()
 	rng := rand.New(rand.NewSource(opts.Seed))
-	s := &Sim{opts: opts, rng: rng, chk: NewChecker(), reads: make(map[string]uint64)}
+	s := &Sim{opts: opts, rng: rng, chk: NewChecker(), reads: make(map[string]uint64), retired: make(map[uint64]bool)}
 	s.chk.Voters = opts.Nodes
 	for i := range opts.Nodes {
 		s.ids = append(s.ids, uint64(i+1))
 	}
+	voters := s.ids
+	if opts.Membership {
+		opts.Wipes = false
+		s.ids = append(slices.Clone(s.ids), uint64(opts.Nodes+1), uint64(opts.Nodes+2))
+	}
 	pick := func(vs ...uint64) uint64 { return vs[rng.Intn(len(vs))] }
 	s.cfg = raftlog.Config{
-		Peers:                      s.ids,
+		Peers:                      voters,
 		ElectionTicks:              opts.ElectionTicks,
 		HeartbeatTicks:             1 + rng.Intn(3),
 		PreVote:                    rng.Intn(2) == 0,
@@ -121,6 +137,9 @@ func New(opts Options) *Sim {
 	if opts.Wipes && opts.Nodes >= 3 {
 		s.events = append(s.events, weightedEvent{1, (*Sim).wipe})
 	}
+	if opts.Membership {
+		s.events = append(s.events, weightedEvent{3, (*Sim).changeMembership})
+	}
 	for _, e := range s.events {
 		s.eventTotal += e.weight
 	}
@@ -128,7 +147,8 @@ func New(opts Options) *Sim {
 	s.nw = newNetwork(rng, rng.Intn(dropPct), rng.Intn(5), rng.Intn(40))
 	for _, id := range s.ids {
 		s.nodes = append(s.nodes, &node{id: id, storage: raftlog.NewMemoryStorage(), forgetVotes: opts.forgetVotes,
-			loseTail: opts.loseTail, wipeAsVoter: opts.wipeAsVoter})
+			loseTail: opts.loseTail, wipeAsVoter: opts.wipeAsVoter, joining: int(id) > opts.Nodes,
+			boot: raftlog.ConfState{Voters: voters}})
 	}
 	return s
 }
@@ -136,8 +156,8 @@ func New(opts Options) *Sim {
 // Describe names the seed and what it chose.
 func (s *Sim) Describe() string {
 	c := s.cfg
-	return fmt.Sprintf("seed=%d nodes=%d steps=%d wipes=%v profile=%s prevote=%v checkquorum=%v heartbeat=%d maxmsg=%d inflight=%d maxuncommitted=%d maxapply=%d drop=%d%% dup=%d%% reorder=%d%%",
-		s.opts.Seed, s.opts.Nodes, s.opts.Steps, s.opts.Wipes, profileNames[s.profile], c.PreVote, c.CheckQuorum, c.HeartbeatTicks, c.MaxSizePerMsg,
+	return fmt.Sprintf("seed=%d nodes=%d steps=%d wipes=%v membership=%v profile=%s prevote=%v checkquorum=%v heartbeat=%d maxmsg=%d inflight=%d maxuncommitted=%d maxapply=%d drop=%d%% dup=%d%% reorder=%d%%",
+		s.opts.Seed, s.opts.Nodes, s.opts.Steps, s.opts.Wipes, s.opts.Membership, profileNames[s.profile], c.PreVote, c.CheckQuorum, c.HeartbeatTicks, c.MaxSizePerMsg,
 		c.MaxInflightMsgs, c.MaxUncommittedEntriesBytes, c.MaxCommittedSizePerReady,
 		s.nw.dropPct, s.nw.dupPct, s.nw.reorderPct)
 }
@@ -603,6 +623,11 @@ func (s *Sim) compact() error {
 		return nil
 	}
 	idx := n.applied - uint64(s.rng.Intn(4))
+	// The snapshot carries the membership as of its index, as the broker's
+	// (taken at its applied index) does.
+	if _, err := n.storage.CreateSnapshot(idx, n.confAt(idx)); err != nil {
+		return fmt.Errorf("%w: node %d CreateSnapshot(%d): %w", ErrCore, n.id, idx, err)
+	}
 	if err := n.storage.Compact(idx); err != nil {
 		return fmt.Errorf("%w: node %d Compact(%d): %w", ErrCore, n.id, idx, err)
 	}
@@ -626,4 +651,55 @@ func (s *Sim) wipe() error {
 	s.chk.Wipe(n.id)
 	s.record(event{kind: "wipe", node: n.id})
 	return s.startNode(n)
+}
+
+// changeMembership has a leader propose one membership change: add a
+// spare node that was never a member as a learner, promote a learner, or
+// remove a member (never the last voter). The core refuses a change while
+// another is uncommitted, a promotion of a learner that lags, and
+// nonsense; the event proposes such changes too.
+func (s *Sim) changeMembership() error {
+	ls := s.leaders()
+	if len(ls) == 0 {
+		return nil
+	}
+	n := ls[s.rng.Intn(len(ls))]
+	conf := n.core.Conf()
+	id := s.ids[s.rng.Intn(len(s.ids))]
+	var cc raftlog.ConfChange
+	switch {
+	case !conf.IsMember(id) && !s.retired[id]:
+		cc = raftlog.ConfChange{Type: raftlog.ConfAddLearner, ID: id}
+	case conf.IsLearner(id) && s.rng.Intn(3) > 0:
+		cc = raftlog.ConfChange{Type: raftlog.ConfPromote, ID: id}
+	default:
+		cc = raftlog.ConfChange{Type: raftlog.ConfRemove, ID: id}
+		// A configuration of two voters with one in recovering mode (a
+		// node that started empty and has not caught up) cannot elect
+		// once its leader is lost: the recovering voter grants no vote.
+		// That holds for a static two-node cluster too (docs/decisions.md,
+		// 21). Runs keep three voters so that the liveness checks stay
+		// meaningful.
+		if conf.IsVoter(id) && len(conf.Voters) <= 3 {
+			return nil
+		}
+	}
+	err := n.core.ProposeConfChange(cc)
+	s.record(event{kind: "conf-" + cc.Type.String(), node: n.id, arg: id, err: err})
+	switch {
+	case err == nil:
+		s.stats.ConfChanges++
+		// Commit-durability needs a majority of the configuration that
+		// committed; the smallest one so far is a bound for all.
+		if after := n.core.Conf(); len(after.Voters) < s.chk.Voters {
+			s.chk.Voters = len(after.Voters)
+		}
+		if cc.Type == raftlog.ConfRemove {
+			// Removed ids never come back (their data would be old).
+			s.retired[id] = true
+		}
+	case !errors.Is(err, raftlog.ErrBadConfChange) && !errors.Is(err, raftlog.ErrProposalDropped):
+		return fmt.Errorf("%w: node %d ProposeConfChange(%v %d): %w", ErrCore, n.id, cc.Type, id, err)
+	}
+	return nil
 }

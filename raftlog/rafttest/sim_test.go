@@ -183,3 +183,36 @@ func TestValidatorAcceptsRealTraffic(t *testing.T) {
 		t.Fatalf("the runs exercised too little: %+v", total)
 	}
 }
+
+// TestRandomizedMembership mixes membership changes into the randomized
+// runs: spare nodes join empty and are added as learners, promoted,
+// removed, while crashes, partitions, compaction and snapshots go on. The
+// checks are the same (election safety, log matching, leader
+// completeness, state machine safety, liveness after healing), over
+// configurations that change under them.
+func TestRandomizedMembership(t *testing.T) {
+	seeds := *flagSeeds
+	if *flagSeed >= 0 {
+		seeds = 1
+	}
+	var total Stats
+	for i := range seeds {
+		seed := int64(i)
+		if *flagSeed >= 0 {
+			seed = *flagSeed
+		}
+		nodes := []int{3, 3, 5}[seed%3]
+		s := New(Options{Seed: seed, Nodes: nodes, Steps: 3000, Membership: true})
+		if err := s.Run(); err != nil {
+			t.Fatalf("%v\n%s\nlast events:\n%s\nreplay: go test ./raftlog/rafttest -run TestRandomizedMembership -rafttest.seed %d -v",
+				err, s.Describe(), s.Trace(), seed)
+		}
+		st := s.Stats()
+		add(&total, st)
+		total.ConfChanges += st.ConfChanges
+	}
+	t.Logf("%d seeds: %+v", seeds, total)
+	if total.ConfChanges < seeds || total.Committed == 0 || total.Snapshots == 0 {
+		t.Fatalf("the runs exercised too little: %+v", total)
+	}
+}

@@ -1,0 +1,6 @@
+//go:build raftsabotage
+
+package raftlog
+
+// sabotageConcurrentChanges: see sabotage_off.go. Never ship this build.
+const sabotageConcurrentChanges = true
