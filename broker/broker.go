@@ -106,7 +106,8 @@ func New(cfg config.Node, log zerolog.Logger) (*Broker, error) {
 		return nil, err
 	}
 	b := &Broker{cfg: cfg, raft: raftDB, state: stateDB, self: raftID(cfg.ID), rebuildMinFreeBytes: rebuildMinFreeBytes,
-		curve: curve, curveLog: newRefusalLog(nodeLog.With().Str("component", "curve").Logger())}
+		curve: curve}
+	b.curveLog = newRefusalLog(&b.stats.curveConnsRefused, nodeLog.With().Str("component", "curve").Logger())
 	b.log = nodeLog
 	if repaired || cfg.Recover {
 		// Persisted first: a crash before the node catches up must not let
@@ -385,12 +386,13 @@ func (b *Broker) run(ctx context.Context) (err error) {
 		waiters:        newWaiters(),
 		requestTimeout: b.cfg.RequestTimeout,
 
-		store:           b.store,
-		clusterID:       b.cfg.Cluster.ID(),
-		dataDir:         b.cfg.DataDir,
-		snapshotEntries: b.cfg.SnapshotEntries,
-		trailingEntries: b.cfg.TrailingEntries,
-		chunkBytes:      b.cfg.SnapshotChunkBytes,
+		store:              b.store,
+		clusterID:          b.cfg.Cluster.ID(),
+		dataDir:            b.cfg.DataDir,
+		snapshotEntries:    b.cfg.SnapshotEntries,
+		snapshotLogPercent: b.cfg.SnapshotLogPercent,
+		trailingEntries:    b.cfg.TrailingEntries,
+		chunkBytes:         b.cfg.SnapshotChunkBytes,
 		snapTiming: snapTiming{
 			resendAfter: b.cfg.ElectionTimeout(),
 			giveUpAfter: max(5*time.Second, 20*b.cfg.ElectionTimeout()),
@@ -402,6 +404,10 @@ func (b *Broker) run(ctx context.Context) (err error) {
 	}
 	if s, err := b.raft.Snapshot(); err == nil {
 		n.snapIndex = s.Index
+	}
+	n.snapshotBaseline()
+	if st, err := b.raft.Stats(); err == nil {
+		n.logBytesSinceSnap = uint64(max(0, st.FileBytes-st.FreeBytes)) // the log already on disk
 	}
 	// The only voter of a cluster is leader from raftlog.New on: persist its
 	// term and no-op and publish that before the first request is read, so

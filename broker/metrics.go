@@ -32,7 +32,10 @@ func (s metricsSource) Snapshot() metrics.Snapshot {
 		LeaderChanges: st.LeaderChanges,
 		PeerLag:       st.PeerLag,
 		DiskFreeBytes: st.DiskFreeBytes, DiskTotalBytes: st.DiskTotalBytes, DataBytes: st.DataBytes,
-		DiskFull: st.DiskFull,
+		DiskFull:           st.DiskFull,
+		SnapshotInProgress: st.SnapshotInProgress, SnapshotBytes: st.SnapshotBytes, SnapshotSends: st.SnapshotSends,
+		AnonBytes:         st.AnonBytes,
+		CurveConnsRefused: st.CurveConnsRefused,
 	}
 	depths, err := s.b.state.TopicStats()
 	if err != nil {

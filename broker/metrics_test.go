@@ -3,6 +3,7 @@ package broker
 import (
 	"fmt"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -32,9 +33,17 @@ func TestMetricsSingleNode(t *testing.T) {
 	if v, _ := before.Value("raftmq_raft_is_leader"); v != 1 {
 		t.Fatalf("raftmq_raft_is_leader = %v on the only node, want 1", v)
 	}
-	for _, name := range []string{"go_goroutines", "process_cpu_seconds_total", "raftmq_disk_free_bytes", "raftmq_raft_term"} {
+	for _, name := range []string{"go_goroutines", "process_cpu_seconds_total", "raftmq_disk_free_bytes", "raftmq_raft_term", "go_memstats_heap_alloc_bytes"} {
 		if v, ok := before.Value(name); !ok || v <= 0 {
 			t.Errorf("%s = %v (present %v), want > 0", name, v, ok)
+		}
+	}
+	if v, ok := before.Value("raftmq_anon_rss_bytes"); runtime.GOOS == "linux" && (!ok || v <= 0) {
+		t.Errorf("raftmq_anon_rss_bytes = %v (present %v), want > 0", v, ok)
+	}
+	for _, name := range []string{"raftmq_snapshot_in_progress", "raftmq_snapshot_written_bytes", "raftmq_snapshot_sends"} {
+		if v, ok := before.Value(name); !ok || v != 0 {
+			t.Errorf("%s = %v (present %v), want 0 with no snapshot under way", name, v, ok)
 		}
 	}
 	putsOK := func(f metricstest.Families) float64 {

@@ -72,10 +72,17 @@ type node struct {
 	readied []string
 
 	// Snapshots (snapshotter.go, snapsend.go, install.go).
-	store               *snapshot.Store
-	clusterID           string
-	dataDir             string
-	snapshotEntries     uint64
+	store              *snapshot.Store
+	clusterID          string
+	dataDir            string
+	snapshotEntries    uint64
+	snapshotLogPercent uint64
+	// logBytesSinceSnap counts applied log bytes since the last snapshot
+	// began; queuedBytes is the bytes queued at applied index queuedAt
+	// (snapshotDue).
+	logBytesSinceSnap   uint64
+	queuedBytes         uint64
+	queuedAt            uint64
 	trailingEntries     uint64
 	chunkBytes          int
 	snapTiming          snapTiming
@@ -84,13 +91,17 @@ type node struct {
 	// Invariant: snapIndex <= state.AppliedIndex().
 	snapIndex     uint64
 	forceSnapshot bool // the newest snapshot's file is missing: take one now
-	job           *snapshotJob
-	snapWaiting   []replyTo // admin requests not yet covered by a job
-	senders       map[uint64]*snapSender
-	snapReportCh  chan snapReport
-	installCh     chan pendingInstall
-	pending       *pendingInstall // received snapshot waiting for Ready.Snapshot
-	snapWG        sync.WaitGroup  // senders and the receiver
+	// snapDeferredUntil: no snapshot starts before then (one failed or
+	// would not fit on the disk); snapDeferredLogged: that was logged.
+	snapDeferredUntil  time.Time
+	snapDeferredLogged bool
+	job                *snapshotJob
+	snapWaiting        []replyTo // admin requests not yet covered by a job
+	senders            map[uint64]*snapSender
+	snapReportCh       chan snapReport
+	installCh          chan pendingInstall
+	pending            *pendingInstall // received snapshot waiting for Ready.Snapshot
+	snapWG             sync.WaitGroup  // senders and the receiver
 }
 
 // run drives the core until stop is closed, then stops gracefully. It
@@ -102,7 +113,7 @@ func (n *node) run(stop <-chan struct{}) error {
 	recvStop := make(chan struct{})
 	defer n.stopSnapshots(recvStop)
 	rcv := &snapReceiver{store: n.store, trans: n.trans, clusterID: n.clusterID, self: n.self, dataDir: n.dataDir,
-		log: n.log.With().Str("component", "snapshot").Logger(), installCh: n.installCh}
+		log: n.log.With().Str("component", "snapshot").Logger(), installCh: n.installCh, diskFull: n.disk.Full}
 	n.snapWG.Add(1)
 	go func() {
 		defer n.snapWG.Done()
@@ -367,6 +378,7 @@ func (n *node) processReady() error {
 		}
 		if len(rd.CommittedEntries) > 0 {
 			n.failpoint(fpStateBeforeCommit)
+			n.countApplied(rd.CommittedEntries)
 			applied, err := n.state.Apply(rd.CommittedEntries)
 			if err != nil {
 				n.log.Error().Err(err).Msg("cannot apply committed entries; stopping this node")

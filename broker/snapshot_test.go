@@ -26,6 +26,13 @@ type snapCluster struct {
 
 func newSnapCluster(t *testing.T, n int, entries, trailing uint64, chunkBytes int) *snapCluster {
 	t.Helper()
+	return newSnapClusterWith(t, n, entries, trailing, chunkBytes, func(*config.Node) {})
+}
+
+// newSnapClusterWith is newSnapCluster with edit applied to each node's
+// configuration before it starts.
+func newSnapClusterWith(t *testing.T, n int, entries, trailing uint64, chunkBytes int, edit func(*config.Node)) *snapCluster {
+	t.Helper()
 	cfgs := testCluster(t, n)
 	for i := range cfgs {
 		cfgs[i].SnapshotEntries = entries
@@ -35,6 +42,7 @@ func newSnapCluster(t *testing.T, n int, entries, trailing uint64, chunkBytes in
 		cfgs[i].ElectionTicks = 20
 		cfgs[i].RequestTimeout = 5 * time.Second
 		cfgs[i].ShutdownTimeout = time.Second
+		edit(&cfgs[i])
 	}
 	c := &snapCluster{t: t, cfgs: cfgs, nodes: map[int]*running{}, clients: map[int]*rawClient{}}
 	for i := range cfgs {

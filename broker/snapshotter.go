@@ -7,9 +7,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/raftmq/raftmq/broker/wire"
+	"github.com/raftmq/raftmq/config"
 	"github.com/raftmq/raftmq/raftlog"
 	"github.com/raftmq/raftmq/snapshot"
 	"github.com/raftmq/raftmq/storage"
@@ -36,7 +38,8 @@ type snapshotJob struct {
 	started time.Time
 	// conf is the membership as of the applied index when the job began;
 	// a membership change applied meanwhile cancels the job.
-	conf raftlog.ConfState
+	conf    raftlog.ConfState
+	written *atomic.Int64 // body bytes written so far, for status
 }
 
 type snapshotResult struct {
@@ -60,16 +63,54 @@ func (n *node) requestSnapshot(cr clientRequest) {
 	n.snapWaiting = append(n.snapWaiting, cr.route) // the node loop's maybeSnapshot starts it
 }
 
-// maybeSnapshot starts a snapshot when the log holds more than
-// snapshotEntries applied entries past the last snapshot, an admin asked,
-// or the newest snapshot's file turned out to be missing (forceSnapshot).
-// It returns an error only when the node must stop.
+// logEntryOverheadBytes is what an entry costs in raft.db beyond its data
+// (key, header, checksum, bbolt's leaf element), for snapshotDue.
+const logEntryOverheadBytes = 48
+
+// queuedRefreshEntries is how many applied entries the bytes queued that
+// snapshotDue compares with may be behind.
+const queuedRefreshEntries = 1000
+
+// snapshotDue reports whether the log has paid for a snapshot: more than
+// snapshotEntries applied entries past the last one, and log bytes since
+// then of at least snapshotLogPercent of the bytes queued now. A snapshot
+// copies the state, so with the second condition its cost is at most a
+// fixed multiple of the bytes the log took in meanwhile: a message's share
+// stays the same however deep the queues are (decision 15).
+func (n *node) snapshotDue(applied uint64) bool {
+	if applied-n.snapIndex <= n.snapshotEntries {
+		return false
+	}
+	if applied-n.queuedAt >= queuedRefreshEntries {
+		if b, err := n.state.QueuedBytes(); err == nil {
+			n.queuedBytes, n.queuedAt = b, applied
+		}
+	}
+	return n.logBytesSinceSnap*100 >= n.queuedBytes*n.snapshotLogPercent
+}
+
+// countApplied adds applied entries to the log bytes since the last snapshot.
+func (n *node) countApplied(ents []raftlog.Entry) {
+	for _, e := range ents {
+		n.logBytesSinceSnap += uint64(len(e.Data)) + logEntryOverheadBytes
+	}
+}
+
+// snapshotBaseline starts counting toward the next snapshot from now.
+func (n *node) snapshotBaseline() {
+	n.logBytesSinceSnap = 0
+	n.queuedAt = 0 // refresh queuedBytes at the next check
+}
+
+// maybeSnapshot starts a snapshot when snapshotDue, an admin asked, or the
+// newest snapshot's file turned out to be missing (forceSnapshot). It
+// returns an error only when the node must stop.
 func (n *node) maybeSnapshot() error {
 	if n.job != nil {
 		return nil
 	}
 	applied := n.state.AppliedIndex()
-	if applied-n.snapIndex <= n.snapshotEntries && len(n.snapWaiting) == 0 && !n.forceSnapshot {
+	if !n.snapshotDue(applied) && len(n.snapWaiting) == 0 && !n.forceSnapshot {
 		return nil
 	}
 	if applied == 0 || (applied <= n.snapIndex && !n.forceSnapshot) {
@@ -84,6 +125,9 @@ func (n *node) maybeSnapshot() error {
 		n.snapWaiting = nil
 		return nil
 	}
+	if !n.snapshotFits() {
+		return nil
+	}
 	// The copy holds what state.db has committed: commit every applied
 	// entry first, so the snapshot is at the applied index.
 	if err := n.state.Commit(); err != nil {
@@ -91,20 +135,29 @@ func (n *node) maybeSnapshot() error {
 		return fmt.Errorf("%w: commit state.db: %w", ErrStopped, err)
 	}
 	n.forceSnapshot = false
+	st, err := n.state.Stats()
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrStopped, err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	job := &snapshotJob{cancel: cancel, done: make(chan snapshotResult, 1), waiters: n.snapWaiting, started: time.Now()}
+	job := &snapshotJob{cancel: cancel, done: make(chan snapshotResult, 1), waiters: n.snapWaiting, started: time.Now(),
+		written: new(atomic.Int64)}
 	n.snapWaiting = nil
 	n.job = job
 	n.stats.snapshotsStarted.Add(1)
-	// raft.db's membership is the one as of the applied index (applyConf
+	n.snapshotBaseline()
+	// raft.db's membership is the one as of the applied index (applyChanges
 	// records each change as it applies), which is the snapshot's.
 	_, conf, err := n.raft.InitialState()
 	if err != nil {
 		return fmt.Errorf("%w: read membership: %w", ErrStopped, err)
 	}
 	job.conf = conf
-	in := snapshotInputs{state: n.state, raft: n.raft, store: n.store, voters: conf.Voters,
-		tmp: filepath.Join(n.dataDir, compactStateFile)}
+	in := snapshotInputs{state: n.state, raft: n.raft, store: n.store, voters: conf.Voters, written: job.written}
+	if st.Bloated(n.rebuildMinFreeBytes) {
+		// Mostly free pages: copy compactly, and swap the copy in after.
+		in.compactTmp = filepath.Join(n.dataDir, compactStateFile)
+	}
 	go func() { job.done <- writeSnapshot(ctx, in) }()
 	return nil
 }
@@ -113,20 +166,49 @@ func (n *node) maybeSnapshot() error {
 // beside the node loop (state.db and raft.db reads, the store) and values
 // fixed when the job starts.
 type snapshotInputs struct {
-	state  *storage.StateDB
-	raft   *storage.RaftDB
-	store  *snapshot.Store
-	voters []uint64
-	tmp    string // where the compact copy of state.db goes
+	state   *storage.StateDB
+	raft    *storage.RaftDB
+	store   *snapshot.Store
+	voters  []uint64
+	written *atomic.Int64 // body bytes written so far
+	// compactTmp, when set, is where a compact copy of state.db goes first
+	// (state.db is mostly free pages); else the body streams straight from
+	// a read transaction into the snapshot file.
+	compactTmp string
 }
 
-// writeSnapshot runs off the node loop. It copies state.db compactly in one
-// read transaction (which fixes the snapshot's index: the applied index that
-// transaction sees, durable since every apply is fsynced), then writes the
-// snapshot file through the store. It touches only concurrency-safe
+// writeSnapshot runs off the node loop. It touches only concurrency-safe
 // objects: state.db reads, raft.db reads, the store.
 func writeSnapshot(ctx context.Context, in snapshotInputs) snapshotResult {
-	tmp := in.tmp
+	if in.compactTmp != "" {
+		return writeCompactSnapshot(ctx, in)
+	}
+	var meta snapshot.Meta
+	// One read transaction fixes the snapshot's index (the applied index it
+	// sees, durable: it reads only committed transactions) and streams the
+	// file, page by page, into the snapshot: nothing of the state is held
+	// in memory, and the disk sees the state written once.
+	err := in.state.ViewSnapshot(func(applied uint64, write func(io.Writer) (int64, error)) error {
+		term, err := in.raft.Term(applied)
+		if err != nil {
+			return fmt.Errorf("term of the snapshot index %d: %w", applied, err)
+		}
+		meta, err = in.store.Create(snapshot.Meta{Index: applied, Term: term, Voters: in.voters}, func(w io.Writer) (int64, error) {
+			return write(ctxWriter{ctx: ctx, w: w, written: in.written})
+		})
+		return err
+	})
+	if err != nil {
+		return snapshotResult{err: err}
+	}
+	return snapshotResult{meta: meta}
+}
+
+// writeCompactSnapshot copies state.db compactly in one read transaction
+// (which fixes the snapshot's index), then writes the snapshot file from
+// the copy, which the node loop may swap in as state.db.
+func writeCompactSnapshot(ctx context.Context, in snapshotInputs) snapshotResult {
+	tmp := in.compactTmp
 	applied, err := in.state.CopyCompact(ctx, tmp)
 	if err != nil {
 		return snapshotResult{err: err}
@@ -145,7 +227,7 @@ func writeSnapshot(ctx context.Context, in snapshotInputs) snapshotResult {
 	}
 	defer f.Close()
 	meta, err := in.store.Create(snapshot.Meta{Index: applied, Term: term, Voters: in.voters}, func(w io.Writer) (int64, error) {
-		return io.Copy(w, ctxReader{ctx: ctx, r: f})
+		return io.Copy(ctxWriter{ctx: ctx, w: w, written: in.written}, f)
 	})
 	if err != nil {
 		return fail(err)
@@ -153,17 +235,20 @@ func writeSnapshot(ctx context.Context, in snapshotInputs) snapshotResult {
 	return snapshotResult{meta: meta, compactPath: tmp}
 }
 
-// ctxReader stops a copy when its context is cancelled.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
+// ctxWriter stops a copy when its context is cancelled, and counts.
+type ctxWriter struct {
+	ctx     context.Context
+	w       io.Writer
+	written *atomic.Int64
 }
 
-func (c ctxReader) Read(p []byte) (int, error) {
+func (c ctxWriter) Write(p []byte) (int, error) {
 	if err := c.ctx.Err(); err != nil {
 		return 0, err
 	}
-	return c.r.Read(p)
+	n, err := c.w.Write(p)
+	c.written.Add(int64(n))
+	return n, err
 }
 
 // snapshotDone records a finished snapshot in raft.db, compacts the log and
@@ -173,13 +258,16 @@ func (n *node) snapshotDone(res snapshotResult) error {
 	n.job = nil
 	if res.err != nil {
 		n.log.Warn().Err(res.err).Msg("snapshot failed")
+		n.snapDeferredUntil = time.Now().Add(snapshotRetryDelay)
 		for _, route := range job.waiters {
 			n.reply.send(route, wire.ErrorResponse(wire.ErrInternal, "the snapshot failed: "+res.err.Error()))
 		}
 		return nil
 	}
 	n.failpoint(fpSnapshotBeforeRecord)
-	defer os.Remove(res.compactPath) // unless swapped in below
+	if res.compactPath != "" {
+		defer os.Remove(res.compactPath) // unless swapped in below
+	}
 	if _, err := n.raft.CreateSnapshot(res.meta.Index, job.conf); err != nil {
 		if !errors.Is(err, raftlog.ErrSnapOutOfDate) {
 			return fmt.Errorf("%w: record snapshot: %w", ErrStopped, err)
@@ -239,6 +327,9 @@ func (n *node) compactLog() error {
 // applied since the copy (they are still in the log: compaction stops at
 // the snapshot index at most). It reports whether it swapped.
 func (n *node) maybeShrinkState(res snapshotResult) (bool, error) {
+	if res.compactPath == "" {
+		return false, nil // state.db was not bloated when the snapshot began
+	}
 	st, err := n.state.Stats()
 	if err != nil {
 		return false, fmt.Errorf("%w: %w", ErrStopped, err)
@@ -319,3 +410,40 @@ func (n *node) failSnapshotWaiters(code, detail string) {
 		n.job.waiters = nil
 	}
 }
+
+// snapshotRetryDelay is how long a node waits before it tries again a
+// snapshot that failed or would not fit on the disk.
+const snapshotRetryDelay = time.Second
+
+// snapshotFits reports whether a snapshot may start now: not within
+// snapshotRetryDelay of one that failed or did not fit, and with room on
+// the disk for its two copies of state.db's live pages (the snapshot file
+// and the compact copy) plus snapshotSlackBytes for the log meanwhile. It
+// may use the guard's reserve (min_free_bytes): that reserve is there so
+// that the compaction that gives the disk back can run (decision 19). A
+// snapshot that cannot fit would only fill the disk under the node's own
+// raft.db writes; as pops shrink the queues it fits again.
+func (n *node) snapshotFits() bool {
+	now := time.Now()
+	if now.Before(n.snapDeferredUntil) {
+		return false
+	}
+	if n.disk == nil {
+		return true
+	}
+	need := 2*n.state.LiveBytes() + snapshotSlackBytes
+	if free := n.disk.free.Load(); free < need {
+		n.snapDeferredUntil = now.Add(snapshotRetryDelay)
+		if !n.snapDeferredLogged {
+			n.snapDeferredLogged = true
+			n.log.Warn().Uint64("free_bytes", free).Uint64("need_bytes", need).Msg("snapshot postponed: not enough disk space for it; pops make it smaller")
+		}
+		return false
+	}
+	n.snapDeferredLogged = false
+	return true
+}
+
+// snapshotSlackBytes is the room a snapshot leaves for the log writes made
+// while it is written.
+const snapshotSlackBytes = 1 * config.MiB

@@ -45,12 +45,17 @@ type Node struct {
 	MaxBatchBytes        uint64 // proposals committed together / bytes per MsgApp
 	MaxInflightMsgs      int    // unacknowledged MsgApp per follower
 	MaxSessions          int    // client sessions kept in the state machine
-	SnapshotEntries      uint64 // take a snapshot after this many entries past the last one
-	TrailingEntries      uint64 // entries kept in the log behind a snapshot for slow followers
-	SnapshotsKept        int    // snapshot files kept on disk
-	SnapshotChunkBytes   int    // bytes per InstallSnapshot chunk
-	LogLevel             string // debug|info|warn|error
-	LogFormat            string // auto|console|json
+	SnapshotEntries      uint64 // take a snapshot no sooner than this many entries past the last one
+	// SnapshotLogPercent: and no sooner than the log since the last snapshot
+	// holds this percentage of the bytes queued at that snapshot (decision 15):
+	// a snapshot copies the state, so its cost is paid for by log bytes in
+	// proportion, whatever the depth.
+	SnapshotLogPercent uint64
+	TrailingEntries    uint64 // entries kept in the log behind a snapshot for slow followers
+	SnapshotsKept      int    // snapshot files kept on disk
+	SnapshotChunkBytes int    // bytes per InstallSnapshot chunk
+	LogLevel           string // debug|info|warn|error
+	LogFormat          string // auto|console|json
 	// Recover starts the node in recovering mode (serve --recover): its data
 	// directory was wiped or lost, so it must not vote or lead until it has
 	// caught up with the cluster. Persisted in raft.db until then.
@@ -121,6 +126,7 @@ func Default() Node {
 		MaxInflightMsgs:      256,
 		MaxSessions:          10000,
 		SnapshotEntries:      10000,
+		SnapshotLogPercent:   100,
 		TrailingEntries:      1000,
 		SnapshotsKept:        2,
 		SnapshotChunkBytes:   1 * MiB,

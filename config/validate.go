@@ -29,6 +29,8 @@ const (
 	MaxSessionsLimit      = 10_000_000
 	MinSnapshotEntries    = 100
 	MaxSnapshotEntries    = 1_000_000_000
+	MinSnapshotLogPercent = 10
+	MaxSnapshotLogPercent = 10_000
 	MaxSnapshotsKept      = 100
 	MinSnapshotChunkBytes = 4 * KiB
 	MaxSnapshotChunkBytes = 64 * MiB
@@ -115,6 +117,9 @@ func (n Node) Validate() error {
 
 	if n.SnapshotEntries < MinSnapshotEntries || n.SnapshotEntries > MaxSnapshotEntries {
 		bad("snapshot_entries", "(%d) must be in %d..%d", n.SnapshotEntries, MinSnapshotEntries, MaxSnapshotEntries)
+	}
+	if n.SnapshotLogPercent < MinSnapshotLogPercent || n.SnapshotLogPercent > MaxSnapshotLogPercent {
+		bad("snapshot_log_percent", "(%d) must be in %d..%d", n.SnapshotLogPercent, MinSnapshotLogPercent, MaxSnapshotLogPercent)
 	}
 	if n.TrailingEntries > n.SnapshotEntries {
 		bad("trailing_entries", "(%d) must be at most snapshot_entries (%d)", n.TrailingEntries, n.SnapshotEntries)

@@ -66,6 +66,8 @@ func TestValidateBounds(t *testing.T) {
 		{"sessions above max", func(n *Node) { n.MaxSessions = 10_000_001 }, "max_sessions", "1..10000000"},
 		{"snapshot entries 99", func(n *Node) { n.SnapshotEntries = 99; n.TrailingEntries = 0 }, "snapshot_entries", "(99) must be in 100.."},
 		{"snapshot entries 100", func(n *Node) { n.SnapshotEntries = 100; n.TrailingEntries = 100 }, "", ""},
+		{"snapshot log percent 9", func(n *Node) { n.SnapshotLogPercent = 9 }, "snapshot_log_percent", "(9) must be in 10..10000"},
+		{"snapshot log percent 10000", func(n *Node) { n.SnapshotLogPercent = 10000 }, "", ""},
 		{"trailing above snapshot", func(n *Node) { n.TrailingEntries = 10001 }, "trailing_entries", "(10001) must be at most snapshot_entries (10000)"},
 		{"kept zero", func(n *Node) { n.SnapshotsKept = 0 }, "snapshots_kept", "1..100"},
 		{"kept above max", func(n *Node) { n.SnapshotsKept = 101 }, "snapshots_kept", "1..100"},

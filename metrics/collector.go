@@ -32,12 +32,17 @@ var (
 	descDataBytes     = desc("data_bytes", "Bytes used by the data directory (raft.db, state.db, snapshots).")
 	descDiskFull      = desc("disk_full", "1 while the disk-space guard is tripped: the leader refuses puts, a follower stops appending.")
 	descReady         = desc("ready", "1 when /readyz answers 200.")
+	descCurveRefused  = desc("curve_connections_refused_total", "Connections refused by CURVE on either port: plaintext, a key not allowed, a handshake that did not decrypt.")
+	descSnapInProg    = desc("snapshot_in_progress", "1 while this node writes a snapshot.")
+	descSnapBytes     = desc("snapshot_written_bytes", "Bytes the snapshot in progress has written so far (0 when none).")
+	descSnapSends     = desc("snapshot_sends", "Snapshot transfers to followers under way.")
+	descAnonRSS       = desc("anon_rss_bytes", "Anonymous resident memory of the broker process (RssAnon; bbolt's mmap is not in it).")
 )
 
 func (c *snapshotCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descTerm, descIsLeader, descCommit, descApplied, descSnapshotIndex,
 		descLeaderChanges, descPeerLag, descTopicMessages, descTopicBytes, descDiskFree, descDiskTotal,
-		descDataBytes, descDiskFull, descReady} {
+		descDataBytes, descDiskFull, descReady, descSnapInProg, descSnapBytes, descSnapSends, descAnonRSS, descCurveRefused} {
 		ch <- d
 	}
 }
@@ -53,6 +58,7 @@ func (c *snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descApplied, float64(s.Applied))
 	gauge(descSnapshotIndex, float64(s.SnapshotIndex))
 	ch <- prometheus.MustNewConstMetric(descLeaderChanges, prometheus.CounterValue, float64(s.LeaderChanges))
+	ch <- prometheus.MustNewConstMetric(descCurveRefused, prometheus.CounterValue, float64(s.CurveConnsRefused))
 	for peer, lag := range s.PeerLag {
 		gauge(descPeerLag, float64(lag), peer)
 	}
@@ -66,6 +72,12 @@ func (c *snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descDiskTotal, float64(s.DiskTotalBytes))
 	gauge(descDataBytes, float64(s.DataBytes))
 	gauge(descDiskFull, boolFloat(s.DiskFull))
+	gauge(descSnapInProg, boolFloat(s.SnapshotInProgress))
+	gauge(descSnapBytes, float64(s.SnapshotBytes))
+	gauge(descSnapSends, float64(s.SnapshotSends))
+	if s.AnonBytes > 0 {
+		gauge(descAnonRSS, float64(s.AnonBytes))
+	}
 	ok, _ := c.src.Ready()
 	gauge(descReady, boolFloat(ok))
 }

@@ -14,7 +14,7 @@ import (
 
 // copyTxBytes bounds one write transaction of a compact copy: bbolt holds a
 // transaction's dirty pages in memory until it commits.
-const copyTxBytes = 64 << 20
+const copyTxBytes = 8 << 20
 
 // ctxCheckKeys is how many keys a copy writes between cancellation checks.
 const ctxCheckKeys = 1024

@@ -208,6 +208,14 @@ func (a *applier) apply(index uint64, c Command) (Applied, error) {
 	return ap, a.putSession(c.ClientID, sess, next)
 }
 
+// queueFillPercent is how full bbolt fills a queue or ready page before
+// splitting it. Their keys almost only grow (puts append at the tail, pops
+// delete at the head; only a nacked or expired message goes back to an
+// older place in the ready bucket), so a split page rarely takes another
+// key: full pages keep state.db near the bytes queued instead of twice that
+// (decision 15).
+const queueFillPercent = 1.0
+
 // execute runs c against the topic store.
 func (a *applier) execute(index uint64, c Command) (Result, error) {
 	if c.Op == OpTick {
@@ -275,6 +283,7 @@ func (a *applier) openTopicKey(key []byte) (*topicState, bool, error) {
 	if ts.queue == nil || ts.ready == nil {
 		return nil, false, corruptError(a.path, fmt.Sprintf("topic %q has no queue or ready bucket", t.name))
 	}
+	ts.queue.FillPercent, ts.ready.FillPercent = queueFillPercent, queueFillPercent
 	return ts, true, nil
 }
 

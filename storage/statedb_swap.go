@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 
 	"go.etcd.io/bbolt"
 )
@@ -65,4 +66,35 @@ func (s *StateDB) Replace(from string) error {
 		return fmt.Errorf("storage: reopen %s after swapping in a new file: %w", s.path, err)
 	}
 	return nil
+}
+
+// QueuedBytes returns the bytes of every message queued (applied, durable
+// or not): the size of the state a snapshot carries, less its keys and
+// pages.
+func (s *StateDB) QueuedBytes() (uint64, error) {
+	depths, err := s.TopicDepths()
+	var sum uint64
+	for _, d := range depths {
+		sum += d.Bytes
+	}
+	return sum, err
+}
+
+// ViewSnapshot runs fn in one read transaction on what state.db has
+// committed, beside Apply. fn gets the applied index that transaction sees
+// and write, which copies the whole file as that transaction sees it
+// (bbolt's Tx.WriteTo: page by page from the file, nothing held in memory)
+// to w. It is how a snapshot is streamed straight into its file.
+func (s *StateDB) ViewSnapshot(fn func(applied uint64, write func(w io.Writer) (int64, error)) error) error {
+	err := s.viewDurable(func(tx *bbolt.Tx) error {
+		applied, err := getCounter(tx, s.path, keyApplied)
+		if err != nil {
+			return err
+		}
+		return fn(applied, tx.WriteTo)
+	})
+	if err != nil && !errors.Is(err, ErrCorrupt) && !errors.Is(err, context.Canceled) {
+		err = fmt.Errorf("storage: snapshot of %s: %w", s.path, err)
+	}
+	return err
 }

@@ -697,12 +697,25 @@ type Status struct {
 	// SnapshotInProgress: this node is writing a snapshot (or its compact
 	// copy of state.db) right now.
 	SnapshotInProgress bool `json:"snapshot_in_progress,omitempty"`
+	// SnapshotBytes is what the snapshot in progress has written so far;
+	// SnapshotSends counts snapshot transfers to followers under way.
+	SnapshotBytes int64 `json:"snapshot_bytes,omitempty"`
+	SnapshotSends int   `json:"snapshot_sends,omitempty"`
+	// HeapBytes is the Go heap in use (live and not yet swept objects);
+	// AnonBytes the process's anonymous resident memory (RssAnon of
+	// /proc/self/status: heap, stacks, runtime; 0 where unknown), beside
+	// which bbolt's memory-mapped files are page cache, not counted.
+	HeapBytes uint64 `json:"heap_bytes"`
+	AnonBytes uint64 `json:"anon_rss_bytes,omitempty"`
 	// PeerFramesRefused counts peer frames dropped as invalid (foreign,
 	// malformed, breaking a rule, from a stranger); PeerConnsRefused and
 	// ClientConnsRefused count connections cut over the limits.
 	PeerFramesRefused  uint64 `json:"peer_frames_refused,omitempty"`
 	PeerConnsRefused   uint64 `json:"peer_connections_refused,omitempty"`
 	ClientConnsRefused uint64 `json:"client_connections_refused,omitempty"`
+	// CurveConnsRefused counts connections refused by CURVE on either port:
+	// plaintext, a key not allowed, a handshake that did not decrypt.
+	CurveConnsRefused uint64 `json:"curve_connections_refused,omitempty"`
 	// Ready is what /readyz answers: the node knows a leader holding a
 	// quorum, has applied what it knows committed and is not recovering.
 	// NotReady says why not.
@@ -725,6 +738,9 @@ type Status struct {
 	MaxDataBytes   uint64 `json:"max_data_bytes,omitempty"`
 	DiskFull       bool   `json:"disk_full,omitempty"`
 	DiskFullReason string `json:"disk_full_reason,omitempty"`
+	// AppendsDropped counts the appends from the leader this node did not
+	// take because its disk guard was tripped (it catches up later).
+	AppendsDropped uint64 `json:"appends_dropped,omitempty"`
 }
 
 // requestJSON is a request on the wire, fields in the order sent: client_id

@@ -32,6 +32,7 @@ func benchCommand(e env) *cli.Command {
 			&cli.PathFlag{Name: "fsync-dir", Value: ".", EnvVars: envVar("fsync-dir"), Usage: "directory whose filesystem's fsync rate is measured"},
 			&cli.IntFlag{Name: "fsync-count", Value: 200, EnvVars: envVar("fsync-count"), Usage: "4 KiB writes + fdatasync in the probe"},
 		),
+		Subcommands: []*cli.Command{benchDeepCommand(e)},
 		Action: func(c *cli.Context) error {
 			cfg, err := benchConfig(c)
 			if err != nil {

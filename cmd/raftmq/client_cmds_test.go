@@ -116,7 +116,7 @@ func TestStatusCommand(t *testing.T) {
 	servers := b.Addr + "," + dead
 	r := runner{t: t}.run("status", "--servers", servers, "--timeout", "500ms")
 	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
-	if r.code != 0 || len(lines) != 3 || !strings.HasPrefix(lines[0], "ID  ADDRESS") ||
+	if r.code != 0 || len(lines) != 3 || !strings.HasPrefix(lines[0], "ID  ADDRESS") || !strings.HasSuffix(lines[0], "HEAP  ANON RSS  SNAPSHOT") ||
 		!strings.Contains(lines[1], "Leader") || !strings.Contains(lines[2], "unreachable") {
 		t.Fatalf("exit %d, stdout:\n%s\nstderr %q", r.code, r.stdout, r.stderr)
 	}
@@ -198,6 +198,23 @@ func TestBenchCommand(t *testing.T) {
 	r = runner{t: t}.run("bench", "--servers", b.Addr, "--clients", "1", "--messages", "5", "--fsync-dir", dir, "--fsync-count", "2")
 	if r.code != 0 || !strings.Contains(r.stdout, "fsyncs/s") || !strings.Contains(r.stderr, "clients=1: 5 puts") {
 		t.Fatalf("text: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+}
+
+func TestStatusSnapshotCell(t *testing.T) {
+	tests := []struct {
+		st   wire.Status
+		want string
+	}{
+		{wire.Status{}, "-"},
+		{wire.Status{SnapshotInProgress: true, SnapshotBytes: 3 << 20}, "writing 3.0 MiB"},
+		{wire.Status{SnapshotInProgress: true, SnapshotSends: 2}, "writing 0 B, sending to 2"},
+		{wire.Status{SnapshotSends: 1}, "sending to 1"},
+	}
+	for _, tt := range tests {
+		if got := snapshotCell(tt.st); got != tt.want {
+			t.Errorf("snapshotCell(%+v) = %q, want %q", tt.st, got, tt.want)
+		}
 	}
 }
 

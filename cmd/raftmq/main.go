@@ -38,11 +38,7 @@ type env struct {
 }
 
 func serveBroker(ctx context.Context, cfg config.Node, log zerolog.Logger) error {
-	b, err := broker.New(cfg, log)
-	if err != nil {
-		return err
-	}
-	return b.Run(ctx)
+	return broker.Serve(ctx, cfg, log)
 }
 
 // run runs the app and turns its error into one line on stderr and an exit

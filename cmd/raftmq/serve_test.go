@@ -29,7 +29,7 @@ func TestServeFlagsToConfig(t *testing.T) {
 			"--election-ticks", "20", "--heartbeat-ticks", "2", "--request-timeout", "3s", "--shutdown-timeout", "7s",
 			"--max-message-bytes", "2048", "--max-topic-bytes", "64", "--max-pending-requests", "50", "--max-client-connections", "77",
 			"--max-batch-bytes", "8192", "--max-inflight-msgs", "16", "--max-sessions", "99",
-			"--snapshot-entries", "500", "--trailing-entries", "100", "--snapshots-kept", "3",
+			"--snapshot-entries", "500", "--snapshot-log-percent", "250", "--trailing-entries", "100", "--snapshots-kept", "3",
 			"--snapshot-chunk-bytes", "8192", "--log-level", "debug", "--log-format", "json",
 		}, func(n *config.Node) {
 			n.DataDir, n.ListenIP, n.TickInterval = "/var/lib/raftmq", "0.0.0.0", 20*time.Millisecond
@@ -38,6 +38,7 @@ func TestServeFlagsToConfig(t *testing.T) {
 			n.MaxClientConnections = 77
 			n.MaxBatchBytes, n.MaxInflightMsgs, n.MaxSessions = 8192, 16, 99
 			n.SnapshotEntries, n.TrailingEntries, n.SnapshotsKept = 500, 100, 3
+			n.SnapshotLogPercent = 250
 			n.SnapshotChunkBytes, n.LogLevel, n.LogFormat = 8192, "debug", "json"
 		}},
 		{"env vars", map[string]string{"RAFTMQ_ELECTION_TICKS": "30", "RAFTMQ_DATA_DIR": "/env", "RAFTMQ_LOG_LEVEL": "warn", "RAFTMQ_MAX_BATCH_BYTES": "8388608", "RAFTMQ_MAX_CLIENT_CONNECTIONS": "12"}, nil,

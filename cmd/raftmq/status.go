@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
@@ -63,10 +64,10 @@ func statusCommand(e env) *cli.Command {
 
 func writeStatusTable(e env, nodes []client.NodeStatus) error {
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tADDRESS\tROLE\tTERM\tLEADER\tCOMMIT\tAPPLIED\tLAST INDEX\tDATA\tDISK FREE")
+	fmt.Fprintln(tw, "ID\tADDRESS\tROLE\tTERM\tLEADER\tCOMMIT\tAPPLIED\tLAST INDEX\tDATA\tDISK FREE\tHEAP\tANON RSS\tSNAPSHOT")
 	for _, n := range nodes {
 		if n.Err != nil {
-			fmt.Fprintf(tw, "-\t%s\tunreachable\t-\t-\t-\t-\t-\t-\t-\t(%v)\n", n.Server, oneLine(n.Err.Error()))
+			fmt.Fprintf(tw, "-\t%s\tunreachable\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t(%v)\n", n.Server, oneLine(n.Err.Error()))
 			continue
 		}
 		s := n.Status
@@ -78,10 +79,33 @@ func writeStatusTable(e env, nodes []client.NodeStatus) error {
 		if s.DiskFull {
 			free += " FULL (" + s.DiskFullReason + ")"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%d\t%d\t%d\t%s\t%s\n", s.ID, n.Server, s.Role, s.Term, leader, s.Commit, s.Applied, s.LastIndex,
-			humanBytes(s.DataBytes), free)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n", s.ID, n.Server, s.Role, s.Term, leader, s.Commit, s.Applied, s.LastIndex,
+			humanBytes(s.DataBytes), free, knownBytes(s.HeapBytes), knownBytes(s.AnonBytes), snapshotCell(s))
 	}
 	return tw.Flush()
+}
+
+// knownBytes is humanBytes, or "-" for 0 (unknown).
+func knownBytes(b uint64) string {
+	if b == 0 {
+		return "-"
+	}
+	return humanBytes(b)
+}
+
+// snapshotCell says what the node's snapshot machinery is doing.
+func snapshotCell(s wire.Status) string {
+	var out []string
+	if s.SnapshotInProgress {
+		out = append(out, "writing "+humanBytes(uint64(max(s.SnapshotBytes, 0))))
+	}
+	if s.SnapshotSends > 0 {
+		out = append(out, fmt.Sprintf("sending to %d", s.SnapshotSends))
+	}
+	if len(out) == 0 {
+		return "-"
+	}
+	return strings.Join(out, ", ")
 }
 
 // humanBytes formats a byte count with a binary unit: 512 B, 3.0 MiB.

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# deep-compare.sh: the deep-queue benchmark (`raftmq bench deep`) against a
+# 3-node cluster of raftmq built from this checkout and, in the same run, of
+# the hraftq baseline (../shared/peers/build.sh; it takes the same serve
+# flags). For each: restart time of an empty cluster, the deep run (put and
+# pop rates and each node's RSS and anonymous RSS every step), each node's
+# data directory size at full depth, and the restart time at depth.
+#
+#   cd <raftmq checkout> && bash scripts/deep-compare.sh
+#
+# Env: MESSAGES (default 1000000), STEP (50000), CLIENTS (64), KINDS
+# ("raftmq hraftq"), PEERS_BIN (where build.sh put hraftq), KEEP=1 keeps
+# the temp dirs. Prints one JSON line per kind, then a summary.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+peers=${PEERS:-$here/../../shared/peers}
+MESSAGES=${MESSAGES:-1000000}
+STEP=${STEP:-50000}
+CLIENTS=${CLIENTS:-64}
+bin=${PEERS_BIN:-$("$peers/build.sh")}
+work=$(mktemp -d -t deep-compare.XXXXXX)
+raftmq=$work/bin/raftmq
+(cd "$here/.." && go build -o "$raftmq" ./cmd/raftmq)
+pids=()
+stop_nodes() {
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do
+    for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$p" 2>/dev/null || true
+    wait "$p" 2>/dev/null || true
+  done
+  pids=()
+}
+cleanup() {
+  stop_nodes
+  if [ "${KEEP:-0}" = 1 ]; then echo "kept $work" >&2; else rm -rf "$work"; fi
+}
+trap cleanup EXIT INT TERM
+
+start_nodes() { # BIN DIR
+  for i in 0 1 2; do
+    "$1" serve --config "$2/config.json" --id "$i" --data-dir "$2/n$i" >>"$2/n$i.log" 2>&1 &
+    pids+=($!)
+  done
+}
+# ready DIR TOPIC: seconds until the cluster answers a put to TOPIC (the
+# restart time: open files, elect, re-apply, serve).
+ready() {
+  local t0 t1
+  t0=$(date +%s.%N)
+  until echo ready | "$raftmq" produce --config "$1/config.json" --timeout 2s -t "$2" >/dev/null 2>&1; do sleep 0.05; done
+  t1=$(date +%s.%N)
+  python3 -c "print(round($t1-$t0, 2))"
+}
+
+for kind in ${KINDS:-raftmq hraftq}; do
+  b=$raftmq; [ "$kind" = hraftq ] && b=$bin/hraftq
+  d=$work/$kind; mkdir -p "$d/n0" "$d/n1" "$d/n2"
+  mapfile -t ports < <("$bin/loadgen" --free-ports 6)
+  cat >"$d/config.json" <<JSON
+{"addresses":[
+ {"ip":"127.0.0.1","port":${ports[0]},"internal_port":${ports[1]}},
+ {"ip":"127.0.0.1","port":${ports[2]},"internal_port":${ports[3]}},
+ {"ip":"127.0.0.1","port":${ports[4]},"internal_port":${ports[5]}}
+]}
+JSON
+  start_nodes "$b" "$d"
+  until "$raftmq" topic list --config "$d/config.json" --timeout 2s >/dev/null 2>&1; do sleep 0.1; done
+  "$raftmq" topic create --config "$d/config.json" probe >/dev/null || true
+  stop_nodes; start_nodes "$b" "$d"
+  restart_empty=$(ready "$d" probe)
+  "$raftmq" bench deep --config "$d/config.json" --json --clients "$CLIENTS" --messages "$MESSAGES" --step "$STEP" \
+    --topic deep --pids "$(IFS=,; echo "${pids[*]}")" >"$d/bench.json"
+  du_bytes=$(for i in 0 1 2; do du -sb "$d/n$i" | cut -f1; done | paste -sd,)
+  stop_nodes; start_nodes "$b" "$d"
+  restart_deep=$(ready "$d" probe)
+  stop_nodes
+  python3 - "$kind" "$d/bench.json" "$du_bytes" "$restart_empty" "$restart_deep" <<'PY'
+import json, sys
+kind, path, du, r0, r1 = sys.argv[1:]
+rep = json.load(open(path))
+rep.update(kind=kind, data_dir_bytes=[int(x) for x in du.split(",")], restart_empty_s=float(r0), restart_deep_s=float(r1))
+print(json.dumps(rep))
+PY
+done | tee "$work/out.jsonl"
+python3 - "$work/out.jsonl" <<'PY'
+import json, sys
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    puts = [s for s in r["steps"] if s["phase"] == "put"]
+    pops = [s for s in r["steps"] if s["phase"] == "pop"]
+    anon = [p["anon_bytes"] >> 20 for p in r["steps"][-1].get("procs", [])]
+    q = r["queued_bytes"]
+    print(f'{r["kind"]}: depth {puts[-1]["depth_after"]}: put {puts[0]["per_sec"]:.0f}/s empty -> {puts[-1]["per_sec"]:.0f}/s deep '
+          f'(x{r["put_ratio"]:.2f}); pop {pops[0]["per_sec"]:.0f}/s -> {pops[-1]["per_sec"]:.0f}/s (x{r["pop_ratio"]:.2f}); '
+          f'anon MB per node {anon}, max {r["max_anon_bytes"] >> 20}; data dir / queued bytes '
+          f'{[round(b / q, 2) for b in r["data_dir_bytes"]]}; restart {r["restart_empty_s"]} s empty, {r["restart_deep_s"]} s deep')
+PY
