@@ -3,6 +3,7 @@ package broker
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -175,5 +176,41 @@ func TestMembershipRemoveLeader(t *testing.T) {
 	}
 	if got := clients[newLead].do(`{"type":"message","method":"GET","topic":"q"}`); got["message"] != "kept" {
 		t.Fatalf("pop on the new leader: %v", got)
+	}
+}
+
+// TestMembershipLearnerCatchesUpBySnapshot: a learner added after the log
+// was compacted gets a snapshot, then the rest of the log, and is promoted.
+func TestMembershipLearnerCatchesUpBySnapshot(t *testing.T) {
+	cfgs, extra := memberCluster(t)
+	edit := func(c *config.Node) {
+		c.SnapshotEntries, c.TrailingEntries, c.SnapshotChunkBytes = 300, 300, 64<<10
+	}
+	nodes := map[int]*running{}
+	clients := map[int]*rawClient{}
+	for i := range cfgs {
+		edit(&cfgs[i])
+		nodes[i] = startBroker(t, cfgs[i])
+		clients[i] = dialRaw(t, cfgs[i].Self().ClientAddr())
+	}
+	edit(&extra)
+	lead := leaderOf(t, clients)
+	c := clients[lead]
+	c.do(`{"type":"topic","method":"PUT","topic":"q"}`)
+	pad := strings.Repeat("x", 2000)
+	for i := range 1500 {
+		if got := c.do(fmt.Sprintf(`{"type":"message","method":"PUT","topic":"q","message":"m%d%s"}`, i, pad)); got["success"] != true {
+			t.Fatalf("put: %v", got)
+		}
+	}
+	testwait.For(t, 10*time.Second, "the leader to compact", func() bool { return c.status().FirstIndex > 50 })
+	nodes[3] = startBroker(t, extra)
+	a := extra.Self()
+	if got := c.do(fmt.Sprintf(`{"type":"member","method":"PUT","id":3,"role":"learner","ip":%q,"port":%d,"internal_port":%d}`, a.IP, a.Port, a.InternalPort)); got["success"] != true {
+		t.Fatalf("add learner: %v", got)
+	}
+	testwait.For(t, 15*time.Second, "learner 3 caught up", func() bool { return members(t, c)[3] == "learner lag=0" })
+	if nodes[3].b.stats.snapshotsInstalled.Load() == 0 {
+		t.Fatal("the learner caught up without a snapshot")
 	}
 }

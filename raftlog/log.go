@@ -301,7 +301,9 @@ func (l *raftLog) slice(lo, hi, maxBytes uint64) ([]Entry, error) {
 			panic(fmt.Sprintf("raftlog: storage entries[%d,%d): %v", lo, min(hi, l.unstable.offset), err))
 		}
 		if uint64(len(stored)) < min(hi, l.unstable.offset)-lo {
-			return stored, nil // the byte limit cut it short
+			// The byte limit cut it short. Storage counts Data only: weigh
+			// each entry's overhead too, as for the unstable part.
+			return limitSize(stored, maxBytes, EntryOverheadBytes), nil
 		}
 		ents = stored
 	}

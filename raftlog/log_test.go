@@ -219,3 +219,31 @@ func TestLogTermSearch(t *testing.T) {
 		}
 	}
 }
+
+// TestSliceFromStorageCountsOverhead: a slice that Storage cut short by its
+// byte limit (Storage counts Data only) still weighs each entry's
+// EntryOverheadBytes, so a MsgApp of many small stored entries stays
+// within MaxSizePerMsg and the peer's frame limit (a learner catching up on
+// 25k stored entries was cut off at every 4 MiB batch).
+func TestSliceFromStorageCountsOverhead(t *testing.T) {
+	st := NewMemoryStorage()
+	var ents []Entry
+	for i := uint64(1); i <= 1000; i++ {
+		ents = append(ents, Entry{Index: i, Term: 1, Type: EntryNormal, Data: make([]byte, 10)})
+	}
+	if err := st.Append(ents); err != nil {
+		t.Fatal(err)
+	}
+	l, err := newLog(st, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const limit = 4200 // 100 entries by Data alone, 100 by Data+overhead at 42 bytes each
+	got, err := l.slice(1, 1001, limit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if size := messageSize(got); size > limit {
+		t.Fatalf("slice of %d entries weighs %d bytes with overhead, limit %d", len(got), size, limit)
+	}
+}
