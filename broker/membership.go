@@ -173,6 +173,11 @@ func (n *node) applyChanges(ents []raftlog.Entry) error {
 		if cc.Type == raftlog.ConfRemove {
 			delete(n.addrs, cc.ID)
 			n.addressesChanged()
+			if cc.ID != n.self {
+				// Tell it now: a learner, or a node that is not campaigning,
+				// might otherwise never send again and never learn it.
+				n.trans.SendFrame(cc.ID, appendEnvelope(nil, n.clusterID, n.self, frameRemoved))
+			}
 			if cc.ID == n.self {
 				n.log.Error().Uint64("index", e.Index).Msg("this node was removed from the cluster; it stops. " +
 					"Its data directory may not be used again: to bring this machine back, wipe the data directory and add it with a new id")

@@ -213,4 +213,11 @@ func TestMembershipLearnerCatchesUpBySnapshot(t *testing.T) {
 	if nodes[3].b.stats.snapshotsInstalled.Load() == 0 {
 		t.Fatal("the learner caught up without a snapshot")
 	}
+	// A removed learner never campaigns: the members tell it at once.
+	if got := c.do(`{"type":"member","method":"DELETE","id":3}`); got["success"] != true {
+		t.Fatalf("remove the learner: %v", got)
+	}
+	if err := nodes[3].stopWith(t, 10*time.Second); !errors.Is(err, ErrRemoved) {
+		t.Fatalf("removed learner stopped with %v, want ErrRemoved", err)
+	}
 }
