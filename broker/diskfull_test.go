@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/raftmq/raftmq/internal/loopfs"
+	"github.com/raftmq/raftmq/internal/metricstest"
 	"github.com/raftmq/raftmq/internal/testwait"
 	"github.com/raftmq/raftmq/storage"
 )
@@ -139,6 +140,7 @@ func TestDiskFullFollower(t *testing.T) {
 	runs[full].stop(t)
 	cfgs[full].DataDir = mnt + "/node"
 	cfgs[full].Recover = true
+	cfgs[full].MetricsListen = "127.0.0.1:0"
 	runs[full] = startBroker(t, cfgs[full])
 
 	d := &diskClient{c: clients[lead0]}
@@ -164,6 +166,9 @@ func TestDiskFullFollower(t *testing.T) {
 	if st.LastIndex != stuck || !st.DiskFull || st.AppendsDropped == 0 {
 		t.Fatalf("full follower: last index %d (was %d), disk_full %v, appends dropped %d; want it to append nothing",
 			st.LastIndex, stuck, st.DiskFull, st.AppendsDropped)
+	}
+	if v, _ := metricstest.Scrape(t, runs[full].b.MetricsAddr()).Value("raftmq_disk_full"); v != 1 {
+		t.Errorf("full follower's raftmq_disk_full = %v, want 1", v)
 	}
 	if clients[lead0].status().Role != "Leader" {
 		t.Fatalf("the leader changed while a follower was full: %+v", clients[lead0].status())
