@@ -141,7 +141,12 @@ func (l *connLimiter) run() {
 						Msg("connection refused: too many connections")
 				}
 			case zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL:
-				failed = "connection closed during the CURVE handshake"
+				// The connection closed mid-handshake. A plaintext peer
+				// often ends this way: it sees the mechanism mismatch and
+				// hangs up before this side does. So does a client that
+				// gave up waiting while a broker restarted; the reason
+				// says both.
+				failed = reasonClosedInHandshake
 			case zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
 				failed = handshakeFailure(fd) // fd is the protocol error code here
 			case zmq.EVENT_HANDSHAKE_FAILED_AUTH:
@@ -159,6 +164,10 @@ func (l *connLimiter) run() {
 		}
 	}
 }
+
+// reasonClosedInHandshake is the refusal reason of a connection that
+// closed during the CURVE handshake.
+const reasonClosedInHandshake = "connection closed during the CURVE handshake: a plaintext peer, or one that gave up"
 
 // handshakeFailure names a ZMQ_PROTOCOL_ERROR_* code for the log.
 func handshakeFailure(code int) string {

@@ -64,8 +64,8 @@ func newCurveKeys(cfg config.Node) (*curveKeys, error) {
 	}
 	k := &curveKeys{secret: cfg.CurveSecret, public: pub, peers: map[uint64]string{}}
 	for i, a := range cfg.Cluster.Addresses {
-		if i != cfg.ID {
-			k.peers[raftID(i)] = a.CurvePublic
+		if id := cfg.Cluster.NodeID(i); id != cfg.ID {
+			k.peers[raftID(id)] = a.CurvePublic
 		}
 	}
 	return k, nil
@@ -243,15 +243,19 @@ type refusalLog struct {
 	log   zerolog.Logger
 	every time.Duration
 	now   func() time.Time
-	total atomic.Uint64
+	total *atomic.Uint64 // refusals counted; shared with the node's stats
 
 	mu         sync.Mutex
 	lastLogged map[string]time.Time // guarded by mu
 	unlogged   map[string]uint64    // refusals since the address's last line; guarded by mu
 }
 
-func newRefusalLog(log zerolog.Logger) *refusalLog {
-	return &refusalLog{log: log, every: curveRefusalEvery, now: time.Now,
+// newRefusalLog counts in total (a fresh counter when nil).
+func newRefusalLog(total *atomic.Uint64, log zerolog.Logger) *refusalLog {
+	if total == nil {
+		total = new(atomic.Uint64)
+	}
+	return &refusalLog{log: log, every: curveRefusalEvery, now: time.Now, total: total,
 		lastLogged: map[string]time.Time{}, unlogged: map[string]uint64{}}
 }
 

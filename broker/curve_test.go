@@ -118,6 +118,9 @@ func TestCurveClientPort(t *testing.T) {
 			testwait.For(t, 5*time.Second, "the refusal counted", func() bool { return r.b.curveLog.total.Load() > before })
 		})
 	}
+	if st, err := good.Status(ctx, addr); err != nil || st.CurveConnsRefused < uint64(len(refused)) {
+		t.Fatalf("status: curve_connections_refused %d (%v), want at least %d", st.CurveConnsRefused, err, len(refused))
+	}
 	// Nothing a refused client sent arrived.
 	if m, ok, err := good.Pop(ctx, "q"); err != nil || ok {
 		t.Fatalf("pop after the refused clients: %q, %v, %v; want the queue empty", m, ok, err)
@@ -298,7 +301,7 @@ func TestDecide(t *testing.T) {
 // next line says how many were not logged; other addresses log at once.
 func TestRefusalLogOncePerInterval(t *testing.T) {
 	var out bytes.Buffer
-	r := newRefusalLog(zerolog.New(&out))
+	r := newRefusalLog(nil, zerolog.New(&out))
 	now := time.Unix(1000, 0)
 	r.now = func() time.Time { return now }
 	steps := []struct {

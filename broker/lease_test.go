@@ -183,3 +183,28 @@ func TestWaitersAnsweredNotLeader(t *testing.T) {
 		t.Fatal("the waiter was not answered after the leader stepped down")
 	}
 }
+
+// TestWaitersCountAgainstMaxPending: a parked long poll holds its place in
+// max_pending_requests until it is answered (here: its wait ends).
+func TestWaitersCountAgainstMaxPending(t *testing.T) {
+	cfg := testCluster(t, 1)[0]
+	cfg.MaxPendingRequests = 2
+	startBroker(t, cfg)
+	c := dialRaw(t, cfg.Self().ClientAddr())
+	testwait.For(t, 2*time.Second, "single node to become leader", func() bool { return c.status().Role == "Leader" })
+	expectJSON(t, c, `{"type":"topic","method":"PUT","topic":"q"}`, `{"success":true}`)
+	answers := make(chan map[string]any, 2)
+	for i := 0; i < 2; i++ {
+		w := dialRaw(t, cfg.Self().ClientAddr())
+		go func() { answers <- w.do(`{"type":"message","method":"GET","topic":"q","wait_ms":1500}`) }()
+	}
+	testwait.For(t, 5*time.Second, "two waiters to park", func() bool { return c.status().Waiting == 2 })
+	expectError(t, c, `{"type":"message","method":"PUT","topic":"q","message":"m","client_id":"p","seq":1}`, "overloaded")
+	for i := 0; i < 2; i++ {
+		if a := <-answers; !reflect.DeepEqual(a, map[string]any{"success": false}) {
+			t.Fatalf("waiter answered %v, want the end of its wait", a)
+		}
+	}
+	// Answered, they freed their places.
+	expectJSON(t, c, `{"type":"message","method":"PUT","topic":"q","message":"m","client_id":"p","seq":2}`, `{"success":true}`)
+}

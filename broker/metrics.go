@@ -34,7 +34,8 @@ func (s metricsSource) Snapshot() metrics.Snapshot {
 		DiskFreeBytes: st.DiskFreeBytes, DiskTotalBytes: st.DiskTotalBytes, DataBytes: st.DataBytes,
 		DiskFull:           st.DiskFull,
 		SnapshotInProgress: st.SnapshotInProgress, SnapshotBytes: st.SnapshotBytes, SnapshotSends: st.SnapshotSends,
-		AnonBytes: st.AnonBytes,
+		AnonBytes:         st.AnonBytes,
+		CurveConnsRefused: st.CurveConnsRefused,
 	}
 	depths, err := s.b.state.TopicStats()
 	if err != nil {

@@ -25,6 +25,14 @@ import (
 // acknowledged match, and a node started recovering neither votes nor
 // campaigns until caught up (docs/decisions.md, 8).
 func (n *node) step(m raftlog.Message) {
+	if m.Type == raftlog.MsgApp && n.disk.Full() {
+		// Out of space: append nothing, answer nothing (decision 19). The
+		// leader sees no progress from this node, the cluster goes on with
+		// the others, and once space is back the next append (or the one a
+		// heartbeat answer prompts) finds the gap and this node catches up.
+		n.stats.appendsDropped.Add(1)
+		return
+	}
 	if err := n.core.Step(m); err != nil {
 		n.log.Debug().Err(err).Stringer("type", m.Type).Int("from", nodeIndex(m.From)).Msg("step")
 	}

@@ -21,6 +21,9 @@ type snapReceiver struct {
 	dataDir   string
 	log       zerolog.Logger
 	installCh chan<- pendingInstall
+	// diskFull reports the disk guard tripped: a chunk is then refused
+	// (ackFailed) rather than written; the leader tries again later.
+	diskFull func() bool
 
 	recv *snapshot.Receiver
 	done snapshot.Meta // the last snapshot handed to the node loop
@@ -53,6 +56,14 @@ func (r *snapReceiver) handle(c snapChunk, stop <-chan struct{}) bool {
 	}
 	if r.done.Same(c.meta) && c.offset > 0 {
 		send(ackDone, c.meta.Size) // a late or repeated chunk of a finished transfer
+		return true
+	}
+	if r.diskFull != nil && r.diskFull() {
+		if r.recv != nil {
+			r.recv.Abort()
+			r.recv = nil
+		}
+		send(ackFailed, 0)
 		return true
 	}
 	if r.done.Same(c.meta) {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/raftmq/raftmq/broker/wire"
+	"github.com/raftmq/raftmq/config"
 	"github.com/raftmq/raftmq/raftlog"
 	"github.com/raftmq/raftmq/snapshot"
 	"github.com/raftmq/raftmq/storage"
@@ -35,6 +36,9 @@ type snapshotJob struct {
 	done    chan snapshotResult // receives exactly once
 	waiters []replyTo           // admin requests answered when it finishes
 	started time.Time
+	// conf is the membership as of the applied index when the job began;
+	// a membership change applied meanwhile cancels the job.
+	conf    raftlog.ConfState
 	written *atomic.Int64 // body bytes written so far, for status
 }
 
@@ -121,6 +125,9 @@ func (n *node) maybeSnapshot() error {
 		n.snapWaiting = nil
 		return nil
 	}
+	if !n.snapshotFits() {
+		return nil
+	}
 	// The copy holds what state.db has committed: commit every applied
 	// entry first, so the snapshot is at the applied index.
 	if err := n.state.Commit(); err != nil {
@@ -139,7 +146,14 @@ func (n *node) maybeSnapshot() error {
 	n.job = job
 	n.stats.snapshotsStarted.Add(1)
 	n.snapshotBaseline()
-	in := snapshotInputs{state: n.state, raft: n.raft, store: n.store, voters: n.peers, written: job.written}
+	// raft.db's membership is the one as of the applied index (applyChanges
+	// records each change as it applies), which is the snapshot's.
+	_, conf, err := n.raft.InitialState()
+	if err != nil {
+		return fmt.Errorf("%w: read membership: %w", ErrStopped, err)
+	}
+	job.conf = conf
+	in := snapshotInputs{state: n.state, raft: n.raft, store: n.store, voters: conf.Voters, written: job.written}
 	if st.Bloated(n.rebuildMinFreeBytes) {
 		// Mostly free pages: copy compactly, and swap the copy in after.
 		in.compactTmp = filepath.Join(n.dataDir, compactStateFile)
@@ -244,6 +258,7 @@ func (n *node) snapshotDone(res snapshotResult) error {
 	n.job = nil
 	if res.err != nil {
 		n.log.Warn().Err(res.err).Msg("snapshot failed")
+		n.snapDeferredUntil = time.Now().Add(snapshotRetryDelay)
 		for _, route := range job.waiters {
 			n.reply.send(route, wire.ErrorResponse(wire.ErrInternal, "the snapshot failed: "+res.err.Error()))
 		}
@@ -253,7 +268,7 @@ func (n *node) snapshotDone(res snapshotResult) error {
 	if res.compactPath != "" {
 		defer os.Remove(res.compactPath) // unless swapped in below
 	}
-	if _, err := n.raft.CreateSnapshot(res.meta.Index, raftlog.ConfState{Voters: res.meta.Voters}); err != nil {
+	if _, err := n.raft.CreateSnapshot(res.meta.Index, job.conf); err != nil {
 		if !errors.Is(err, raftlog.ErrSnapOutOfDate) {
 			return fmt.Errorf("%w: record snapshot: %w", ErrStopped, err)
 		}
@@ -395,3 +410,40 @@ func (n *node) failSnapshotWaiters(code, detail string) {
 		n.job.waiters = nil
 	}
 }
+
+// snapshotRetryDelay is how long a node waits before it tries again a
+// snapshot that failed or would not fit on the disk.
+const snapshotRetryDelay = time.Second
+
+// snapshotFits reports whether a snapshot may start now: not within
+// snapshotRetryDelay of one that failed or did not fit, and with room on
+// the disk for its two copies of state.db's live pages (the snapshot file
+// and the compact copy) plus snapshotSlackBytes for the log meanwhile. It
+// may use the guard's reserve (min_free_bytes): that reserve is there so
+// that the compaction that gives the disk back can run (decision 19). A
+// snapshot that cannot fit would only fill the disk under the node's own
+// raft.db writes; as pops shrink the queues it fits again.
+func (n *node) snapshotFits() bool {
+	now := time.Now()
+	if now.Before(n.snapDeferredUntil) {
+		return false
+	}
+	if n.disk == nil {
+		return true
+	}
+	need := 2*n.state.LiveBytes() + snapshotSlackBytes
+	if free := n.disk.free.Load(); free < need {
+		n.snapDeferredUntil = now.Add(snapshotRetryDelay)
+		if !n.snapDeferredLogged {
+			n.snapDeferredLogged = true
+			n.log.Warn().Uint64("free_bytes", free).Uint64("need_bytes", need).Msg("snapshot postponed: not enough disk space for it; pops make it smaller")
+		}
+		return false
+	}
+	n.snapDeferredLogged = false
+	return true
+}
+
+// snapshotSlackBytes is the room a snapshot leaves for the log writes made
+// while it is written.
+const snapshotSlackBytes = 1 * config.MiB

@@ -25,8 +25,10 @@ type stats struct {
 	peerFramesRefused  atomic.Uint64 // peer frames dropped as invalid
 	peerConnsRefused   atomic.Uint64 // peer-port connections cut: over the limit
 	clientConnsRefused atomic.Uint64 // client-port connections cut: over the limit
+	curveConnsRefused  atomic.Uint64 // connections refused by CURVE, both ports
 
-	leaderChanges atomic.Uint64 // times a Ready's SoftState named a new leader (or none)
+	leaderChanges  atomic.Uint64 // times a Ready's SoftState named a new leader (or none)
+	appendsDropped atomic.Uint64 // MsgApps not stepped: the disk guard is tripped
 }
 
 // statusChanged reports whether what status shows of roles and snapshots
@@ -76,10 +78,12 @@ func (n *node) publishStatus() {
 		PeerFramesRefused:  n.stats.peerFramesRefused.Load(),
 		PeerConnsRefused:   n.stats.peerConnsRefused.Load(),
 		ClientConnsRefused: n.stats.clientConnsRefused.Load(),
+		CurveConnsRefused:  n.stats.curveConnsRefused.Load(),
 		StateCommits:       n.state.Commits(),
 		DurableApplied:     n.state.DurableAppliedIndex(),
 		CPUMicros:          processCPUMicros(),
 		LeaderChanges:      n.stats.leaderChanges.Load(),
+		AppendsDropped:     n.stats.appendsDropped.Load(),
 	}
 	if n.job != nil {
 		ws.SnapshotBytes = n.job.written.Load()

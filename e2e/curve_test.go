@@ -74,9 +74,14 @@ func BenchmarkCurveCost(b *testing.B) {
 		}
 		clusters[name] = c
 	}
-	rates := map[string][]float64{}
-	const rounds = 3
+	// Per round: puts/s and the brokers' CPU µs per put of each cluster.
+	// The machine's load changes between rounds, so the cost is the
+	// median of per-round ratios (curve over plain, run back to back).
+	var rates, cpus map[string][]float64 = map[string][]float64{}, map[string][]float64{}
+	var rateRatios, cpuRatios []float64
+	const rounds = 5
 	for round := 0; round < rounds; round++ {
+		got := map[string]bench.Result{}
 		for _, name := range []string{"plain", "curve"} {
 			c := clusters[name]
 			cfg := bench.Config{
@@ -94,19 +99,33 @@ func BenchmarkCurveCost(b *testing.B) {
 			if err != nil {
 				b.Fatalf("%s: %v", name, err)
 			}
-			rates[name] = append(rates[name], rep.Results[0].PutsPerSec)
+			r := rep.Results[0]
+			if r.Errors > 0 {
+				b.Fatalf("%s: %d puts failed: %s", name, r.Errors, r.FirstError)
+			}
+			got[name] = r
+			rates[name] = append(rates[name], r.PutsPerSec)
+			cpus[name] = append(cpus[name], r.CPUPerPut)
+		}
+		rateRatios = append(rateRatios, got["curve"].PutsPerSec/got["plain"].PutsPerSec)
+		if got["curve"].CPUKnown && got["plain"].CPUKnown {
+			cpuRatios = append(cpuRatios, got["curve"].CPUPerPut/got["plain"].CPUPerPut)
 		}
 	}
 	median := func(v []float64) float64 {
+		if len(v) == 0 {
+			return 0
+		}
 		s := append([]float64(nil), v...)
 		sort.Float64s(s)
 		return s[len(s)/2]
 	}
-	plain, curve := median(rates["plain"]), median(rates["curve"])
-	b.ReportMetric(plain, "plain-puts/s")
-	b.ReportMetric(curve, "curve-puts/s")
-	b.ReportMetric(curve/plain, "curve/plain")
+	b.ReportMetric(median(rates["plain"]), "plain-puts/s")
+	b.ReportMetric(median(rates["curve"]), "curve-puts/s")
+	b.ReportMetric(median(rateRatios), "curve/plain-puts")
+	b.ReportMetric(median(cpuRatios), "curve/plain-cpu/put")
 	if os.Getenv("RAFTMQ_BENCH_REPORT") != "" {
-		fmt.Printf("puts/s per round: plain %v, curve %v\n", rates["plain"], rates["curve"])
+		fmt.Printf("puts/s per round: plain %.0f, curve %.0f; CPU µs/put: plain %.0f, curve %.0f\n",
+			rates["plain"], rates["curve"], cpus["plain"], cpus["curve"])
 	}
 }

@@ -32,6 +32,7 @@ var (
 	descDataBytes     = desc("data_bytes", "Bytes used by the data directory (raft.db, state.db, snapshots).")
 	descDiskFull      = desc("disk_full", "1 while the disk-space guard is tripped: the leader refuses puts, a follower stops appending.")
 	descReady         = desc("ready", "1 when /readyz answers 200.")
+	descCurveRefused  = desc("curve_connections_refused_total", "Connections refused by CURVE on either port: plaintext, a key not allowed, a handshake that did not decrypt.")
 	descSnapInProg    = desc("snapshot_in_progress", "1 while this node writes a snapshot.")
 	descSnapBytes     = desc("snapshot_written_bytes", "Bytes the snapshot in progress has written so far (0 when none).")
 	descSnapSends     = desc("snapshot_sends", "Snapshot transfers to followers under way.")
@@ -41,7 +42,7 @@ var (
 func (c *snapshotCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descTerm, descIsLeader, descCommit, descApplied, descSnapshotIndex,
 		descLeaderChanges, descPeerLag, descTopicMessages, descTopicBytes, descDiskFree, descDiskTotal,
-		descDataBytes, descDiskFull, descReady, descSnapInProg, descSnapBytes, descSnapSends, descAnonRSS} {
+		descDataBytes, descDiskFull, descReady, descSnapInProg, descSnapBytes, descSnapSends, descAnonRSS, descCurveRefused} {
 		ch <- d
 	}
 }
@@ -57,6 +58,7 @@ func (c *snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descApplied, float64(s.Applied))
 	gauge(descSnapshotIndex, float64(s.SnapshotIndex))
 	ch <- prometheus.MustNewConstMetric(descLeaderChanges, prometheus.CounterValue, float64(s.LeaderChanges))
+	ch <- prometheus.MustNewConstMetric(descCurveRefused, prometheus.CounterValue, float64(s.CurveConnsRefused))
 	for peer, lag := range s.PeerLag {
 		gauge(descPeerLag, float64(lag), peer)
 	}

@@ -55,6 +55,8 @@ type Snapshot struct {
 	DiskFreeBytes, DiskTotalBytes, DataBytes uint64
 	// DiskFull: the disk-space guard is tripped on this node.
 	DiskFull bool
+	// CurveConnsRefused counts connections CURVE refused, both ports.
+	CurveConnsRefused uint64
 	// Snapshot work (decision 15): a snapshot being written and its bytes
 	// so far; transfers to followers under way.
 	SnapshotInProgress bool

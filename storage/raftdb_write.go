@@ -98,7 +98,7 @@ func (r *RaftDB) ApplySnapshot(meta raftlog.SnapshotMeta) error {
 		return fmt.Errorf("storage: apply snapshot at %d to %s, have %d: %w", meta.Index, r.path, have, raftlog.ErrSnapOutOfDate)
 	}
 	conf := r.conf
-	if len(meta.Conf.Voters) > 0 {
+	if !meta.Conf.IsEmpty() {
 		conf = meta.Conf
 	}
 	err := r.updateLocked("apply snapshot", func(tx *bbolt.Tx) error {

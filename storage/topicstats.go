@@ -38,3 +38,18 @@ func (s *StateDB) TopicStats() ([]TopicStats, error) {
 	})
 	return out, err
 }
+
+// LiveBytes estimates the bytes state.db's live pages take: its size less
+// its free pages, as of the last commit. A snapshot copies about this
+// much.
+func (s *StateDB) LiveBytes() uint64 {
+	s.mu.Lock()
+	db := s.db
+	s.mu.Unlock()
+	var size int64
+	if err := db.View(func(tx *bbolt.Tx) error { size = tx.Size(); return nil }); err != nil {
+		return 0
+	}
+	free := int64(db.Stats().FreeAlloc)
+	return uint64(max(size-free, 0))
+}

@@ -38,11 +38,7 @@ type env struct {
 }
 
 func serveBroker(ctx context.Context, cfg config.Node, log zerolog.Logger) error {
-	b, err := broker.New(cfg, log)
-	if err != nil {
-		return err
-	}
-	return b.Run(ctx)
+	return broker.Serve(ctx, cfg, log)
 }
 
 // run runs the app and turns its error into one line on stderr and an exit
@@ -66,7 +62,7 @@ func newApp(e env) *cli.App {
 		Flags:     logFlags(),
 		Commands: []*cli.Command{
 			serveCommand(e), topicCommand(e), produceCommand(e), consumeCommand(e),
-			statusCommand(e), inspectCommand(e), benchCommand(e), verifyCommand(e), snapshotCommand(e),
+			statusCommand(e), inspectCommand(e), benchCommand(e), verifyCommand(e), snapshotCommand(e), memberCommand(e),
 			keygenCommand(e),
 		},
 		HideHelpCommand: true,

@@ -94,6 +94,10 @@ func runOnce(t *testing.T, cfg Config) *Report {
 	} else {
 		t.Logf("seed %d (curve %v): %d ops (%d acked, %d unknown), %d faults, linearizable %d/%d topics",
 			cfg.Seed, cfg.Curve, rep.Ops.Attempted, rep.Ops.Acked, rep.Ops.Unknown, len(rep.Events), rep.Linear.Ok, rep.Linear.Topics)
+		if l := rep.Lease; l != nil {
+			t.Logf("seed %d: leased delivery: %d puts acked, %d receives, %d acked, %d dead-lettered, %d stale receipts refused",
+				cfg.Seed, l.Puts, l.Receives, l.Acked, l.DeadLettered, l.StaleRefused)
+		}
 	}
 	return rep
 }
@@ -167,6 +171,28 @@ func TestCurveSuite(t *testing.T) {
 			}
 			if rep != nil && rep.Ops.Acked == 0 {
 				t.Errorf("seed %d: no operation acknowledged: the workload never got through CURVE", tt.seed)
+			}
+			// The cluster's own traffic is never refused: a refusal line
+			// here means CURVE turned away a member or the workload. A
+			// connection that closed mid-handshake is logged too (that is
+			// how a plaintext peer often ends), and the workload does that
+			// when it gives up on a restarting broker: not a refusal.
+			if rep != nil {
+				logs, _ := filepath.Glob(filepath.Join(rep.Dir, "node*.log"))
+				for _, l := range logs {
+					b, err := os.ReadFile(l)
+					if err != nil {
+						t.Fatal(err)
+					}
+					for _, line := range strings.Split(string(b), "\n") {
+						if strings.Contains(line, "CURVE authentication failed") && !strings.Contains(line, "closed during the CURVE handshake") {
+							t.Errorf("seed %d: %s: %s", tt.seed, filepath.Base(l), line)
+						}
+					}
+				}
+				if len(logs) == 0 {
+					t.Errorf("seed %d: no node logs in %s", tt.seed, rep.Dir)
+				}
 			}
 			for _, s := range rep.Skipped {
 				t.Logf("skipped fault family %s", s)

@@ -8,7 +8,10 @@
 //     twice, none delivered that was never sent,
 //   - every node converged on the same log and applied state,
 //   - no node cut off in a minority acknowledged a new request,
-//   - a retried request (same client_id/seq) got the first answer again.
+//   - a retried request (same client_id/seq) got the first answer again,
+//   - leased delivery (lease.go, leasecheck.go): every acknowledged put to a
+//     lease topic acked exactly once or dead-lettered, delivery counts never
+//     repeated, no provably stale receipt accepted.
 //
 // Network faults use one network namespace per broker joined by a bridge
 // that lives in a namespace of its own (so the host's firewall never sees

@@ -75,6 +75,7 @@ type Report struct {
 	Ops    OpCounts     `json:"ops"`
 	Linear LinearResult `json:"linearizability"`
 	Queue  QueueResult  `json:"total_queue"`
+	Lease  *LeaseResult `json:"leased_delivery,omitempty"`
 	Node   NodeResult   `json:"nodes_final"`
 	// MinorityAcks: acknowledgements from nodes cut off in a minority.
 	MinorityAcks []string `json:"minority_acks,omitempty"`
@@ -97,6 +98,10 @@ func (r *Report) Violations() []string {
 	if !r.Queue.OK() {
 		v = append(v, fmt.Sprintf("total queue: lost %d (prefix %d, middle %d, suffix %d), duplicated %d, never sent %d, wrong topic %d",
 			r.Queue.Lost(), r.Queue.LostPrefix, r.Queue.LostMiddle, r.Queue.LostSuffix, r.Queue.Duplicated, r.Queue.NeverSent, r.Queue.WrongTopic))
+	}
+	if l := r.Lease; l != nil && !l.OK() {
+		v = append(v, fmt.Sprintf("leased delivery: lost %d, duplicated %d, never sent %d, stale receipts accepted %d, bad delivery counts %d: %s",
+			l.Lost, l.Duplicated, l.NeverSent, l.StaleAccepted, l.BadCounts, strings.Join(first(l.Examples, 3), "; ")))
 	}
 	if !r.Node.OK() {
 		v = append(v, fmt.Sprintf("final state: %d problem(s): %s", len(r.Node.Problems), strings.Join(first(r.Node.Problems, 5), "; ")))
@@ -160,6 +165,13 @@ func (r *Report) WriteText(w io.Writer) {
 		q.Acked, q.Popped, q.Recovered, q.Lost(), q.LostPrefix, q.LostMiddle, q.LostSuffix, q.LostExplained, q.Duplicated, q.NeverSent, q.WrongTopic)
 	for _, e := range q.Examples {
 		fmt.Fprintf(w, "    %s\n", e)
+	}
+	if l := r.Lease; l != nil {
+		fmt.Fprintf(w, "  leased delivery: %d puts acked, %d receives, %d acked, %d dead-lettered, %d stale receipts refused; lost %d, duplicated %d, never sent %d, stale accepted %d, bad delivery counts %d\n",
+			l.Puts, l.Receives, l.Acked, l.DeadLettered, l.StaleRefused, l.Lost, l.Duplicated, l.NeverSent, l.StaleAccepted, l.BadCounts)
+		for _, e := range l.Examples {
+			fmt.Fprintf(w, "    %s\n", e)
+		}
 	}
 	fmt.Fprintf(w, "  final state: converged %v, log %d..%d compared on every node, %d problem(s)\n", r.Node.Converged, r.Node.LogCompared[0], r.Node.LogCompared[1], len(r.Node.Problems))
 	for _, p := range r.Node.Problems {

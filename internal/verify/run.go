@@ -26,7 +26,9 @@ type Config struct {
 	// linearizability violation, the HTML visualization.
 	Dir      string
 	Workload WorkloadConfig
-	Nemesis  NemesisConfig
+	// Lease adds leased consumers on topics of their own (Consumers 0: none).
+	Lease   LeaseConfig
+	Nemesis NemesisConfig
 	// BrokerArgs are extra `raftmq serve` flags (after brokerArgs).
 	BrokerArgs []string
 	// LinearTimeout bounds the linearizability search per topic.
@@ -57,6 +59,7 @@ func DefaultConfig() Config {
 		Seed:          1,
 		Families:      AllFamilies,
 		Workload:      WorkloadConfig{Producers: 6, Consumers: 5, Topics: 16, OpsPerTopic: 120, DropPct: 5, ThinkMax: 20 * time.Millisecond},
+		Lease:         LeaseConfig{Producers: 2, Consumers: 4, Topics: 2, LeaseMs: 300, MaxDeliveries: 3},
 		Nemesis:       NemesisConfig{QuietMin: 500 * time.Millisecond, QuietMax: 2 * time.Second, HoldMin: time.Second, HoldMax: 4 * time.Second},
 		LinearTimeout: 20 * time.Second,
 	}
@@ -124,6 +127,7 @@ type round struct {
 	nw    *Network
 	nem   *nemesis
 	wl    *workload
+	lw    *leaseWorkload // nil without leased consumers
 	ops   []Op
 	logf  func(format string, args ...any)
 }
@@ -229,6 +233,16 @@ func execute(ctx context.Context, cfg Config) (*round, error) {
 		return r, err
 	}
 	r.wl = wl
+	if cfg.Lease.Consumers > 0 {
+		lw := newLeaseWorkload(cfg.Lease, wl)
+		setupCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err = lw.setup(setupCtx)
+		cancel()
+		if err != nil {
+			return r, err
+		}
+		r.lw = lw
+	}
 
 	ncfg := cfg.Nemesis
 	ncfg.Families = rep.Families
@@ -242,7 +256,15 @@ func execute(ctx context.Context, cfg Config) (*round, error) {
 		defer close(nemDone)
 		nem.run(phase)
 	}()
+	leaseDone := make(chan struct{})
+	go func() {
+		defer close(leaseDone)
+		if r.lw != nil {
+			r.lw.run(phase)
+		}
+	}()
 	wl.run(phase)
+	<-leaseDone
 	<-nemDone
 	cancel()
 
@@ -258,6 +280,12 @@ func execute(ctx context.Context, cfg Config) (*round, error) {
 	drainCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	if err := wl.drain(drainCtx, 4); err != nil {
 		rep.Errors = append(rep.Errors, err.Error())
+	}
+	if r.lw != nil {
+		logf("draining %d lease topics and their dead-letter topics", cfg.Lease.Topics)
+		if err := r.lw.drain(drainCtx); err != nil {
+			rep.Errors = append(rep.Errors, err.Error())
+		}
 	}
 	cancel()
 	if err := ctx.Err(); err != nil {
@@ -287,6 +315,10 @@ func (r *round) check(ops []Op) *Report {
 	rep.Linear = checkLinear(ops, cfg.LinearTimeout, cfg.Dir)
 	rep.Queue = checkQueue(ops)
 	rep.MinorityAcks = checkMinorityAcks(ops, rep.Events)
+	if r.lw != nil {
+		lr := checkLeases(r.lw.hist.snapshot(), cfg.Lease.MaxDeliveries)
+		rep.Lease = &lr
+	}
 	rep.RetryMismatches = wl.retryMismatches()
 	rep.Node = checkNodes(c, 30*time.Second, r.inspectDirs)
 	rep.Crashes = scanLogs(c)

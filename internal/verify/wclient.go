@@ -84,8 +84,9 @@ func (c *wclient) send(ctx context.Context, frame []byte) result {
 	failures := 0
 	for ctx.Err() == nil {
 		rep, err := c.attempt(ctx, target, frame)
-		if err == nil && rep.Error == "" {
-			if c.first != nil && !c.first.Same(rep) {
+		// stale_receipt is an executed answer (kept in the session like any).
+		if err == nil && (rep.Error == "" || rep.Error == wire.ErrStaleReceipt) {
+			if c.first != nil && !sameAnswer(*c.first, rep) {
 				c.retryMismatch = append(c.retryMismatch, fmt.Sprintf("%s: first answer %s, resend answered %s by %s",
 					frame, describe(*c.first), describe(rep), target))
 			}
@@ -127,7 +128,21 @@ func (c *wclient) send(ctx context.Context, frame []byte) result {
 	return res
 }
 
+// sameAnswer is Response.Same, with two stale_receipt answers the same.
+func sameAnswer(a, b wire.Response) bool {
+	if a.Error == wire.ErrStaleReceipt || b.Error == wire.ErrStaleReceipt {
+		return a.Error == b.Error
+	}
+	return a.Same(b)
+}
+
 func describe(r wire.Response) string {
+	if r.Error != "" {
+		return "{" + r.Error + "}"
+	}
+	if r.Receipt != nil && r.Message != nil {
+		return fmt.Sprintf("{success:%v message:%q receipt:%s}", r.Success, *r.Message, *r.Receipt)
+	}
 	if r.Message != nil {
 		return fmt.Sprintf("{success:%v message:%q}", r.Success, *r.Message)
 	}
