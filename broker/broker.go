@@ -40,7 +40,10 @@ type Broker struct {
 	store *snapshot.Store
 	core  *raftlog.Core
 	self  uint64
-	peers []uint64 // raft ids of all voters, self included
+	// addrs are the addresses of every node this one knows, by raft id;
+	// members is raft.db's record of membership changes.
+	addrs   map[uint64]config.Address
+	members storage.Members
 
 	status  statusBox
 	stats   stats
@@ -122,12 +125,8 @@ func New(cfg config.Node, log zerolog.Logger) (*Broker, error) {
 		b.closeStores()
 		return nil, err
 	}
-	peers := make([]uint64, len(cfg.Cluster.Addresses))
-	for i := range peers {
-		peers[i] = raftID(i)
-	}
-	b.peers = peers
-	if err := b.checkMembership(); err != nil {
+	peers, err := b.resolveMembership()
+	if err != nil {
 		b.closeStores()
 		return nil, err
 	}
@@ -200,24 +199,37 @@ func (b *Broker) checkConsistent() error {
 	return nil
 }
 
-// checkMembership records the voters on first start and refuses to start
-// when the cluster file names a different set later: membership changes are
-// not supported, and a node that silently counted a different majority could
-// break safety.
-func (b *Broker) checkMembership() error {
+// resolveMembership decides the membership this node starts with: the one
+// persisted in raft.db if any (the cluster file then only gives
+// addresses), else the cluster file's nodes as voters (a new cluster),
+// persisted now, or none at all with --join (the node waits to be added).
+// A node whose raft.db says it was removed refuses to start. It returns the
+// Peers for raftlog.Config.
+func (b *Broker) resolveMembership() ([]uint64, error) {
+	b.members = b.raft.Members()
+	if slices.Contains(b.members.Removed, b.self) {
+		return nil, fmt.Errorf("%w: %s records that node %d was removed from its cluster (membership change at index %d or before); "+
+			"its data may not rejoin under that id: wipe the data directory and add this machine with a new id",
+			ErrRemoved, b.raft.Path(), b.cfg.ID, b.members.Index)
+	}
+	b.addrs = addressBook(b.cfg.Cluster, b.members)
 	_, cs, err := b.raft.InitialState()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if len(cs.Voters) == 0 {
-		return b.raft.SetConfState(raftlog.ConfState{Voters: b.peers})
+	if !cs.IsEmpty() {
+		return nil, nil // raftlog.New takes raft.db's
 	}
-	if !slices.Equal(cs.Voters, b.peers) {
-		return fmt.Errorf("broker: %s was created for a cluster of %d nodes, the cluster file names %d: "+
-			"changing membership is not supported; use the original cluster file, or start this node with an empty data directory in a new cluster",
-			b.raft.Path(), len(cs.Voters), len(b.peers))
+	if b.cfg.Join {
+		b.log.Info().Msg("joining: no membership yet; waiting to be added by the leader (raftmq member add)")
+		return nil, nil
 	}
-	return nil
+	peers := make([]uint64, len(b.cfg.Cluster.Addresses))
+	for i := range peers {
+		peers[i] = raftID(b.cfg.Cluster.NodeID(i))
+	}
+	slices.Sort(peers)
+	return peers, b.raft.SetConfState(raftlog.ConfState{Voters: peers})
 }
 
 func randomSeed() int64 {
@@ -287,14 +299,10 @@ func (b *Broker) run(ctx context.Context) (err error) {
 	if b.cfg.ListenIP != "" {
 		listenIP = b.cfg.ListenIP
 	}
-	peerAddrs := map[uint64]string{}
+	peerAddrs := peerMap(b.addrs, b.self)
 	clientAddrs := map[uint64]string{}
-	for i, a := range b.cfg.Cluster.Addresses {
-		id := raftID(i)
+	for id, a := range b.addrs {
 		clientAddrs[id] = a.ClientAddr()
-		if id != b.self {
-			peerAddrs[id] = a.PeerAddr()
-		}
 	}
 	maxRequestBytes := 6*b.cfg.MaxMessageBytes + requestOverheadBytes
 	peerLim := peerLimits{
@@ -310,6 +318,9 @@ func (b *Broker) run(ctx context.Context) (err error) {
 		return err
 	}
 	defer trans.Close()
+	if removed := removedBook(b.cfg.Cluster, b.members); len(removed) > 0 {
+		trans.SetPeers(peerAddrs, removed)
+	}
 
 	diskStop := make(chan struct{})
 	defer close(diskStop)
@@ -359,7 +370,8 @@ func (b *Broker) run(ctx context.Context) (err error) {
 		trans:          trans,
 		reply:          rep,
 		self:           b.self,
-		peers:          b.peers,
+		addrs:          b.addrs,
+		members:        b.members,
 		clientAddrs:    clientAddrs,
 		tick:           b.cfg.TickInterval,
 		electionTicks:  b.cfg.ElectionTicks,

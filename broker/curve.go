@@ -64,8 +64,8 @@ func newCurveKeys(cfg config.Node) (*curveKeys, error) {
 	}
 	k := &curveKeys{secret: cfg.CurveSecret, public: pub, peers: map[uint64]string{}}
 	for i, a := range cfg.Cluster.Addresses {
-		if i != cfg.ID {
-			k.peers[raftID(i)] = a.CurvePublic
+		if id := cfg.Cluster.NodeID(i); id != cfg.ID {
+			k.peers[raftID(id)] = a.CurvePublic
 		}
 	}
 	return k, nil

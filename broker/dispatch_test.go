@@ -12,8 +12,9 @@ import (
 // that breaks raftlog.ValidateMessage or ValidateSender, and a bare MsgSnap,
 // before anything reaches the node loop; a good frame goes through.
 func TestDispatchRefusesInvalidMessages(t *testing.T) {
-	tr := &zmqTransport{clusterID: "c", self: 2, peers: map[uint64]string{1: "", 3: ""}, voters: []uint64{2, 1, 3},
+	tr := &zmqTransport{clusterID: "c", self: 2,
 		recvCh: make(chan raftlog.Message, 16), chunkCh: make(chan snapChunk, 1), ackCh: make(chan snapAck, 1)}
+	tr.setKnown(map[uint64]string{1: "", 3: ""}, nil)
 	frame := func(from uint64, m raftlog.Message) []byte { return encodeFrame("c", from, m) }
 	bad := map[string][]byte{
 		"term 2^64-1 (issue 12)": frame(1, raftlog.Message{Type: raftlog.MsgHeartbeat, From: 1, To: 2, Term: math.MaxUint64}),

@@ -14,6 +14,9 @@ import (
 //
 // kind frameRaft: the body is raftlog.MarshalMessage bytes. kind
 // frameSnapChunk and frameSnapAck carry InstallSnapshot (snapframe.go).
+// kind frameRemoved (empty body) tells the receiver that the sender's
+// membership has removed it: a member answers so any frame from a removed
+// node, which then stops.
 // A frame with another magic, version or cluster id is dropped: it comes from
 // another cluster or another release, and must never reach the core.
 // Version 2 added the kind byte.
@@ -32,6 +35,7 @@ const (
 	frameRaft      frameKind = 1 // a Raft message
 	frameSnapChunk frameKind = 2 // leader → follower: a piece of a snapshot file
 	frameSnapAck   frameKind = 3 // follower → leader: how much of it arrived
+	frameRemoved   frameKind = 4 // member → removed node: you were removed
 )
 
 func appendEnvelope(buf []byte, clusterID string, from uint64, kind frameKind) []byte {
@@ -79,7 +83,7 @@ func decodeEnvelope(clusterID string, b []byte) (frameKind, uint64, []byte, erro
 	}
 	kind := frameKind(rest[0])
 	switch kind {
-	case frameRaft, frameSnapChunk, frameSnapAck:
+	case frameRaft, frameSnapChunk, frameSnapAck, frameRemoved:
 	default:
 		return 0, 0, nil, fmt.Errorf("%w: unknown frame kind %d", ErrBadFrame, kind)
 	}

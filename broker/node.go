@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/raftmq/raftmq/broker/wire"
+	"github.com/raftmq/raftmq/config"
 	"github.com/raftmq/raftmq/metrics"
 	"github.com/raftmq/raftmq/raftlog"
 	"github.com/raftmq/raftmq/snapshot"
@@ -35,8 +36,13 @@ type node struct {
 	trans transport
 	reply *replier
 
-	self           uint64
-	peers          []uint64
+	self uint64
+	// addrs are the addresses of every node this one knows (members and
+	// the cluster file's), members what raft.db records of changes, member
+	// the leader's one membership change in progress (membership.go).
+	addrs          map[uint64]config.Address
+	members        storage.Members
+	member         *pendingMember
 	clientAddrs    map[uint64]string // raft id → client address, for not_leader hints
 	tick           time.Duration
 	electionTicks  int
@@ -133,6 +139,8 @@ func (n *node) run(stop <-chan struct{}) error {
 			n.acceptInstall(in)
 		case a := <-n.trans.Acks():
 			n.routeAck(a)
+		case from := <-n.trans.Removed():
+			err = n.removedBy(from)
 		case r := <-n.snapReportCh:
 			n.snapshotReported(r)
 		case res := <-n.jobDoneCh():
@@ -181,6 +189,7 @@ func (n *node) onTick() {
 	n.expire(now)
 	n.expireWaiters(now)
 	n.maybeProposeExpiry(now)
+	n.expireMember(now, n.state.AppliedIndex())
 }
 
 // stopSnapshots ends the snapshot in progress, the transfers and the
@@ -235,6 +244,10 @@ func (n *node) handleRequests(first clientRequest) {
 func (n *node) handleRequest(cr clientRequest, batch *[][]byte, ids *[]uint64, batchBytes *uint64) {
 	if cr.req.Type == wire.TypeSnapshot {
 		n.requestSnapshot(cr) // any node snapshots itself
+		return
+	}
+	if cr.req.Type == wire.TypeMember {
+		n.handleMember(cr)
 		return
 	}
 	if n.core.Role() != raftlog.RoleLeader {
@@ -329,6 +342,7 @@ func (n *node) processReady() error {
 		// fsync per batch.
 		// A leader's appends and heartbeats leave before its own write
 		// (Raft dissertation §10.2.1): the followers' fsyncs overlap ours.
+		n.noteAppendedChanges(rd.Entries)
 		n.trans.Send(rd.SendBeforePersist())
 		if rd.MustSync || len(rd.Entries) > 0 {
 			n.failpoint(fpLogBeforePersist)
@@ -359,6 +373,9 @@ func (n *node) processReady() error {
 		}
 		msgs, snaps := splitSnapshots(rd.SendAfterPersist())
 		n.trans.Send(msgs)
+		if err := n.applyChanges(rd.CommittedEntries); err != nil {
+			return err
+		}
 		if len(rd.CommittedEntries) > 0 {
 			n.failpoint(fpStateBeforeCommit)
 			n.countApplied(rd.CommittedEntries)

@@ -18,7 +18,7 @@ func (n *node) shutdown(ticker *time.Ticker) error {
 	if err := n.runUntil(deadline.Add(-n.shutdownBudget/2), ticker, func() bool { return n.reqs.pendingWrites() == 0 }); err != nil {
 		return err
 	}
-	if n.core.Role() == raftlog.RoleLeader && len(n.peers) > 1 {
+	if n.core.Role() == raftlog.RoleLeader && len(n.core.Conf().Voters) > 1 {
 		if err := n.handOver(deadline, ticker); err != nil {
 			return err
 		}

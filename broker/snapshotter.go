@@ -36,6 +36,9 @@ type snapshotJob struct {
 	done    chan snapshotResult // receives exactly once
 	waiters []replyTo           // admin requests answered when it finishes
 	started time.Time
+	// conf is the membership as of the applied index when the job began;
+	// a membership change applied meanwhile cancels the job.
+	conf    raftlog.ConfState
 	written *atomic.Int64 // body bytes written so far, for status
 }
 
@@ -143,7 +146,14 @@ func (n *node) maybeSnapshot() error {
 	n.job = job
 	n.stats.snapshotsStarted.Add(1)
 	n.snapshotBaseline()
-	in := snapshotInputs{state: n.state, raft: n.raft, store: n.store, voters: n.peers, written: job.written}
+	// raft.db's membership is the one as of the applied index (applyChanges
+	// records each change as it applies), which is the snapshot's.
+	_, conf, err := n.raft.InitialState()
+	if err != nil {
+		return fmt.Errorf("%w: read membership: %w", ErrStopped, err)
+	}
+	job.conf = conf
+	in := snapshotInputs{state: n.state, raft: n.raft, store: n.store, voters: conf.Voters, written: job.written}
 	if st.Bloated(n.rebuildMinFreeBytes) {
 		// Mostly free pages: copy compactly, and swap the copy in after.
 		in.compactTmp = filepath.Join(n.dataDir, compactStateFile)
@@ -258,7 +268,7 @@ func (n *node) snapshotDone(res snapshotResult) error {
 	if res.compactPath != "" {
 		defer os.Remove(res.compactPath) // unless swapped in below
 	}
-	if _, err := n.raft.CreateSnapshot(res.meta.Index, raftlog.ConfState{Voters: res.meta.Voters}); err != nil {
+	if _, err := n.raft.CreateSnapshot(res.meta.Index, job.conf); err != nil {
 		if !errors.Is(err, raftlog.ErrSnapOutOfDate) {
 			return fmt.Errorf("%w: record snapshot: %w", ErrStopped, err)
 		}

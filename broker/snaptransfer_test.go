@@ -47,11 +47,13 @@ type end struct {
 	self uint64
 }
 
-func (e end) Send([]raftlog.Message)       {}
-func (e end) Recv() <-chan raftlog.Message { return nil }
-func (e end) Close() error                 { return nil }
-func (e end) Chunks() <-chan snapChunk     { return e.l.chunkCh }
-func (e end) Acks() <-chan snapAck         { return e.l.ackCh }
+func (e end) Send([]raftlog.Message)          {}
+func (e end) Recv() <-chan raftlog.Message    { return nil }
+func (e end) Close() error                    { return nil }
+func (e end) Chunks() <-chan snapChunk        { return e.l.chunkCh }
+func (e end) Acks() <-chan snapAck            { return e.l.ackCh }
+func (e end) SetPeers(_, _ map[uint64]string) {}
+func (e end) Removed() <-chan uint64          { return nil }
 func (e end) SendFrame(to uint64, b []byte) bool {
 	kind, from, body, err := decodeEnvelope("c", b)
 	if err != nil || from != e.self {

@@ -3,6 +3,8 @@ package broker
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -26,6 +28,13 @@ type transport interface {
 	// the acks of chunks this node sent.
 	Chunks() <-chan snapChunk
 	Acks() <-chan snapAck
+	// SetPeers replaces the peers (raft id → "ip:internal_port") as the
+	// membership changes; removed are the removed nodes this one knows an
+	// address for: their frames are refused and answered with a
+	// frameRemoved notice.
+	SetPeers(peers, removed map[uint64]string)
+	// Removed delivers the id of a member that says this node was removed.
+	Removed() <-chan uint64
 	Close() error
 }
 
@@ -48,8 +57,17 @@ const (
 type zmqTransport struct {
 	clusterID string
 	self      uint64
-	peers     map[uint64]string // the other voters: id → peer address; read-only after construction
-	voters    []uint64          // every voter, self included
+	// known is who may send to this node: the peers it has addresses for
+	// and itself (SetPeers replaces it; the receiver reads it).
+	known atomic.Pointer[knownPeers]
+	// zctx and curve make the DEALERs of peers added later.
+	zctx   *zmq.Context
+	curve  *peerCurve
+	peerCh chan map[uint64]string
+	// removedCh carries frameRemoved notices' senders to the node loop;
+	// noticed rate-limits the notices this node sends (receiver only).
+	removedCh chan uint64
+	noticed   map[uint64]time.Time
 	log       zerolog.Logger
 	limiter   *connLimiter
 
@@ -113,16 +131,15 @@ func newZMQTransport(zctx *zmq.Context, clusterID string, self uint64, listen st
 	if lim.refused == nil {
 		lim.refused = new(atomic.Uint64)
 	}
-	voters := []uint64{self}
-	for id := range peers {
-		voters = append(voters, id)
-	}
 	t := &zmqTransport{
-		voters:    voters,
+		zctx:      zctx,
+		curve:     curve,
+		peerCh:    make(chan map[uint64]string, 16),
+		removedCh: make(chan uint64, 1),
+		noticed:   map[uint64]time.Time{},
 		refused:   lim.refused,
 		clusterID: clusterID,
 		self:      self,
-		peers:     peers,
 		log:       log.With().Str("component", "transport").Logger(),
 		sendCh:    make(chan []raftlog.Message, peerSendQueueMsgs),
 		recvCh:    make(chan raftlog.Message, peerRecvQueueMsgs),
@@ -172,34 +189,17 @@ func newZMQTransport(zctx *zmq.Context, clusterID string, self uint64, listen st
 		t.limiter.stop()
 		return nil, fmt.Errorf("broker: bind internal port %s: %w (is another broker running, or the port taken?)", listen, err)
 	}
+	t.setKnown(peers, nil)
 	dealers := make(map[uint64]*zmq.Socket, len(peers))
 	for id, addr := range peers {
-		d, err := zctx.NewSocket(zmq.DEALER)
-		if err == nil {
-			err = setSocketDefaults(d)
-		}
-		if err == nil {
-			err = d.SetIdentity(strconv.FormatUint(self, 10))
-		}
-		if err == nil {
-			err = d.SetImmediate(true)
-		}
-		if err == nil && curve != nil {
-			err = dialCurve(d, curve.keys.peers[id], curve.keys.public, curve.keys.secret)
-		}
-		if err == nil {
-			err = d.Connect("tcp://" + addr)
-		}
+		d, err := t.dial(id, addr)
 		if err != nil {
 			router.Close()
 			t.limiter.stop()
 			for _, s := range dealers {
 				s.Close()
 			}
-			if d != nil {
-				d.Close()
-			}
-			return nil, fmt.Errorf("broker: connect to peer %d at %s: %w", id, addr, err)
+			return nil, err
 		}
 		dealers[id] = d
 	}
@@ -289,8 +289,113 @@ func (t *zmqTransport) send(dealers map[uint64]*zmq.Socket) {
 			}
 		case f := <-t.frameCh:
 			t.sendOne(dealers, f.to, f.frame, lastDropLog)
+		case peers := <-t.peerCh:
+			t.updateDealers(dealers, peers)
 		}
 	}
+}
+
+// knownPeers is who may send to this node, and who was removed.
+type knownPeers struct {
+	ids     []uint64 // self included, sorted
+	addr    map[uint64]string
+	removed map[uint64]string
+}
+
+func (t *zmqTransport) setKnown(peers, removed map[uint64]string) {
+	k := &knownPeers{ids: []uint64{t.self}, addr: maps.Clone(peers), removed: maps.Clone(removed)}
+	for id := range peers {
+		k.ids = append(k.ids, id)
+	}
+	slices.Sort(k.ids)
+	t.known.Store(k)
+}
+
+// SetPeers replaces the peers (id → "ip:internal_port"), as membership
+// changes: frames from an id no longer listed are refused at once, and
+// the sender connects to new peers and drops the gone ones.
+func (t *zmqTransport) SetPeers(peers, removed map[uint64]string) {
+	peers = maps.Clone(peers)
+	delete(peers, t.self)
+	t.setKnown(peers, removed)
+	dial := maps.Clone(peers)
+	for id, addr := range removed {
+		if _, ok := dial[id]; !ok && id != t.self {
+			dial[id] = addr // only for the notice
+		}
+	}
+	select {
+	case t.peerCh <- dial:
+	case <-t.done:
+	}
+}
+
+func (t *zmqTransport) Removed() <-chan uint64 { return t.removedCh }
+
+// noticeInterval is how often a removed node that keeps sending is told.
+const noticeInterval = time.Second
+
+// noticeRemoved tells a removed node that sent a frame that it was
+// removed, at most once a noticeInterval. Called by the receiver.
+func (t *zmqTransport) noticeRemoved(id uint64) {
+	if now := time.Now(); now.Sub(t.noticed[id]) >= noticeInterval {
+		t.noticed[id] = now
+		t.SendFrame(id, appendEnvelope(nil, t.clusterID, t.self, frameRemoved))
+	}
+}
+
+// updateDealers connects to new peers (or a peer's new address) and
+// closes the sockets of peers no longer listed. Owned by send.
+func (t *zmqTransport) updateDealers(dealers map[uint64]*zmq.Socket, peers map[uint64]string) {
+	for id, d := range dealers {
+		if _, ok := peers[id]; !ok {
+			d.Close()
+			delete(dealers, id)
+		}
+	}
+	for id, addr := range peers {
+		if d, ok := dealers[id]; ok {
+			if ep, err := d.GetLastEndpoint(); err == nil && ep == "tcp://"+addr {
+				continue
+			}
+			d.Close()
+			delete(dealers, id)
+		}
+		d, err := t.dial(id, addr)
+		if err != nil {
+			t.log.Error().Err(err).Int("peer", nodeIndex(id)).Msg("cannot connect to a new peer")
+			continue
+		}
+		dealers[id] = d
+		t.log.Info().Int("peer", nodeIndex(id)).Str("address", addr).Msg("peer added")
+	}
+}
+
+// dial makes the DEALER to peer id at addr ("ip:port").
+func (t *zmqTransport) dial(id uint64, addr string) (*zmq.Socket, error) {
+	d, err := t.zctx.NewSocket(zmq.DEALER)
+	if err == nil {
+		err = setSocketDefaults(d)
+	}
+	if err == nil {
+		err = d.SetIdentity(strconv.FormatUint(t.self, 10))
+	}
+	if err == nil {
+		err = d.SetImmediate(true)
+	}
+	if err == nil && t.curve != nil {
+		err = dialCurve(d, t.curve.keys.peers[id], t.curve.keys.public, t.curve.keys.secret)
+	}
+	if err == nil {
+		err = d.Connect("tcp://" + addr)
+	}
+	if err != nil {
+		if d != nil {
+			d.Close()
+		}
+		return nil, fmt.Errorf("broker: connect to peer %d at %s: %w", nodeIndex(id), addr, err)
+	}
+	return d, nil
 }
 
 func (t *zmqTransport) sendOne(dealers map[uint64]*zmq.Socket, to uint64, frame []byte, lastDropLog map[uint64]time.Time) {
@@ -371,13 +476,18 @@ func (t *zmqTransport) dispatch(b []byte) error {
 	if err != nil {
 		return err
 	}
-	if _, ok := t.peers[from]; !ok {
-		// Not one of the voters in the cluster file: a node that is not a
-		// member must never move this node's term or leader.
+	known := t.known.Load()
+	if _, ok := known.removed[from]; ok {
+		t.noticeRemoved(from)
+		return fmt.Errorf("%w: sender %d was removed from the cluster; told it so", ErrBadFrame, from)
+	}
+	if _, ok := known.addr[from]; !ok {
+		// Not a member this node knows (never one, or removed): it must
+		// never move this node's term or leader.
 		return fmt.Errorf("%w: sender %d is not a peer of node %d", ErrBadFrame, from, t.self)
 	}
 	check := func(m raftlog.Message) error {
-		if err := raftlog.ValidateSender(m, t.self, t.voters); err != nil {
+		if err := raftlog.ValidateSender(m, t.self, known.ids); err != nil {
 			return fmt.Errorf("%w: %w", ErrBadFrame, err)
 		}
 		return nil
@@ -385,6 +495,15 @@ func (t *zmqTransport) dispatch(b []byte) error {
 	var to uint64
 	var queued bool
 	switch kind {
+	case frameRemoved:
+		if len(body) != 0 {
+			return fmt.Errorf("%w: removal notice with a body", ErrBadFrame)
+		}
+		select {
+		case t.removedCh <- from:
+		default:
+		}
+		return nil
 	case frameRaft:
 		m, err := decodeRaftBody(from, body)
 		if err != nil {

@@ -25,7 +25,13 @@ type Address struct {
 	// CurvePublic is the node's Z85 CURVE public key; set on every node
 	// (CURVE on) or on none.
 	CurvePublic string `json:"curve_public,omitempty"`
+	// ID is the node's id when the file gives ids ("id", on every entry
+	// or on none: Cluster.ExplicitIDs); otherwise ids are the indexes.
+	ID int `json:"id,omitempty"`
 }
+
+// MaxNodeID bounds an explicit node id.
+const MaxNodeID = 1 << 20
 
 // ClientAddr is "ip:port", the address clients connect to.
 func (a Address) ClientAddr() string { return net.JoinHostPort(a.IP, strconv.Itoa(a.Port)) }
@@ -40,6 +46,37 @@ type Cluster struct {
 	Addresses []Address `json:"addresses"`
 	// ClusterID is optional; when empty, ID derives it from Addresses.
 	ClusterID string `json:"cluster_id,omitempty"`
+	// ExplicitIDs: every address carries its node id in "id" (a file that
+	// lists the current members of a cluster whose membership changed).
+	// False: a node's id is its index in Addresses.
+	ExplicitIDs bool `json:"-"`
+}
+
+// NodeID is the id of Addresses[i].
+func (c Cluster) NodeID(i int) int {
+	if c.ExplicitIDs {
+		return c.Addresses[i].ID
+	}
+	return i
+}
+
+// Index returns the index in Addresses of node id, or false.
+func (c Cluster) Index(id int) (int, bool) {
+	for i := range c.Addresses {
+		if c.NodeID(i) == id {
+			return i, true
+		}
+	}
+	return 0, false
+}
+
+// NodeIDs lists the nodes' ids in file order.
+func (c Cluster) NodeIDs() []int {
+	ids := make([]int, len(c.Addresses))
+	for i := range ids {
+		ids[i] = c.NodeID(i)
+	}
+	return ids
 }
 
 // Curve reports whether the cluster runs CURVE: its nodes carry
@@ -89,7 +126,17 @@ func (c Cluster) Validate() error {
 		port int
 	}
 	seen := make(map[ipPort]string) // -> field that used it first
+	seenID := make(map[int]int)     // explicit id -> index that used it first
 	for i, a := range c.Addresses {
+		if c.ExplicitIDs {
+			if a.ID < 0 || a.ID > MaxNodeID {
+				bad(fmt.Sprintf("addresses[%d].id", i), "(%d) must be in 0..%d", a.ID, MaxNodeID)
+			} else if first, dup := seenID[a.ID]; dup {
+				bad(fmt.Sprintf("addresses[%d].id", i), "(%d) is already the id of addresses[%d]: ids must be distinct", a.ID, first)
+			} else {
+				seenID[a.ID] = i
+			}
+		}
 		ip := a.IP
 		if a.IP == "" {
 			bad(fmt.Sprintf("addresses[%d].ip", i), "is missing")

@@ -47,6 +47,27 @@ func TestLoadCluster(t *testing.T) {
 			want: Cluster{Addresses: []Address{{IP: "10.0.0.1", Port: 1, InternalPort: 2}}},
 		},
 		{
+			name:    "explicit ids",
+			content: `{"addresses": [{"id": 3, "ip": "10.0.0.1", "port": 1, "internal_port": 2}, {"id": 0, "ip": "10.0.0.2", "port": 1, "internal_port": 2}], "cluster_id": "c"}`,
+			want: Cluster{Addresses: []Address{{ID: 3, IP: "10.0.0.1", Port: 1, InternalPort: 2}, {ID: 0, IP: "10.0.0.2", Port: 1, InternalPort: 2}},
+				ClusterID: "c", ExplicitIDs: true},
+		},
+		{
+			name:     "ids on some entries only",
+			content:  `{"addresses": [{"id": 3, "ip": "10.0.0.1", "port": 1, "internal_port": 2}, {"ip": "10.0.0.2", "port": 1, "internal_port": 2}]}`,
+			wantErrs: []string{"addresses[1].id", "give every node an \"id\", or none"}, is: ErrInvalid,
+		},
+		{
+			name:     "duplicate and negative ids",
+			content:  `{"addresses": [{"id": 3, "ip": "10.0.0.1", "port": 1, "internal_port": 2}, {"id": 3, "ip": "10.0.0.2", "port": 1, "internal_port": 2}, {"id": -1, "ip": "10.0.0.3", "port": 1, "internal_port": 2}]}`,
+			wantErrs: []string{"addresses[1].id", "already the id of addresses[0]", "addresses[2].id", "must be in 0.."}, is: ErrInvalid,
+		},
+		{
+			name:     "id not an integer",
+			content:  `{"addresses": [{"id": "a", "ip": "10.0.0.1", "port": 1, "internal_port": 2}]}`,
+			wantErrs: []string{"addresses[0].id", "must be an integer node id"}, is: ErrInvalid,
+		},
+		{
 			name:    "explicit cluster id",
 			content: `{"addresses": [{"ip": "10.0.0.1", "port": 1, "internal_port": 2}], "cluster_id": "prod-1"}`,
 			want:    Cluster{Addresses: []Address{{IP: "10.0.0.1", Port: 1, InternalPort: 2}}, ClusterID: "prod-1"},

@@ -65,13 +65,24 @@ func parseCluster(data []byte) (Cluster, error) {
 		return Cluster{}, &FieldError{Field: "addresses", Problem: fmt.Sprintf("must be a list of objects, got %s", clip(rawAddrs))}
 	}
 	var errs []error
+	var withID, withoutID []int
 	for i, raw := range addrs {
-		a, err := parseAddress(i, raw)
+		a, hasID, err := parseAddress(i, raw)
+		if hasID {
+			withID = append(withID, i)
+		} else {
+			withoutID = append(withoutID, i)
+		}
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		c.Addresses = append(c.Addresses, a)
+	}
+	c.ExplicitIDs = len(withID) > 0
+	if len(withID) > 0 && len(withoutID) > 0 {
+		errs = append(errs, &FieldError{Field: fmt.Sprintf("addresses[%d].id", withoutID[0]),
+			Problem: fmt.Sprintf("is missing, but addresses[%d] has one: give every node an \"id\", or none (ids are then the indexes)", withID[0])})
 	}
 	if raw, ok := top["cluster_id"]; ok {
 		if err := json.Unmarshal(raw, &c.ClusterID); err != nil {
@@ -84,10 +95,10 @@ func parseCluster(data []byte) (Cluster, error) {
 	return c, nil
 }
 
-func parseAddress(i int, raw json.RawMessage) (Address, error) {
+func parseAddress(i int, raw json.RawMessage) (Address, bool, error) {
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &m); err != nil || m == nil {
-		return Address{}, &FieldError{Field: fmt.Sprintf("addresses[%d]", i),
+		return Address{}, false, &FieldError{Field: fmt.Sprintf("addresses[%d]", i),
 			Problem: fmt.Sprintf("must be an object {\"ip\": ..., \"port\": ..., \"internal_port\": ...}, got %s", clip(raw))}
 	}
 	var a Address
@@ -109,7 +120,11 @@ func parseAddress(i int, raw json.RawMessage) (Address, error) {
 	if _, ok := m["curve_public"]; ok {
 		field("curve_public", &a.CurvePublic, "a string holding a Z85 public key (see `raftmq keygen`)")
 	}
-	return a, errors.Join(errs...)
+	_, hasID := m["id"]
+	if hasID {
+		field("id", &a.ID, "an integer node id")
+	}
+	return a, hasID, errors.Join(errs...)
 }
 
 // jsonError turns a decoding error into one that names line and column.

@@ -23,7 +23,7 @@ const (
 // override fields, then call Validate. Each field's bounds are documented in
 // validate.go.
 type Node struct {
-	ID      int // index into Cluster.Addresses
+	ID      int // node id: the index into Cluster.Addresses, or its "id" when the file gives ids
 	Cluster Cluster
 	DataDir string
 	// ListenIP, when set, is the IP the broker binds instead of its own
@@ -60,6 +60,10 @@ type Node struct {
 	// directory was wiped or lost, so it must not vote or lead until it has
 	// caught up with the cluster. Persisted in raft.db until then.
 	Recover bool
+	// Join starts a new node of a running cluster (serve --join): when its
+	// data directory records no membership, it starts with none, never
+	// campaigns, and waits for the leader to add it.
+	Join bool
 	// CurveSecret is this node's Z85 CURVE secret key (serve
 	// --curve-secret-file, read with LoadCurveSecret); set exactly when the
 	// cluster file carries curve_public keys. It turns CURVE on for both
@@ -136,10 +140,11 @@ func Default() Node {
 // Self returns this node's address. It panics if ID is not an index into
 // Cluster.Addresses: call Validate first.
 func (n Node) Self() Address {
-	if n.ID < 0 || n.ID >= len(n.Cluster.Addresses) {
-		panic(fmt.Sprintf("config: Self: id %d outside addresses (%d nodes); Validate was not called", n.ID, len(n.Cluster.Addresses)))
+	i, ok := n.Cluster.Index(n.ID)
+	if !ok {
+		panic(fmt.Sprintf("config: Self: id %d not among the addresses' ids %v; Validate was not called", n.ID, n.Cluster.NodeIDs()))
 	}
-	return n.Cluster.Addresses[n.ID]
+	return n.Cluster.Addresses[i]
 }
 
 // ElectionTimeout is the minimum election timeout, ElectionTicks ticks.

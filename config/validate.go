@@ -73,8 +73,15 @@ func (n Node) Validate() error {
 	if err := n.Cluster.Validate(); err != nil {
 		errs = append(errs, err)
 	}
-	if len(n.Cluster.Addresses) > 0 && (n.ID < 0 || n.ID >= len(n.Cluster.Addresses)) {
-		bad("id", "(%d) must be an index into the cluster's addresses, 0..%d", n.ID, len(n.Cluster.Addresses)-1)
+	if n.Join && n.Recover {
+		bad("join", "and recover exclude each other: --join is for a new node, --recover for a member that lost its data")
+	}
+	if _, ok := n.Cluster.Index(n.ID); len(n.Cluster.Addresses) > 0 && !ok {
+		if n.Cluster.ExplicitIDs {
+			bad("id", "(%d) is not the id of any node in the cluster file (ids %v)", n.ID, n.Cluster.NodeIDs())
+		} else {
+			bad("id", "(%d) must be an index into the cluster's addresses, 0..%d", n.ID, len(n.Cluster.Addresses)-1)
+		}
 	}
 	if n.DataDir == "" {
 		bad("data_dir", "is empty: name the directory for raft.db, state.db and snapshots")

@@ -163,7 +163,7 @@ func TestSelfPanicsOutsideAddresses(t *testing.T) {
 	n.ID = 3
 	defer func() {
 		r := recover()
-		if r == nil || !strings.Contains(r.(string), "id 3 outside addresses (1 nodes)") {
+		if r == nil || !strings.Contains(r.(string), "id 3 not among the addresses' ids [0]") {
 			t.Errorf("Self() recovered %v, want a panic naming the id", r)
 		}
 	}()
@@ -176,4 +176,22 @@ func clusterOf(nodes int) Cluster {
 		c.Addresses = append(c.Addresses, Address{IP: "127.0.0.1", Port: 5550 + i, InternalPort: 5650 + i})
 	}
 	return c
+}
+
+func TestNodeWithExplicitIDs(t *testing.T) {
+	n := Default()
+	n.Cluster = Cluster{ExplicitIDs: true, Addresses: []Address{
+		{ID: 4, IP: "127.0.0.1", Port: 1, InternalPort: 2}, {ID: 1, IP: "127.0.0.1", Port: 3, InternalPort: 4},
+	}}
+	n.ID = 1
+	if err := n.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if got := n.Self().Port; got != 3 {
+		t.Fatalf("Self() of id 1 has port %d, want 3 (the entry with id 1, not index 1)", got)
+	}
+	n.ID = 0
+	if err := n.Validate(); err == nil || !strings.Contains(err.Error(), "not the id of any node") {
+		t.Fatalf("id 0 with ids [4 1]: %v", err)
+	}
 }

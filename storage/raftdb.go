@@ -26,6 +26,7 @@ const (
 	keyBase      = "base"       // index and term of the entry before the first one kept
 	keySnapshot  = "snapshot"   // meta of the newest snapshot (CreateSnapshot/ApplySnapshot/Compact)
 	keyRecover   = "recovering" // 1 byte, present while the node recovers lost data (SetRecovering)
+	keyMembers   = "members"    // JSON Members: addresses and removed ids (SetMembers)
 )
 
 // RaftDB is raft.db: the node's hard state, membership and Raft log.
@@ -52,6 +53,7 @@ type RaftDB struct {
 	failed  error
 	snap    raftlog.SnapshotMeta
 	recover bool
+	members Members
 }
 
 var _ raftlog.Storage = (*RaftDB)(nil)
@@ -124,7 +126,7 @@ func (r *RaftDB) initLocked(tx *bbolt.Tx) error {
 	if err := checkBounds(r.path, st); err != nil {
 		return err
 	}
-	r.hs, r.conf, r.snap, r.recover = st.hs, st.conf, st.snap, st.recovering
+	r.hs, r.conf, r.snap, r.recover, r.members = st.hs, st.conf, st.snap, st.recovering, st.members
 	r.baseIndex, r.baseTerm = st.baseIndex, st.baseTerm
 	r.lastIndex, r.lastTerm = st.lastIndex, st.lastTerm
 	return nil
@@ -140,6 +142,7 @@ type raftState struct {
 	lastIndex, lastTerm uint64
 	firstKey            uint64 // first key in the log bucket, 0 if empty
 	recovering          bool
+	members             Members
 }
 
 // loadRaftState reads and checks the meta records and the log's bounds.
@@ -195,6 +198,13 @@ func loadRaftState(tx *bbolt.Tx, path string) (raftState, error) {
 			return st, corruptError(path, fmt.Sprintf("recovering record %x, want 01", v))
 		}
 		st.recovering = true
+	}
+	if v, ok, err := get(keyMembers); err != nil {
+		return st, err
+	} else if ok {
+		if st.members, err = decodeMembers(v); err != nil {
+			return st, corruptError(path, err.Error())
+		}
 	}
 	if v, ok, err := get(keyBase); err != nil {
 		return st, err

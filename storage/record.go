@@ -130,25 +130,45 @@ func decodeHardState(b []byte) (raftlog.HardState, error) {
 // maxVoters bounds a decoded membership (raftmq clusters have 1-7 nodes).
 const maxVoters = 1024
 
+// appendConfState writes the voters, then the learners only if there are
+// any, so that a membership without learners has the layout it had before
+// learners existed.
 func appendConfState(b []byte, cs raftlog.ConfState) []byte {
 	b = binary.AppendUvarint(b, uint64(len(cs.Voters)))
 	for _, v := range cs.Voters {
 		b = putU64(b, v)
 	}
+	if len(cs.Learners) > 0 {
+		b = binary.AppendUvarint(b, uint64(len(cs.Learners)))
+		for _, v := range cs.Learners {
+			b = putU64(b, v)
+		}
+	}
 	return b
 }
 
+// readConfState reads what appendConfState wrote; the learners are read
+// when bytes remain (a conf record) and must be last in their record.
 func readConfState(r *reader) raftlog.ConfState {
-	n := r.uvarint("voter count")
-	if n > maxVoters {
-		r.fail(fmt.Sprintf("voter count %d", n))
-		return raftlog.ConfState{}
-	}
 	var cs raftlog.ConfState
-	for i := uint64(0); i < n && r.err == nil; i++ {
-		cs.Voters = append(cs.Voters, r.u64("voter"))
+	cs.Voters = readIDs(r, "voter")
+	if r.err == nil && len(r.b) > 0 {
+		cs.Learners = readIDs(r, "learner")
 	}
 	return cs
+}
+
+func readIDs(r *reader, what string) []uint64 {
+	n := r.uvarint(what + " count")
+	if n > maxVoters {
+		r.fail(fmt.Sprintf("%s count %d", what, n))
+		return nil
+	}
+	var ids []uint64
+	for i := uint64(0); i < n && r.err == nil; i++ {
+		ids = append(ids, r.u64(what))
+	}
+	return ids
 }
 
 func encodeSnapshotMeta(m raftlog.SnapshotMeta) []byte {
@@ -163,10 +183,10 @@ func decodeSnapshotMeta(b []byte) (raftlog.SnapshotMeta, error) {
 }
 
 func cloneConf(cs raftlog.ConfState) raftlog.ConfState {
-	if cs.Voters == nil {
+	if cs.IsEmpty() {
 		return raftlog.ConfState{}
 	}
-	return raftlog.ConfState{Voters: append([]uint64(nil), cs.Voters...)}
+	return cs.Clone()
 }
 
 func beU64(b []byte) uint64 { return binary.BigEndian.Uint64(b) }

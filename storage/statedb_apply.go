@@ -53,7 +53,7 @@ type Applied struct {
 // applied index, and commits it when the group is full or old enough
 // (StateOptions); the entries are durable only then (DurableAppliedIndex).
 // Entries at or below AppliedIndex() are skipped, so replaying the log
-// after a crash never applies anything twice. EntryNoop entries only
+// after a crash never applies anything twice. EntryNoop and EntryConfChange entries only
 // advance the applied index. It returns one Applied per EntryNormal
 // applied, in order.
 //
@@ -82,7 +82,9 @@ func (s *StateDB) Apply(ents []raftlog.Entry) ([]Applied, error) {
 	var bytes uint64
 	for i, e := range ents {
 		switch e.Type {
-		case raftlog.EntryNoop:
+		case raftlog.EntryNoop, raftlog.EntryConfChange:
+			// A membership change is the broker's (raft.db records it).
+			// Here it only advances the applied index.
 		case raftlog.EntryNormal:
 			c, err := DecodeCommand(e.Data)
 			if err != nil {

@@ -34,6 +34,10 @@ func TestRequestsRoundTrip(t *testing.T) {
 		`{"type":"message","method":"EXTEND","topic":"orders","receipt":"0-1-2","lease_ms":43200000}`,
 		`{"type":"topic","method":"PUT","topic":"orders","max_deliveries":5,"dead_letter":"orders.dead"}`,
 		`{"type":"topic","method":"INFO","topic":"orders"}`,
+		`{"type":"member","method":"GET"}`,
+		`{"type":"member","method":"PUT","id":3,"role":"learner","ip":"127.0.0.1","port":5553,"internal_port":5563}`,
+		`{"type":"member","method":"PUT","id":3,"role":"voter"}`,
+		`{"type":"member","method":"DELETE","id":0}`,
 	}
 	for _, o := range coursetest.Outcomes() {
 		frames = append(frames, o.Request)
@@ -63,6 +67,7 @@ func TestResponsesRoundTrip(t *testing.T) {
 		`{"success":false,"error":"not_leader","detail":"this node is a follower","leader":"127.0.0.1:5551"}`,
 		`{"success":false,"error":"no_leader","detail":"no leader is known yet"}`,
 		`{"success":true,"index":42}`,
+		`{"success":true,"members":[{"id":0,"ip":"127.0.0.1","port":5550,"internal_port":5560,"role":"voter","match_index":9,"lag":0}]}`,
 		`{"success":true,"message":"m","receipt":"0-1-2","deliveries":1}`,
 		`{"success":false,"error":"stale_receipt","detail":"the lease ended"}`,
 		`{"success":true,"info":{"name":"q","ready":1,"leased":2,"delayed":0,"max_deliveries":3,"dead_letter":"d"}}`,
@@ -165,6 +170,28 @@ func TestLeaseFieldValidation(t *testing.T) {
 		}
 		if derr != nil && derr.Code != ErrBadRequest {
 			t.Errorf("%s: code %s, want bad_request", tt.frame, derr.Code)
+		}
+	}
+}
+
+// TestMemberRequestsRefused: a member request carries exactly the fields
+// its method needs.
+func TestMemberRequestsRefused(t *testing.T) {
+	for _, f := range []string{
+		`{"type":"member","method":"GET","id":1}`,
+		`{"type":"member","method":"DELETE"}`,
+		`{"type":"member","method":"DELETE","id":-1}`,
+		`{"type":"member","method":"DELETE","id":1,"role":"voter"}`,
+		`{"type":"member","method":"PUT","id":1}`,
+		`{"type":"member","method":"PUT","id":1,"role":"boss"}`,
+		`{"type":"member","method":"PUT","id":1,"role":"learner"}`,
+		`{"type":"member","method":"PUT","id":1,"role":"learner","ip":"127.0.0.1","port":0,"internal_port":2}`,
+		`{"type":"member","method":"PUT","id":1,"role":"voter","ip":"127.0.0.1"}`,
+		`{"type":"topic","method":"DELETE","topic":"x"}`,
+		`{"type":"topic","method":"GET","id":1}`,
+	} {
+		if _, derr := DecodeRequest([]byte(f), fuzzLimits); derr == nil || derr.Code != ErrBadRequest {
+			t.Errorf("%s: %v, want bad_request", f, derr)
 		}
 	}
 }

@@ -20,9 +20,11 @@ const (
 	TypeMessage  = "message"
 	TypeStatus   = "status"
 	TypeSnapshot = "snapshot" // admin: take a snapshot now
+	TypeMember   = "member"   // admin: list, add, promote, remove members
 
-	MethodGet = "GET"
-	MethodPut = "PUT"
+	MethodGet    = "GET"
+	MethodPut    = "PUT"
+	MethodDelete = "DELETE" // member: remove
 	// Leased delivery (type message) and topic details (type topic).
 	MethodReceive = "RECEIVE"
 	MethodAck     = "ACK"
@@ -61,12 +63,23 @@ const (
 	// creation are refused until space comes back (pops, acks and reads
 	// are still served).
 	ErrDiskFull = "disk_full"
+	// ErrMemberRefused: the leader refused a membership change: it makes
+	// no sense in the current membership (adding a member, removing a
+	// stranger or the last voter, an id removed before), another change is
+	// not yet committed, or the learner to promote has not caught up.
+	ErrMemberRefused = "member_refused"
+)
+
+// Member roles.
+const (
+	RoleVoter   = "voter"
+	RoleLearner = "learner"
 )
 
 // ErrorCodes lists every error code above.
 func ErrorCodes() []string {
 	return []string{ErrBadRequest, ErrNotLeader, ErrNoLeader, ErrTooLarge, ErrTimeout,
-		ErrShuttingDown, ErrInternal, ErrOverloaded, ErrStaleSeq, ErrStaleReceipt, ErrDiskFull}
+		ErrShuttingDown, ErrInternal, ErrOverloaded, ErrStaleSeq, ErrStaleReceipt, ErrDiskFull, ErrMemberRefused}
 }
 
 // ErrUndecodableResponse is returned by DecodeResponse for a reply frame
@@ -124,9 +137,37 @@ type Request struct {
 	Receipt       string
 	MaxDeliveries uint64
 	DeadLetter    string
+	// Member is a member request's target (type member, PUT and DELETE):
+	// its id, and for PUT its role ("learner" adds it with the addresses,
+	// "voter" promotes a learner).
+	Member MemberSpec
 	// Dialect is how to answer the request; DecodeRequest sets it even
 	// when it refuses the request.
 	Dialect Dialect
+}
+
+// MemberSpec names a member and, to add it, its addresses.
+type MemberSpec struct {
+	ID           int
+	Role         string
+	IP           string
+	Port         int
+	InternalPort int
+}
+
+// MaxMemberID bounds a member id (config.MaxNodeID).
+const MaxMemberID = 1 << 20
+
+// Member is one member in the answer to member GET. MatchIndex and Lag
+// (entries behind the leader's last index) are the leader's view.
+type Member struct {
+	ID           int    `json:"id"`
+	IP           string `json:"ip"`
+	Port         int    `json:"port"`
+	InternalPort int    `json:"internal_port"`
+	Role         string `json:"role"`
+	MatchIndex   uint64 `json:"match_index"`
+	Lag          uint64 `json:"lag"`
 }
 
 // Limits bound what DecodeRequest accepts.
@@ -157,6 +198,7 @@ var known = map[string]bool{
 	"client_id": true, "seq": true,
 	"lease_ms": true, "wait_ms": true, "delay_ms": true, "receipt": true,
 	"max_deliveries": true, "dead_letter": true,
+	"id": true, "role": true, "ip": true, "port": true, "internal_port": true,
 }
 
 // Lease is the request's lease in ms: LeaseMs, or DefaultLeaseMs when
@@ -201,7 +243,7 @@ func dialectOf(fields map[string]json.RawMessage) Dialect {
 // raftmqType reports whether a request's raw type is one raftmq added.
 func raftmqType(raw json.RawMessage) bool {
 	var t string
-	return raw != nil && json.Unmarshal(raw, &t) == nil && t == TypeSnapshot
+	return raw != nil && json.Unmarshal(raw, &t) == nil && (t == TypeSnapshot || t == TypeMember)
 }
 
 // raftmqMethod reports whether a request's raw method is one raftmq added.
@@ -279,7 +321,7 @@ func decodeObject(frame []byte, lim Limits) (map[string]json.RawMessage, *Decode
 func (req *Request) validate(fields map[string]json.RawMessage, lim Limits) *DecodeError {
 	for k := range fields {
 		if !known[k] {
-			return badRequest("unknown field %q (known: type, method, topic, message, client_id, seq, lease_ms, wait_ms, delay_ms, receipt, max_deliveries, dead_letter)", k)
+			return badRequest("unknown field %q (known: type, method, topic, message, client_id, seq, lease_ms, wait_ms, delay_ms, receipt, max_deliveries, dead_letter, id, role, ip, port, internal_port)", k)
 		}
 	}
 	var err *DecodeError
@@ -291,6 +333,10 @@ func (req *Request) validate(fields map[string]json.RawMessage, lim Limits) *Dec
 	}
 	switch req.Method {
 	case MethodGet, MethodPut:
+	case MethodDelete:
+		if req.Type != TypeMember {
+			return badRequest("DELETE is a member method")
+		}
 	case MethodReceive, MethodAck, MethodNack, MethodExtend:
 		if req.Type != TypeMessage {
 			return badRequest("%s is a message method", req.Method)
@@ -300,7 +346,7 @@ func (req *Request) validate(fields map[string]json.RawMessage, lim Limits) *Dec
 			return badRequest("INFO is a topic method")
 		}
 	default:
-		return badRequest("method %q is not GET, PUT, RECEIVE, ACK, NACK, EXTEND or INFO", req.Method)
+		return badRequest("method %q is not GET, PUT, DELETE, RECEIVE, ACK, NACK, EXTEND or INFO", req.Method)
 	}
 	needTopic, needMessage := false, false
 	switch req.Type {
@@ -317,8 +363,19 @@ func (req *Request) validate(fields map[string]json.RawMessage, lim Limits) *Dec
 		if req.Method != MethodPut {
 			return badRequest("snapshot supports PUT only")
 		}
+	case TypeMember:
+		if err := req.validateMember(fields); err != nil {
+			return err
+		}
 	default:
-		return badRequest("type %q is not topic, message, status or snapshot", req.Type)
+		return badRequest("type %q is not topic, message, status, snapshot or member", req.Type)
+	}
+	if req.Type != TypeMember {
+		for _, f := range []string{"id", "role", "ip", "port", "internal_port"} {
+			if _, ok := fields[f]; ok {
+				return badRequest("%s %s takes no %s", req.Type, req.Method, f)
+			}
+		}
 	}
 	if needTopic {
 		if req.Topic, err = stringField(fields, "topic", true); err != nil {
@@ -369,6 +426,66 @@ func (req *Request) validate(fields map[string]json.RawMessage, lim Limits) *Dec
 		req.HasSession = true
 	} else if _, ok := fields["seq"]; ok {
 		return badRequest("seq needs client_id")
+	}
+	return nil
+}
+
+// validateMember checks a member request: GET takes nothing, DELETE an
+// id, PUT an id and a role, and for role learner the addresses.
+func (req *Request) validateMember(fields map[string]json.RawMessage) *DecodeError {
+	allowed := map[string]bool{}
+	switch req.Method {
+	case MethodGet:
+	case MethodDelete:
+		allowed["id"] = true
+	case MethodPut:
+		allowed["id"], allowed["role"] = true, true
+		var role string
+		if raw, ok := fields["role"]; ok && json.Unmarshal(raw, &role) == nil && role == RoleLearner {
+			allowed["ip"], allowed["port"], allowed["internal_port"] = true, true, true
+		}
+	}
+	for _, f := range []string{"id", "role", "ip", "port", "internal_port"} {
+		_, ok := fields[f]
+		switch {
+		case ok && !allowed[f]:
+			return badRequest("member %s takes no %s", req.Method, f)
+		case !ok && allowed[f]:
+			return badRequest("member %s needs %s", req.Method, f)
+		}
+	}
+	var err *DecodeError
+	var v uint64
+	if raw, ok := fields["id"]; ok {
+		if v, err = uintField(raw, "id", 0, MaxMemberID); err != nil {
+			return err
+		}
+		req.Member.ID = int(v)
+	}
+	if _, ok := fields["role"]; ok {
+		if req.Member.Role, err = stringField(fields, "role", true); err != nil {
+			return err
+		}
+		if req.Member.Role != RoleLearner && req.Member.Role != RoleVoter {
+			return badRequest("role must be %q (add) or %q (promote a learner)", RoleLearner, RoleVoter)
+		}
+	}
+	if req.Member.Role == RoleLearner {
+		if req.Member.IP, err = stringField(fields, "ip", true); err != nil {
+			return err
+		}
+		if req.Member.IP == "" || len(req.Member.IP) > 64 {
+			return badRequest("ip must be an IP address")
+		}
+		for _, p := range []struct {
+			name string
+			dst  *int
+		}{{"port", &req.Member.Port}, {"internal_port", &req.Member.InternalPort}} {
+			if v, err = uintField(fields[p.name], p.name, 1, 65535); err != nil {
+				return err
+			}
+			*p.dst = int(v)
+		}
 	}
 	return nil
 }
@@ -515,6 +632,8 @@ type Response struct {
 	Leader     string     `json:"leader,omitempty"`
 	// Index is the snapshot index an admin snapshot request answers with.
 	Index *uint64 `json:"index,omitempty"`
+	// Members answers member GET.
+	Members *[]Member `json:"members,omitempty"`
 }
 
 // OK is {"success": true}.
@@ -640,6 +759,11 @@ type requestJSON struct {
 	DelayMs  uint64  `json:"delay_ms,omitempty"`
 	MaxDeliv uint64  `json:"max_deliveries,omitempty"`
 	DeadLet  string  `json:"dead_letter,omitempty"`
+	ID       *int    `json:"id,omitempty"`
+	Role     string  `json:"role,omitempty"`
+	IP       string  `json:"ip,omitempty"`
+	Port     int     `json:"port,omitempty"`
+	Internal int     `json:"internal_port,omitempty"`
 }
 
 // EncodeRequest is the one encoder of client requests, DecodeRequest's
@@ -653,6 +777,13 @@ func EncodeRequest(r Request) []byte {
 	}
 	if r.Type == TypeMessage && r.Method == MethodPut {
 		j.Message = &r.Message
+	}
+	if r.Type == TypeMember && r.Method != MethodGet {
+		id := r.Member.ID
+		j.ID, j.Role = &id, r.Member.Role
+		if r.Member.Role == RoleLearner {
+			j.IP, j.Port, j.Internal = r.Member.IP, r.Member.Port, r.Member.InternalPort
+		}
 	}
 	b, err := json.Marshal(j)
 	if err != nil {
@@ -677,7 +808,7 @@ func (r Response) Same(o Response) bool {
 		return false
 	}
 	return eqPtr(r.Message, o.Message) && eqPtr(r.Index, o.Index) && eqPtr(r.Receipt, o.Receipt) &&
-		eqPtr(r.Deliveries, o.Deliveries) && eqPtr(r.Info, o.Info) &&
+		eqPtr(r.Deliveries, o.Deliveries) && eqPtr(r.Info, o.Info) && r.Members == nil && o.Members == nil &&
 		(r.Topics == nil) == (o.Topics == nil) && (r.Topics == nil || slices.Equal(*r.Topics, *o.Topics))
 }
 

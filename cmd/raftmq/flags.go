@@ -28,6 +28,7 @@ const (
 	flagTopic     = "topic"
 	flagDataDir   = "data-dir"
 	flagRecover   = "recover" // serve: the data directory was wiped; rejoin without voting until caught up
+	flagJoin      = "join"    // serve: a new node; wait to be added (raftmq member add)
 
 	flagCurveSecretFile  = "curve-secret-file"  // this node's or client's Z85 CURVE secret key
 	flagCurveClientsFile = "curve-clients-file" // serve: the client public keys allowed, or "*"

@@ -62,7 +62,7 @@ func newApp(e env) *cli.App {
 		Flags:     logFlags(),
 		Commands: []*cli.Command{
 			serveCommand(e), topicCommand(e), produceCommand(e), consumeCommand(e),
-			statusCommand(e), inspectCommand(e), benchCommand(e), verifyCommand(e), snapshotCommand(e),
+			statusCommand(e), inspectCommand(e), benchCommand(e), verifyCommand(e), snapshotCommand(e), memberCommand(e),
 			keygenCommand(e),
 		},
 		HideHelpCommand: true,

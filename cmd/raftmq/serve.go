@@ -70,6 +70,7 @@ func nodeOpts() []nodeOpt {
 		intOpt("id", "this node's index in the cluster file's addresses", func(n *config.Node) *int { return &n.ID }),
 		stringOpt(flagDataDir, "directory for raft.db, state.db and snapshots", func(n *config.Node) *string { return &n.DataDir }),
 		{flag: &cli.BoolFlag{Name: flagRecover, EnvVars: envVar(flagRecover), Usage: "the data directory was wiped or lost: rejoin from the peers and neither vote nor lead until caught up (start a wiped node with it once)"}, apply: func(c *cli.Context, n *config.Node) { n.Recover = c.Bool(flagRecover) }},
+		{flag: &cli.BoolFlag{Name: flagJoin, EnvVars: envVar(flagJoin), Usage: "a new node of a running cluster: start with an empty log and no membership, never campaign, and wait to be added (raftmq member add --id N); ignored once a membership is recorded"}, apply: func(c *cli.Context, n *config.Node) { n.Join = c.Bool(flagJoin) }},
 		stringOpt("listen-ip", "IP to bind instead of the node's own address (0.0.0.0 in containers)", func(n *config.Node) *string { return &n.ListenIP }),
 		durationOpt("tick-interval", "one Raft tick", func(n *config.Node) *time.Duration { return &n.TickInterval }),
 		intOpt("election-ticks", "election timeout in ticks, randomized in [E, 2E)", func(n *config.Node) *int { return &n.ElectionTicks }),

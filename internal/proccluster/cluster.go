@@ -39,6 +39,9 @@ type Options struct {
 	// cluster's dir, public keys in the cluster file) and one client key
 	// pair, the only one the brokers admit (ClientSecretPath).
 	Curve bool
+	// ClusterID is written to the cluster file when set (a cluster whose
+	// membership changes needs one: AddNode rewrites the file).
+	ClusterID string
 }
 
 // Cluster is a set of broker processes sharing one cluster file.
@@ -47,7 +50,10 @@ type Cluster struct {
 	Dir        string
 	ConfigPath string
 	Addrs      []config.Address
+	ClusterID  string
 	args       []string
+	// nodeArgs are extra serve flags of one node (AddNode's --join).
+	nodeArgs map[int][]string
 
 	mu    sync.Mutex
 	env   map[int][]string // per node, see Options.Env
@@ -66,7 +72,7 @@ func NewCluster(bin, dir string, opts Options) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Cluster{Bin: bin, Dir: dir, args: opts.Args, env: map[int][]string{}}
+	c := &Cluster{Bin: bin, Dir: dir, args: opts.Args, env: map[int][]string{}, ClusterID: opts.ClusterID, nodeArgs: map[int][]string{}}
 	for i, env := range opts.Env {
 		c.env[i] = append([]string(nil), env...)
 	}
@@ -89,7 +95,7 @@ func NewCluster(bin, dir string, opts Options) (*Cluster, error) {
 
 // WriteClusterFile (re)writes the cluster file from Addrs.
 func (c *Cluster) WriteClusterFile() error {
-	b, err := json.MarshalIndent(config.Cluster{Addresses: c.Addrs}, "", "  ")
+	b, err := json.MarshalIndent(config.Cluster{Addresses: c.Addrs, ClusterID: c.ClusterID}, "", "  ")
 	if err != nil {
 		return err
 	}
@@ -97,6 +103,23 @@ func (c *Cluster) WriteClusterFile() error {
 		return fmt.Errorf("proccluster: %w", err)
 	}
 	return nil
+}
+
+// AddNode adds a node with free ports to the cluster file (id: its index)
+// that starts with extra serve flags (e.g. --join); it does not start it.
+func (c *Cluster) AddNode(extra ...string) (int, error) {
+	ports, err := freePorts(2)
+	if err != nil {
+		return 0, err
+	}
+	c.mu.Lock()
+	c.Addrs = append(c.Addrs, config.Address{IP: "127.0.0.1", Port: ports[0], InternalPort: ports[1]})
+	i := len(c.Addrs) - 1
+	c.nodeArgs[i] = append([]string(nil), extra...)
+	c.procs = append(c.procs, nil)
+	c.exits = append(c.exits, nil)
+	c.mu.Unlock()
+	return i, c.WriteClusterFile()
 }
 
 // makeKeys writes a CURVE key pair per node and the client's, and the
@@ -210,6 +233,7 @@ func (c *Cluster) Start(i int) error {
 	}
 	args := append([]string{"serve", "--config", c.ConfigPath, "--id", strconv.Itoa(i),
 		"--data-dir", c.DataDir(i), "--log-format", "json"}, c.args...)
+	args = append(args, c.nodeArgs[i]...)
 	if c.Curve() {
 		args = append(args, "--curve-secret-file", c.nodeSecretPath(i), "--curve-clients-file", c.clientsPath())
 	}

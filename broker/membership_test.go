@@ -1,0 +1,179 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/raftmq/raftmq/config"
+	"github.com/raftmq/raftmq/internal/testwait"
+)
+
+// memberCluster is a 3-node test cluster with an explicit cluster id (a
+// cluster whose membership changes needs one: its files differ) and a
+// fourth node's config that lists all four and joins.
+func memberCluster(t *testing.T) ([]config.Node, config.Node) {
+	cfgs := testCluster(t, 4)
+	four := cfgs[3].Cluster
+	four.ClusterID = "membership-test"
+	three := four
+	three.Addresses = four.Addresses[:3]
+	for i := range cfgs {
+		cfgs[i].Cluster = three
+	}
+	extra := cfgs[3]
+	extra.Cluster = four
+	extra.Join = true
+	return cfgs[:3], extra
+}
+
+// members lists the members through the leader: id -> role and lag.
+func members(t *testing.T, c *rawClient) map[int]string {
+	t.Helper()
+	got := c.do(`{"type":"member","method":"GET"}`)
+	list, ok := got["members"].([]any)
+	if got["success"] != true || !ok {
+		t.Fatalf("member GET: %v", got)
+	}
+	out := map[int]string{}
+	for _, m := range list {
+		m := m.(map[string]any)
+		out[int(m["id"].(float64))] = fmt.Sprintf("%s lag=%v", m["role"], m["lag"])
+	}
+	return out
+}
+
+// stopWith waits for a broker that stops by itself and returns its error.
+func (r *running) stopWith(t *testing.T, within time.Duration) error {
+	t.Helper()
+	select {
+	case err := <-r.done:
+		r.cancel = nil
+		return err
+	case <-time.After(within):
+		t.Fatalf("broker did not stop by itself within %v", within)
+		return nil
+	}
+}
+
+// TestMembershipAddRemove: a fourth node joins empty, is added as a
+// learner, catches up and is promoted; an original member is removed and
+// stops; then one member of the new majority is lost, and every message is
+// still there. The removed node's data may not come back.
+func TestMembershipAddRemove(t *testing.T) {
+	cfgs, extra := memberCluster(t)
+	nodes := map[int]*running{}
+	clients := map[int]*rawClient{}
+	for i, cfg := range cfgs {
+		nodes[i] = startBroker(t, cfg)
+		clients[i] = dialRaw(t, cfg.Self().ClientAddr())
+	}
+	lead := leaderOf(t, clients)
+	c := clients[lead]
+	if got := c.do(`{"type":"topic","method":"PUT","topic":"q"}`); got["success"] != true {
+		t.Fatalf("create: %v", got)
+	}
+	const msgs = 30
+	for i := range msgs {
+		if got := c.do(fmt.Sprintf(`{"type":"message","method":"PUT","topic":"q","message":"m%d"}`, i)); got["success"] != true {
+			t.Fatalf("put: %v", got)
+		}
+	}
+	// A follower does not serve member requests.
+	if got := clients[(lead+1)%3].do(`{"type":"member","method":"GET"}`); got["error"] != "not_leader" {
+		t.Fatalf("member GET on a follower: %v", got)
+	}
+	nodes[3] = startBroker(t, extra)
+	clients[3] = dialRaw(t, extra.Self().ClientAddr())
+	if st := clients[3].status(); st.Role != "Follower" || st.Term != 0 {
+		t.Fatalf("joining node: %+v, want a follower at term 0", st)
+	}
+	a := extra.Self()
+	add := fmt.Sprintf(`{"type":"member","method":"PUT","id":3,"role":"learner","ip":%q,"port":%d,"internal_port":%d}`, a.IP, a.Port, a.InternalPort)
+	// Promoting before adding makes no sense.
+	if got := c.do(`{"type":"member","method":"PUT","id":3,"role":"voter"}`); got["error"] != "member_refused" {
+		t.Fatalf("promote a stranger: %v", got)
+	}
+	if got := c.do(add); got["success"] != true {
+		t.Fatalf("add learner: %v", got)
+	}
+	if got := c.do(add); got["error"] != "member_refused" {
+		t.Fatalf("add it twice: %v", got)
+	}
+	testwait.For(t, 10*time.Second, "learner 3 caught up", func() bool { return members(t, c)[3] == "learner lag=0" })
+	if got := c.do(`{"type":"member","method":"PUT","id":3,"role":"voter"}`); got["success"] != true {
+		t.Fatalf("promote: %v", got)
+	}
+	testwait.For(t, 5*time.Second, "4 voters", func() bool {
+		got := members(t, c)
+		return len(got) == 4 && got[3] == "voter lag=0"
+	})
+	// Remove an original follower: it stops by itself.
+	gone := (lead + 1) % 3
+	if got := c.do(fmt.Sprintf(`{"type":"member","method":"DELETE","id":%d}`, gone)); got["success"] != true {
+		t.Fatalf("remove %d: %v", gone, got)
+	}
+	if err := nodes[gone].stopWith(t, 10*time.Second); !errors.Is(err, ErrRemoved) {
+		t.Fatalf("removed node stopped with %v, want ErrRemoved", err)
+	}
+	delete(nodes, gone)
+	delete(clients, gone)
+	if got := members(t, c); len(got) != 3 || got[gone] != "" {
+		t.Fatalf("members after remove: %v", got)
+	}
+	// Its data may not come back under its id.
+	if _, err := New(cfgs[gone], zerolog.Nop()); !errors.Is(err, ErrRemoved) {
+		t.Fatalf("New on the removed node's data: %v, want ErrRemoved", err)
+	}
+	// A removed id cannot be added again.
+	old := cfgs[gone].Self()
+	if got := c.do(fmt.Sprintf(`{"type":"member","method":"PUT","id":%d,"role":"learner","ip":%q,"port":%d,"internal_port":%d}`, gone, old.IP, old.Port, old.InternalPort)); got["error"] != "member_refused" {
+		t.Fatalf("re-add a removed id: %v", got)
+	}
+	// Lose one member of the new majority (not the leader): 2 of 3 remain.
+	other := 3 - lead - gone
+	nodes[other].stop(t)
+	delete(clients, other)
+	for i := range msgs {
+		if got := c.do(`{"type":"message","method":"GET","topic":"q"}`); got["message"] != fmt.Sprintf("m%d", i) {
+			t.Fatalf("pop %d after the changes: %v", i, got)
+		}
+	}
+}
+
+// TestMembershipRemoveLeader: removing the leader commits, the leader
+// stops, and the others elect a leader that holds every message.
+func TestMembershipRemoveLeader(t *testing.T) {
+	cfgs, _ := memberCluster(t)
+	nodes := map[int]*running{}
+	clients := map[int]*rawClient{}
+	for i, cfg := range cfgs {
+		nodes[i] = startBroker(t, cfg)
+		clients[i] = dialRaw(t, cfg.Self().ClientAddr())
+	}
+	lead := leaderOf(t, clients)
+	c := clients[lead]
+	if got := c.do(`{"type":"topic","method":"PUT","topic":"q"}`); got["success"] != true {
+		t.Fatalf("create: %v", got)
+	}
+	if got := c.do(`{"type":"message","method":"PUT","topic":"q","message":"kept"}`); got["success"] != true {
+		t.Fatalf("put: %v", got)
+	}
+	if got := c.do(fmt.Sprintf(`{"type":"member","method":"DELETE","id":%d}`, lead)); got["success"] != true {
+		t.Fatalf("remove the leader: %v", got)
+	}
+	if err := nodes[lead].stopWith(t, 10*time.Second); !errors.Is(err, ErrRemoved) {
+		t.Fatalf("removed leader stopped with %v, want ErrRemoved", err)
+	}
+	delete(clients, lead)
+	newLead := leaderOf(t, clients)
+	if got := members(t, clients[newLead]); len(got) != 2 || got[lead] != "" {
+		t.Fatalf("members: %v", got)
+	}
+	if got := clients[newLead].do(`{"type":"message","method":"GET","topic":"q"}`); got["message"] != "kept" {
+		t.Fatalf("pop on the new leader: %v", got)
+	}
+}
