@@ -289,3 +289,100 @@ func TestDiskFullENOSPC(t *testing.T) {
 		t.Fatalf("put after the reopen: %v", resp)
 	}
 }
+
+// TestDiskFullENOSPCFollower: a follower with the guard off runs out of
+// space for real while the cluster takes puts. It stops at its failed
+// write; the other two go on acknowledging; once space is back, Serve
+// reopens it from its files and it catches up with the leader.
+func TestDiskFullENOSPCFollower(t *testing.T) {
+	mnt := loopfs.Mount(t, 48<<20)
+	cfgs := testCluster(t, 3)
+	clients := map[int]*rawClient{}
+	for i := range cfgs {
+		clients[i] = dialRaw(t, cfgs[i].Self().ClientAddr())
+	}
+	// Nodes 0 and 1 first, so that one of them leads; node 2 joins on the
+	// small filesystem with no guard.
+	for i := 0; i < 2; i++ {
+		startBroker(t, cfgs[i])
+	}
+	lead := leaderOf(t, map[int]*rawClient{0: clients[0], 1: clients[1]})
+	cfg := cfgs[2]
+	cfg.DataDir = mnt + "/node2"
+	cfg.MinFreeBytes = 0
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	ballast := loopfs.Fill(t, mnt, 6<<20)
+	log := zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr}).Level(zerolog.WarnLevel).With().Timestamp().Logger()
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- Serve(ctx, cfg, log) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-served:
+			if err != nil {
+				t.Errorf("Serve: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Errorf("Serve did not return within 10s of its context ending")
+		}
+	})
+	d := &diskClient{c: clients[lead]}
+	if resp := d.req("topic", "PUT", "q", ""); resp["success"] != true {
+		t.Fatalf("create topic: %v", resp)
+	}
+	testwait.For(t, 10*time.Second, "node 2 to follow", func() bool { return clients[2].status().Applied >= 2 })
+	probe := dialRaw(t, cfg.Self().ClientAddr())
+	probe.sock.SetRcvtimeo(500 * time.Millisecond)
+	down := func() bool {
+		_, err := probe.sock.SendBytes([]byte(`{"type":"status","method":"GET"}`), 0)
+		if err == nil {
+			_, err = probe.sock.RecvBytes(0)
+		}
+		if err != nil {
+			probe = dialRaw(t, cfg.Self().ClientAddr())
+			probe.sock.SetRcvtimeo(500 * time.Millisecond)
+			return true
+		}
+		return false
+	}
+	var acked []string
+	for i := 0; i < 400 && !down(); i++ {
+		m := fillMessage(i, 64<<10)
+		if resp := d.req("message", "PUT", "q", m); resp["success"] != true {
+			t.Fatalf("put %d with node 2 filling up: %v", i, resp)
+		}
+		acked = append(acked, m)
+	}
+	if !down() {
+		t.Fatalf("node 2 still serving after %d puts of 64 KiB into 6 MiB", len(acked))
+	}
+	// The cluster goes on without it.
+	for i := 0; i < 5; i++ {
+		m := fillMessage(len(acked), 1024)
+		if resp := d.req("message", "PUT", "q", m); resp["success"] != true {
+			t.Fatalf("put with node 2 down: %v", resp)
+		}
+		acked = append(acked, m)
+	}
+	if err := os.Remove(ballast); err != nil {
+		t.Fatal(err)
+	}
+	testwait.Err(t, 30*time.Second, "node 2 to reopen and catch up", func() error {
+		if down() {
+			return fmt.Errorf("node 2 not answering yet")
+		}
+		st, ls := probe.status(), clients[lead].status()
+		if st.Applied < ls.Commit {
+			return fmt.Errorf("node 2 applied %d, leader commit %d", st.Applied, ls.Commit)
+		}
+		return nil
+	})
+	for i, want := range acked {
+		if resp := d.req("message", "GET", "q", ""); resp["message"] != want {
+			t.Fatalf("pop %d of %d: %.40v", i, len(acked), resp)
+		}
+	}
+}
