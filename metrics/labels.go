@@ -63,7 +63,7 @@ var outcomeLabels = [...]string{
 	"ok", "no",
 	wire.ErrBadRequest, wire.ErrNotLeader, wire.ErrNoLeader, wire.ErrTooLarge,
 	wire.ErrTimeout, wire.ErrShuttingDown, wire.ErrInternal, wire.ErrOverloaded,
-	wire.ErrStaleSeq, wire.ErrStaleReceipt, wire.ErrDiskFull,
+	wire.ErrStaleSeq, wire.ErrStaleReceipt, wire.ErrDiskFull, wire.ErrMemberRefused,
 	"other",
 }
 

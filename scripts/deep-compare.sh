@@ -90,9 +90,11 @@ for line in open(sys.argv[1]):
     puts = [s for s in r["steps"] if s["phase"] == "put"]
     pops = [s for s in r["steps"] if s["phase"] == "pop"]
     anon = [p["anon_bytes"] >> 20 for p in r["steps"][-1].get("procs", [])]
+    peak = [max(p.get("peak_anon_bytes", 0) for s in r["steps"] for p in s.get("procs", []) if p["pid"] == q["pid"]) >> 20
+            for q in r["steps"][-1].get("procs", [])]
     q = r["queued_bytes"]
     print(f'{r["kind"]}: depth {puts[-1]["depth_after"]}: put {puts[0]["per_sec"]:.0f}/s empty -> {puts[-1]["per_sec"]:.0f}/s deep '
           f'(x{r["put_ratio"]:.2f}); pop {pops[0]["per_sec"]:.0f}/s -> {pops[-1]["per_sec"]:.0f}/s (x{r["pop_ratio"]:.2f}); '
-          f'anon MB per node {anon}, max {r["max_anon_bytes"] >> 20}; data dir / queued bytes '
+          f'anon MB per node at the end {anon}, peak {peak}; data dir / queued bytes '
           f'{[round(b / q, 2) for b in r["data_dir_bytes"]]}; restart {r["restart_empty_s"]} s empty, {r["restart_deep_s"]} s deep')
 PY

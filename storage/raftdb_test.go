@@ -359,3 +359,40 @@ func TestRaftDBApplySnapshotWithoutVotersKeepsMembership(t *testing.T) {
 		t.Fatalf("membership = %v, want %v", cs, voters)
 	}
 }
+
+// TestRaftDBCompactInBatches compacts a log longer than one compaction
+// transaction, across a term change inside it, and checks the base, the
+// snapshot recorded and what a reopen sees.
+func TestRaftDBCompactInBatches(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "raft.db")
+	r := openTestRaftDB(t, path)
+	const mid, last = compactBatchEntries + 5, 2*compactBatchEntries + 100
+	if err := r.Save(raftlog.HardState{Term: 3}, append(ents(1, mid, 2), ents(mid+1, last, 3)...)); err != nil {
+		t.Fatal(err)
+	}
+	target := uint64(2*compactBatchEntries + 50)
+	if err := r.Compact(target); err != nil {
+		t.Fatal(err)
+	}
+	check := func(r *RaftDB, when string) {
+		t.Helper()
+		first, err := r.FirstIndex()
+		if err != nil || first != target+1 {
+			t.Fatalf("%s: FirstIndex = %d, %v; want %d", when, first, err, target+1)
+		}
+		if term, err := r.Term(target); err != nil || term != 3 {
+			t.Fatalf("%s: Term(base %d) = %d, %v; want 3", when, target, term, err)
+		}
+		if m, err := r.Snapshot(); err != nil || m.Index != target || m.Term != 3 {
+			t.Fatalf("%s: Snapshot = %+v, %v; want %d/3", when, m, err, target)
+		}
+		if e, err := r.Entries(target+1, last+1, math.MaxUint64); err != nil || len(e) != int(last-target) {
+			t.Fatalf("%s: Entries after the base = %d, %v; want %d", when, len(e), err, last-target)
+		}
+	}
+	check(r, "after Compact")
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	check(openTestRaftDB(t, path), "after a reopen")
+}

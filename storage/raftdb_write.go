@@ -172,6 +172,12 @@ func (r *RaftDB) putSnapshotLocked(meta raftlog.SnapshotMeta) error {
 // the base wraps raftlog.ErrCompacted; beyond the last index
 // raftlog.ErrUnavailable. The caller must not compact past what state.db
 // (or a snapshot) has made durable.
+//
+// The entries go in transactions of at most compactBatchEntries, each
+// moving the base forward: one transaction for a long log would hold a node
+// in memory for every page it touches (tens of MiB for a log as large as a
+// deep queue, decision 15). A crash between two leaves a shorter compaction,
+// which is as valid: the snapshot (recorded in the first) covers it.
 func (r *RaftDB) Compact(index uint64) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -189,25 +195,37 @@ func (r *RaftDB) Compact(index uint64) error {
 	if snap.Index < index {
 		snap = raftlog.SnapshotMeta{Index: index, Term: term, Conf: cloneConf(r.conf)}
 	}
-	err = r.updateLocked("compact", func(tx *bbolt.Tx) error {
-		logB := tx.Bucket(bucketLog)
-		for i := r.baseIndex + 1; i <= index; i++ {
-			if err := logB.Delete(indexKey(i)); err != nil {
+	for r.baseIndex < index {
+		to := min(index, r.baseIndex+compactBatchEntries)
+		toTerm := term
+		if to != index {
+			if toTerm, err = r.termLocked(to); err != nil {
 				return err
 			}
 		}
-		m := tx.Bucket(bucketMeta)
-		if snap.Index != r.snap.Index {
-			if err := putSealed(m, keySnapshot, encodeSnapshotMeta(snap)); err != nil {
-				return err
+		err = r.updateLocked("compact", func(tx *bbolt.Tx) error {
+			logB := tx.Bucket(bucketLog)
+			for i := r.baseIndex + 1; i <= to; i++ {
+				if err := logB.Delete(indexKey(i)); err != nil {
+					return err
+				}
 			}
+			m := tx.Bucket(bucketMeta)
+			if snap.Index != r.snap.Index {
+				if err := putSealed(m, keySnapshot, encodeSnapshotMeta(snap)); err != nil {
+					return err
+				}
+			}
+			return putSealed(m, keyBase, putU64(putU64(nil, to), toTerm))
+		})
+		if err != nil {
+			return err
 		}
-		return putSealed(m, keyBase, putU64(putU64(nil, index), term))
-	})
-	if err != nil {
-		return err
+		r.baseIndex, r.baseTerm = to, toTerm
+		r.snap = snap
 	}
-	r.baseIndex, r.baseTerm = index, term
-	r.snap = snap
 	return nil
 }
+
+// compactBatchEntries bounds the entries one compaction transaction deletes.
+const compactBatchEntries = 16384

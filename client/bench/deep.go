@@ -80,7 +80,7 @@ type DeepReport struct {
 	PutRatio    float64    `json:"put_ratio"`      // put/s at depth ÷ put/s from empty
 	PopRatio    float64    `json:"pop_ratio"`      // pop/s at depth ÷ pop/s near empty
 	QueuedBytes int64      `json:"queued_bytes"`   // at full depth
-	MaxAnonByte int64      `json:"max_anon_bytes"` // highest anonymous RSS of one process over all steps
+	MaxAnonByte int64      `json:"max_anon_bytes"` // highest anonymous RSS of one process over all steps, peaks included
 }
 
 // RunDeep runs the deep-queue benchmark. progress, when not nil, is called
@@ -124,7 +124,9 @@ func RunDeep(ctx context.Context, cfg DeepConfig, progress func(DeepStep)) (Deep
 		if phase == PhasePop {
 			op = pop
 		}
+		peaks := samplePeaks(cfg.PIDs, peakSampleEvery)
 		st := runOps(ctx, workers, n, op)
+		peak := peaks()
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("bench: interrupted: %w", err)
 		}
@@ -142,13 +144,14 @@ func RunDeep(ctx context.Context, cfg DeepConfig, progress func(DeepStep)) (Deep
 		if st.elapsed > 0 {
 			s.PerSec = float64(ops) / st.elapsed.Seconds()
 		}
-		for _, pid := range cfg.PIDs {
+		for i, pid := range cfg.PIDs {
 			m, err := ReadProcMem(pid)
 			if err != nil {
 				return err
 			}
+			m.PeakAnonBytes = max(peak[i], m.AnonBytes)
 			s.Procs = append(s.Procs, m)
-			rep.MaxAnonByte = max(rep.MaxAnonByte, m.AnonBytes)
+			rep.MaxAnonByte = max(rep.MaxAnonByte, m.PeakAnonBytes)
 		}
 		rep.Steps = append(rep.Steps, s)
 		if progress != nil {
@@ -247,14 +250,16 @@ func (r DeepReport) WriteText(w io.Writer) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "phase\tdepth after\tops\terrors\tops/s\tp99\tRSS MB (per process)\tanon MB (per process)\t")
+	fmt.Fprintln(tw, "phase\tdepth after\tops\terrors\tops/s\tp99\tRSS MB\tanon MB\tpeak anon MB\t")
 	for _, s := range r.Steps {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.0f\t%s\t%s\t%s\t\n", s.Phase, s.DepthAfter, s.Ops, s.Errors, s.PerSec, ms(s.P99), mbList(s.Procs, false), mbList(s.Procs, true))
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.0f\t%s\t%s\t%s\t%s\t\n", s.Phase, s.DepthAfter, s.Ops, s.Errors, s.PerSec, ms(s.P99),
+			mbList(s.Procs, func(p ProcMem) int64 { return p.RSSBytes }), mbList(s.Procs, func(p ProcMem) int64 { return p.AnonBytes }),
+			mbList(s.Procs, func(p ProcMem) int64 { return p.PeakAnonBytes }))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	_, err := fmt.Fprintf(w, "\nat depth ÷ empty: put %.2f, pop %.2f; queued %.1f MB; highest anon RSS of one process %.1f MB\n",
+	_, err := fmt.Fprintf(w, "\nat depth ÷ empty: put %.2f, pop %.2f; queued %.1f MB; highest anon RSS of one process (sampled every 100 ms) %.1f MB\n",
 		r.PutRatio, r.PopRatio, mb(r.QueuedBytes), mb(r.MaxAnonByte))
 	if err != nil {
 		return err
@@ -271,20 +276,56 @@ func (r DeepReport) WriteText(w io.Writer) error {
 
 func mb(b int64) float64 { return float64(b) / (1 << 20) }
 
-func mbList(ps []ProcMem, anon bool) string {
+// mbList is one value per process, in MB, space-separated.
+func mbList(ps []ProcMem, value func(ProcMem) int64) string {
 	if len(ps) == 0 {
 		return "-"
 	}
 	out := ""
 	for i, p := range ps {
-		v := p.RSSBytes
-		if anon {
-			v = p.AnonBytes
-		}
+		v := value(p)
 		if i > 0 {
 			out += " "
 		}
 		out += fmt.Sprintf("%.0f", mb(v))
 	}
 	return out
+}
+
+// peakSampleEvery is how often a step samples the processes' memory, so
+// that a spike (a snapshot written or sent) shows even if it is over by the
+// end of the step.
+const peakSampleEvery = 100 * time.Millisecond
+
+// samplePeaks samples the anonymous RSS of pids every interval until the
+// returned function is called; that returns the highest seen per process
+// (0 where no sample was read).
+func samplePeaks(pids []int, every time.Duration) func() []int64 {
+	peaks := make([]int64, len(pids))
+	if len(pids) == 0 {
+		return func() []int64 { return peaks }
+	}
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		for {
+			for i, pid := range pids {
+				if m, err := ReadProcMem(pid); err == nil {
+					peaks[i] = max(peaks[i], m.AnonBytes)
+				}
+			}
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return func() []int64 {
+		close(stop)
+		<-done
+		return peaks
+	}
 }

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -59,5 +60,19 @@ func TestDeepRatiosAndText(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("text output lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+func TestSamplePeaks(t *testing.T) {
+	if _, err := ReadProcMem(os.Getpid()); err != nil {
+		t.Skipf("no /proc here: %v", err)
+	}
+	stop := samplePeaks([]int{os.Getpid()}, time.Millisecond)
+	peaks := stop()
+	if len(peaks) != 1 || peaks[0] <= 0 {
+		t.Fatalf("samplePeaks of this process = %v, want one positive value", peaks)
+	}
+	if got := samplePeaks(nil, time.Millisecond)(); len(got) != 0 {
+		t.Fatalf("samplePeaks of no process = %v", got)
 	}
 }

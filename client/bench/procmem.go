@@ -10,11 +10,13 @@ import (
 
 // ProcMem is one process's resident memory: RSSBytes in all, AnonBytes of
 // it anonymous (heap, stacks: what is not a file's page cache, such as
-// bbolt's mmap).
+// bbolt's mmap). In a deep-run step, PeakAnonBytes is the highest
+// anonymous RSS sampled during the step.
 type ProcMem struct {
-	PID       int   `json:"pid"`
-	RSSBytes  int64 `json:"rss_bytes"`
-	AnonBytes int64 `json:"anon_bytes"`
+	PID           int   `json:"pid"`
+	RSSBytes      int64 `json:"rss_bytes"`
+	AnonBytes     int64 `json:"anon_bytes"`
+	PeakAnonBytes int64 `json:"peak_anon_bytes,omitempty"`
 }
 
 // ReadProcMem reads VmRSS and RssAnon from /proc/<pid>/status (Linux).
