@@ -193,8 +193,8 @@ func (cs *clientServer) handle(frames [][]byte, payload []byte) {
 	}
 	switch {
 	case req.Type == wire.TypeStatus:
-		cs.replyJSON(route.frames, cs.status())
 		cs.metrics.ObserveRequest(route.kind, metrics.OutcomeOK, time.Since(start))
+		cs.replyJSON(route.frames, cs.status())
 		return
 	case cs.stopping.Load():
 		cs.reply(route, wire.ErrorResponse(wire.ErrShuttingDown, "this broker is stopping; send the request to another broker"))
@@ -229,8 +229,10 @@ func (cs *clientServer) forwardReplies() {
 }
 
 func (cs *clientServer) reply(to replyTo, resp wire.Response) {
-	cs.replyJSON(to.frames, cs.refusals.shape(to, resp))
+	// Counted before it leaves, so a client that scrapes after its answer
+	// sees it.
 	cs.metrics.ObserveRequest(to.kind, metrics.OutcomeOf(resp), time.Since(to.start))
+	cs.replyJSON(to.frames, cs.refusals.shape(to, resp))
 }
 
 func (cs *clientServer) replyJSON(route [][]byte, v any) {
@@ -279,8 +281,8 @@ func newReplier(zctx *zmq.Context, endpoint string, ref *refusals, m *metrics.Me
 
 // send answers a request in its dialect and counts it.
 func (r *replier) send(to replyTo, resp wire.Response) {
-	r.sendJSON(to, r.refusals.shape(to, resp))
 	r.metrics.ObserveRequest(to.kind, metrics.OutcomeOf(resp), time.Since(to.start))
+	r.sendJSON(to, r.refusals.shape(to, resp))
 }
 
 // sendJSON sends a reply as it is.

@@ -32,6 +32,7 @@ type diskGuard struct {
 	full                            atomic.Bool
 	reason                          atomic.Pointer[string]
 	failing                         atomic.Bool // the last poll failed (logged once)
+	measured                        atomic.Bool // a poll has succeeded: free and the rest mean something
 }
 
 func newDiskGuard(cfg config.Node, log zerolog.Logger) *diskGuard {
@@ -70,6 +71,7 @@ func (g *diskGuard) poll() {
 		return
 	}
 	g.failing.Store(false)
+	defer g.measured.Store(true)
 	minFree := uint64(max(g.minFree, 0))
 	if g.minFree == config.MinFreeAuto {
 		minFree = config.Node{MinFreeBytes: config.MinFreeAuto}.MinFree(total)

@@ -59,6 +59,7 @@ func TestDiskGuardLeader(t *testing.T) {
 	if resp := c.do(`{"type":"topic","method":"GET"}`); resp["success"] != true {
 		t.Errorf("topic list while full: %v", resp)
 	}
+	testwait.For(t, 5*time.Second, "status to show disk_full", func() bool { return c.status().DiskFull })
 	st := c.status()
 	if !st.DiskFull || !strings.Contains(st.DiskFullReason, "max_data_bytes") {
 		t.Errorf("status while full: disk_full %v %q", st.DiskFull, st.DiskFullReason)
@@ -81,7 +82,6 @@ func TestDiskGuardLeader(t *testing.T) {
 		}
 		return nil
 	})
-	if st := c.status(); st.DiskFull {
-		t.Errorf("status still disk_full after the limit was lifted: %+v", st)
-	}
+	// Status is published once per tick: it may lag the guard by one.
+	testwait.For(t, 5*time.Second, "status to clear disk_full", func() bool { return !c.status().DiskFull })
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/raftmq/raftmq/internal/loopfs"
+	"github.com/raftmq/raftmq/internal/metricstest"
 	"github.com/raftmq/raftmq/internal/testwait"
 	"github.com/raftmq/raftmq/storage"
 )
@@ -139,6 +140,7 @@ func TestDiskFullFollower(t *testing.T) {
 	runs[full].stop(t)
 	cfgs[full].DataDir = mnt + "/node"
 	cfgs[full].Recover = true
+	cfgs[full].MetricsListen = "127.0.0.1:0"
 	runs[full] = startBroker(t, cfgs[full])
 
 	d := &diskClient{c: clients[lead0]}
@@ -164,6 +166,9 @@ func TestDiskFullFollower(t *testing.T) {
 	if st.LastIndex != stuck || !st.DiskFull || st.AppendsDropped == 0 {
 		t.Fatalf("full follower: last index %d (was %d), disk_full %v, appends dropped %d; want it to append nothing",
 			st.LastIndex, stuck, st.DiskFull, st.AppendsDropped)
+	}
+	if v, _ := metricstest.Scrape(t, runs[full].b.MetricsAddr()).Value("raftmq_disk_full"); v != 1 {
+		t.Errorf("full follower's raftmq_disk_full = %v, want 1", v)
 	}
 	if clients[lead0].status().Role != "Leader" {
 		t.Fatalf("the leader changed while a follower was full: %+v", clients[lead0].status())
@@ -282,5 +287,102 @@ func TestDiskFullENOSPC(t *testing.T) {
 	}
 	if resp := c2.req("message", "PUT", "q", "after"); resp["success"] != true {
 		t.Fatalf("put after the reopen: %v", resp)
+	}
+}
+
+// TestDiskFullENOSPCFollower: a follower with the guard off runs out of
+// space for real while the cluster takes puts. It stops at its failed
+// write; the other two go on acknowledging; once space is back, Serve
+// reopens it from its files and it catches up with the leader.
+func TestDiskFullENOSPCFollower(t *testing.T) {
+	mnt := loopfs.Mount(t, 48<<20)
+	cfgs := testCluster(t, 3)
+	clients := map[int]*rawClient{}
+	for i := range cfgs {
+		clients[i] = dialRaw(t, cfgs[i].Self().ClientAddr())
+	}
+	// Nodes 0 and 1 first, so that one of them leads; node 2 joins on the
+	// small filesystem with no guard.
+	for i := 0; i < 2; i++ {
+		startBroker(t, cfgs[i])
+	}
+	lead := leaderOf(t, map[int]*rawClient{0: clients[0], 1: clients[1]})
+	cfg := cfgs[2]
+	cfg.DataDir = mnt + "/node2"
+	cfg.MinFreeBytes = 0
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	ballast := loopfs.Fill(t, mnt, 6<<20)
+	log := zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr}).Level(zerolog.WarnLevel).With().Timestamp().Logger()
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- Serve(ctx, cfg, log) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-served:
+			if err != nil {
+				t.Errorf("Serve: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Errorf("Serve did not return within 10s of its context ending")
+		}
+	})
+	d := &diskClient{c: clients[lead]}
+	if resp := d.req("topic", "PUT", "q", ""); resp["success"] != true {
+		t.Fatalf("create topic: %v", resp)
+	}
+	testwait.For(t, 10*time.Second, "node 2 to follow", func() bool { return clients[2].status().Applied >= 2 })
+	probe := dialRaw(t, cfg.Self().ClientAddr())
+	probe.sock.SetRcvtimeo(500 * time.Millisecond)
+	down := func() bool {
+		_, err := probe.sock.SendBytes([]byte(`{"type":"status","method":"GET"}`), 0)
+		if err == nil {
+			_, err = probe.sock.RecvBytes(0)
+		}
+		if err != nil {
+			probe = dialRaw(t, cfg.Self().ClientAddr())
+			probe.sock.SetRcvtimeo(500 * time.Millisecond)
+			return true
+		}
+		return false
+	}
+	var acked []string
+	for i := 0; i < 400 && !down(); i++ {
+		m := fillMessage(i, 64<<10)
+		if resp := d.req("message", "PUT", "q", m); resp["success"] != true {
+			t.Fatalf("put %d with node 2 filling up: %v", i, resp)
+		}
+		acked = append(acked, m)
+	}
+	if !down() {
+		t.Fatalf("node 2 still serving after %d puts of 64 KiB into 6 MiB", len(acked))
+	}
+	// The cluster goes on without it.
+	for i := 0; i < 5; i++ {
+		m := fillMessage(len(acked), 1024)
+		if resp := d.req("message", "PUT", "q", m); resp["success"] != true {
+			t.Fatalf("put with node 2 down: %v", resp)
+		}
+		acked = append(acked, m)
+	}
+	if err := os.Remove(ballast); err != nil {
+		t.Fatal(err)
+	}
+	testwait.Err(t, 30*time.Second, "node 2 to reopen and catch up", func() error {
+		if down() {
+			return fmt.Errorf("node 2 not answering yet")
+		}
+		st, ls := probe.status(), clients[lead].status()
+		if st.Applied < ls.Commit {
+			return fmt.Errorf("node 2 applied %d, leader commit %d", st.Applied, ls.Commit)
+		}
+		return nil
+	})
+	for i, want := range acked {
+		if resp := d.req("message", "GET", "q", ""); resp["message"] != want {
+			t.Fatalf("pop %d of %d: %.40v", i, len(acked), resp)
+		}
 	}
 }

@@ -428,8 +428,8 @@ func (n *node) snapshotFits() bool {
 	if now.Before(n.snapDeferredUntil) {
 		return false
 	}
-	if n.disk == nil {
-		return true
+	if n.disk == nil || !n.disk.measured.Load() {
+		return true // nothing known about the disk: the snapshot will tell
 	}
 	need := 2*n.state.LiveBytes() + snapshotSlackBytes
 	if free := n.disk.free.Load(); free < need {
