@@ -31,6 +31,7 @@ func deepMsg(i int) string {
 // full size with -deep.messages=1000000 (and a long -timeout).
 func TestDeepQueue(t *testing.T) {
 	n := *deepMessages
+	t.Logf("%d messages of 256 B (-deep.messages)", n)
 	// Snapshots often, to take several while the queue grows.
 	c := newSnapClusterWith(t, 3, 100, 10, 64<<10, func(n *config.Node) { n.SnapshotLogPercent = 10 })
 	lead := c.leader()

@@ -9,14 +9,19 @@
 #   cd <raftmq checkout> && bash scripts/deep-compare.sh
 #
 # Env: MESSAGES (default 1000000), STEP (50000), CLIENTS (64), KINDS
-# ("raftmq hraftq"), PEERS_BIN (where build.sh put hraftq), KEEP=1 keeps
-# the temp dirs. Prints one JSON line per kind, then a summary.
+# ("raftmq hraftq"), PEERS (the shared/peers folder; default: next to the
+# checkout), PEERS_BIN (where build.sh put hraftq, to skip the build),
+# KEEP=1 keeps the temp dirs. Prints one JSON line per kind, then a summary.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 peers=${PEERS:-$here/../../shared/peers}
 MESSAGES=${MESSAGES:-1000000}
 STEP=${STEP:-50000}
 CLIENTS=${CLIENTS:-64}
+if [ -z "${PEERS_BIN:-}" ] && [ ! -x "$peers/build.sh" ]; then
+  echo "deep-compare: no $peers/build.sh: set PEERS to the shared/peers folder (or PEERS_BIN to its built binaries)" >&2
+  exit 2
+fi
 bin=${PEERS_BIN:-$("$peers/build.sh")}
 work=$(mktemp -d -t deep-compare.XXXXXX)
 raftmq=$work/bin/raftmq
