@@ -11,6 +11,8 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/raftmq/raftmq/client"
+	"github.com/raftmq/raftmq/config"
 	"github.com/raftmq/raftmq/internal/loopfs"
 	"github.com/raftmq/raftmq/internal/metricstest"
 	"github.com/raftmq/raftmq/internal/testwait"
@@ -35,6 +37,31 @@ func (d *diskClient) frame(typ, method, topic, msg string) string {
 		body += fmt.Sprintf(`,"message":%q`, msg)
 	}
 	return body + "}"
+}
+
+// followingClient is a Go client of the whole cluster: it follows the
+// leader and retries with one seq, so a multi-node test survives an
+// election that a loaded machine causes, without double puts.
+func followingClient(t *testing.T, cfgs []config.Node) *client.Client {
+	t.Helper()
+	var addrs []string
+	for _, c := range cfgs {
+		addrs = append(addrs, c.Self().ClientAddr())
+	}
+	cl, err := client.New(client.Options{Servers: addrs, Timeout: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cl.Close() })
+	return cl
+}
+
+// slowElections makes elections rare on a loaded machine (300 ms instead
+// of 100 ms): the multi-node disk tests check a follower, not elections.
+func slowElections(cfgs []config.Node) {
+	for i := range cfgs {
+		cfgs[i].ElectionTicks = 30
+	}
 }
 
 // tryReq is req for a broker that may stop meanwhile: nil when no answer
@@ -130,6 +157,7 @@ func TestDiskFullFollower(t *testing.T) {
 		clients[i] = dialRaw(t, cfgs[i].Self().ClientAddr())
 	}
 	lead0 := -1
+	slowElections(cfgs)
 	for i := range cfgs {
 		runs[i] = startBroker(t, cfgs[i])
 	}
@@ -143,9 +171,10 @@ func TestDiskFullFollower(t *testing.T) {
 	cfgs[full].MetricsListen = "127.0.0.1:0"
 	runs[full] = startBroker(t, cfgs[full])
 
-	d := &diskClient{c: clients[lead0]}
-	if resp := d.req("topic", "PUT", "q", ""); resp["success"] != true {
-		t.Fatalf("create topic: %v", resp)
+	cl := followingClient(t, cfgs)
+	ctx := context.Background()
+	if ok, err := cl.CreateTopic(ctx, "q"); err != nil || !ok {
+		t.Fatalf("create topic: %v %v", ok, err)
 	}
 	testwait.For(t, 10*time.Second, "the follower to catch up before its disk fills", func() bool {
 		return clients[full].status().Applied >= clients[lead0].status().Commit
@@ -157,8 +186,8 @@ func TestDiskFullFollower(t *testing.T) {
 	var acked []string
 	for i := 0; i < 50; i++ {
 		m := fillMessage(i, 1024)
-		if resp := d.req("message", "PUT", "q", m); resp["success"] != true {
-			t.Fatalf("put %d with one follower out of space: %v", i, resp)
+		if ok, err := cl.Put(ctx, "q", m); err != nil || !ok {
+			t.Fatalf("put %d with one follower out of space: %v %v", i, ok, err)
 		}
 		acked = append(acked, m)
 	}
@@ -170,8 +199,8 @@ func TestDiskFullFollower(t *testing.T) {
 	if v, _ := metricstest.Scrape(t, runs[full].b.MetricsAddr()).Value("raftmq_disk_full"); v != 1 {
 		t.Errorf("full follower's raftmq_disk_full = %v, want 1", v)
 	}
-	if clients[lead0].status().Role != "Leader" {
-		t.Fatalf("the leader changed while a follower was full: %+v", clients[lead0].status())
+	if st.Role == "Leader" {
+		t.Fatalf("the full follower leads: %+v", st)
 	}
 
 	if err := os.Remove(ballast); err != nil {
@@ -185,8 +214,8 @@ func TestDiskFullFollower(t *testing.T) {
 		return nil
 	})
 	for i, want := range acked {
-		if resp := d.req("message", "GET", "q", ""); resp["message"] != want {
-			t.Fatalf("pop %d: %v", i, resp)
+		if m, ok, err := cl.Pop(ctx, "q"); err != nil || !ok || m != want {
+			t.Fatalf("pop %d: %.40q %v %v", i, m, ok, err)
 		}
 	}
 	runs[full].stop(t)
@@ -297,6 +326,7 @@ func TestDiskFullENOSPC(t *testing.T) {
 func TestDiskFullENOSPCFollower(t *testing.T) {
 	mnt := loopfs.Mount(t, 48<<20)
 	cfgs := testCluster(t, 3)
+	slowElections(cfgs)
 	clients := map[int]*rawClient{}
 	for i := range cfgs {
 		clients[i] = dialRaw(t, cfgs[i].Self().ClientAddr())
@@ -329,9 +359,9 @@ func TestDiskFullENOSPCFollower(t *testing.T) {
 			t.Errorf("Serve did not return within 10s of its context ending")
 		}
 	})
-	d := &diskClient{c: clients[lead]}
-	if resp := d.req("topic", "PUT", "q", ""); resp["success"] != true {
-		t.Fatalf("create topic: %v", resp)
+	cl := followingClient(t, cfgs)
+	if ok, err := cl.CreateTopic(ctx, "q"); err != nil || !ok {
+		t.Fatalf("create topic: %v %v", ok, err)
 	}
 	testwait.For(t, 10*time.Second, "node 2 to follow", func() bool { return clients[2].status().Applied >= 2 })
 	probe := dialRaw(t, cfg.Self().ClientAddr())
@@ -351,8 +381,8 @@ func TestDiskFullENOSPCFollower(t *testing.T) {
 	var acked []string
 	for i := 0; i < 400 && !down(); i++ {
 		m := fillMessage(i, 64<<10)
-		if resp := d.req("message", "PUT", "q", m); resp["success"] != true {
-			t.Fatalf("put %d with node 2 filling up: %v", i, resp)
+		if ok, err := cl.Put(ctx, "q", m); err != nil || !ok {
+			t.Fatalf("put %d with node 2 filling up: %v %v", i, ok, err)
 		}
 		acked = append(acked, m)
 	}
@@ -362,8 +392,8 @@ func TestDiskFullENOSPCFollower(t *testing.T) {
 	// The cluster goes on without it.
 	for i := 0; i < 5; i++ {
 		m := fillMessage(len(acked), 1024)
-		if resp := d.req("message", "PUT", "q", m); resp["success"] != true {
-			t.Fatalf("put with node 2 down: %v", resp)
+		if ok, err := cl.Put(ctx, "q", m); err != nil || !ok {
+			t.Fatalf("put with node 2 down: %v %v", ok, err)
 		}
 		acked = append(acked, m)
 	}
@@ -381,8 +411,8 @@ func TestDiskFullENOSPCFollower(t *testing.T) {
 		return nil
 	})
 	for i, want := range acked {
-		if resp := d.req("message", "GET", "q", ""); resp["message"] != want {
-			t.Fatalf("pop %d of %d: %.40v", i, len(acked), resp)
+		if m, ok, err := cl.Pop(ctx, "q"); err != nil || !ok || m != want {
+			t.Fatalf("pop %d of %d: %.40q %v %v", i, len(acked), m, ok, err)
 		}
 	}
 }
