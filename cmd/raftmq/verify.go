@@ -32,7 +32,8 @@ func verifyCommand(e env) *cli.Command {
 			&cli.IntFlag{Name: "nodes", Value: 3, Usage: "brokers per cluster: 3 or 5"},
 			&cli.DurationFlag{Name: "duration", Value: 30 * time.Second, Usage: "workload under faults per round, before healing"},
 			&cli.Uint64Flag{Name: "seed", Usage: "seed of the first round (0 = random, printed); round k uses seed+k"},
-			&cli.StringFlag{Name: "faults", Value: strings.Join(verify.AllFamilies, ","), Usage: "fault families: " + strings.Join(verify.AllFamilies, ",") + "; opt-in: " + verify.FamilyPowerCut + " (needs root and /dev/fuse)"},
+			&cli.StringFlag{Name: "faults", Value: strings.Join(verify.AllFamilies, ","), Usage: "fault families: " + strings.Join(verify.AllFamilies, ",") + "; opt-in: " + verify.FamilyPowerCut + " (needs root and /dev/fuse), " +
+				verify.FamilyMembership + " (replace members; loopback, no --curve)"},
 			&cli.IntFlag{Name: "rounds", Value: 1, Usage: "rounds, each on a fresh cluster (0 = until --total)"},
 			&cli.DurationFlag{Name: "total", Usage: "stop starting rounds after this long (with --rounds 0)"},
 			&cli.BoolFlag{Name: "alternate-nodes", Usage: "alternate 3- and 5-node rounds"},

@@ -390,9 +390,20 @@ func (c *Cluster) Status(i int, timeout time.Duration) (wire.Status, error) {
 // highest term reports itself leader and a majority agree on its term, and
 // returns its index and term.
 func (c *Cluster) WaitLeader(timeout time.Duration) (int, uint64, error) {
+	return c.WaitLeaderOf(nil, timeout)
+}
+
+// WaitLeaderOf is WaitLeader among members only (nil: every node), for a
+// cluster whose membership changed: the majority is of the members.
+func (c *Cluster) WaitLeaderOf(members []int, timeout time.Duration) (int, uint64, error) {
+	if members == nil {
+		for i := range c.Addrs {
+			members = append(members, i)
+		}
+	}
 	deadline := time.Now().Add(timeout)
 	for {
-		leader, term, ok := c.leaderNow()
+		leader, term, ok := c.leaderNow(members)
 		if ok {
 			return leader, term, nil
 		}
@@ -403,9 +414,9 @@ func (c *Cluster) WaitLeader(timeout time.Duration) (int, uint64, error) {
 	}
 }
 
-func (c *Cluster) leaderNow() (int, uint64, bool) {
+func (c *Cluster) leaderNow(members []int) (int, uint64, bool) {
 	var sts []wire.Status
-	for i := range c.Addrs {
+	for _, i := range members {
 		if !c.Running(i) {
 			continue
 		}
@@ -425,7 +436,7 @@ func (c *Cluster) leaderNow() (int, uint64, bool) {
 			agree++
 		}
 	}
-	return leader, term, leader >= 0 && agree > len(c.Addrs)/2
+	return leader, term, leader >= 0 && agree > len(members)/2
 }
 
 // Pid is node i's process id, or 0 when it is not running.

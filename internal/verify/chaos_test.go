@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -124,6 +125,7 @@ func TestShortSuite(t *testing.T) {
 		{"partition-5", 5, []string{FamilyPartition}, 304, 8 * time.Second},
 		{"loss-3", 3, []string{FamilyLoss}, 405, 8 * time.Second},
 		{"combo-5", 5, []string{FamilyCombo}, 506, 8 * time.Second},
+		{"membership-3", 3, []string{FamilyMembership}, 709, 8 * time.Second},
 		{"mixed-3", 3, AllFamilies, 607, 10 * time.Second},
 		{"mixed-5", 5, AllFamilies, 608, 10 * time.Second},
 	}
@@ -139,6 +141,9 @@ func TestShortSuite(t *testing.T) {
 			rep := runOnce(t, cfg)
 			if rep != nil && len(rep.Families) > 0 && len(rep.Events) == 0 {
 				t.Errorf("seed %d: no fault was injected in %v", tt.seed, tt.duration)
+			}
+			if rep != nil && slices.Contains(rep.Families, FamilyMembership) {
+				checkReplaced(t, tt.seed, tt.nodes, rep)
 			}
 			for _, s := range rep.Skipped {
 				t.Logf("skipped fault family %s", s)
@@ -198,6 +203,59 @@ func TestCurveSuite(t *testing.T) {
 				t.Logf("skipped fault family %s", s)
 			}
 		})
+	}
+}
+
+// checkReplaced fails unless every membership event replaced a member and
+// the final members are not the ones the run started with.
+func checkReplaced(t *testing.T, seed uint64, nodes int, rep *Report) {
+	t.Helper()
+	replaced := 0
+	for _, ev := range rep.Events {
+		if strings.HasPrefix(ev.Fault, "member-replace") && ev.Err == "" {
+			replaced++
+			t.Logf("seed %d: %s", seed, ev)
+		}
+	}
+	if replaced == 0 {
+		t.Errorf("seed %d: the membership family replaced no member", seed)
+	}
+	if len(rep.Node.Status) != nodes {
+		t.Errorf("seed %d: %d members at the end, want %d", seed, len(rep.Node.Status), nodes)
+	}
+	for _, st := range rep.Node.Status {
+		if st.ID >= nodes {
+			return // an added node is a member
+		}
+	}
+	t.Errorf("seed %d: after %d replacements the members are still the first %d nodes", seed, replaced, nodes)
+}
+
+// TestMembershipFamilyMustChange: a membership family whose `raftmq member`
+// commands do nothing (seed 711) fails its round: the nemesis checks the
+// cluster's voters after each change.
+func TestMembershipFamilyMustChange(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs brokers")
+	}
+	cfg := DefaultConfig()
+	cfg.Bin, cfg.Seed, cfg.Duration, cfg.Families = bin, 711, 2*time.Second, []string{FamilyMembership}
+	cfg.Workload.Producers, cfg.Workload.Consumers, cfg.Lease.Consumers = 2, 2, 0
+	cfg.Nemesis = NemesisConfig{QuietMin: 100 * time.Millisecond, QuietMax: 200 * time.Millisecond, HoldMin: time.Second, HoldMax: time.Second}
+	cfg.Dir = runDir(t, "membership-noop")
+	noop := func(context.Context, ...string) (string, error) { return "", nil }
+	r, err := executeWith(context.Background(), cfg, func(n *nemesis) { n.memberCmd = noop })
+	if r != nil {
+		defer r.close()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := r.check(r.ops)
+	var sum strings.Builder
+	rep.WriteText(&sum)
+	if rep.OK() || !strings.Contains(sum.String(), "membership did not change") {
+		t.Fatalf("seed 711: member commands that do nothing were not reported:\n%s", sum.String())
 	}
 }
 

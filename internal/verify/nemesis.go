@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -22,12 +23,17 @@ const (
 	FamilyDelay     = "delay"     // peer latency with jitter (needs tc netem)
 	FamilyCombo     = "combo"     // kill one, pause others so the restarted node completes a quorum
 	FamilyPowerCut  = "power-cut" // the leader, a follower or every node loses power (needs FUSE)
+	// FamilyMembership adds a fresh node and removes the leader or a
+	// follower (see membership.go); loopback only, without CURVE.
+	FamilyMembership = "membership"
 )
 
 // AllFamilies lists every family in a stable order.
 // The power-cut family is opt-in (--faults power-cut): on a run inside
 // network namespaces its FUSE mounts were once left behind by a run that
-// passed, so it is not yet part of the default mix nor of CI.
+// passed, so it is not yet part of the default mix nor of CI. The membership
+// family is opt-in too: its added nodes have no namespace and no CURVE key
+// in the members' cluster files (see membership.go).
 var AllFamilies = []string{FamilyKill, FamilyPause, FamilyPartition, FamilyLoss, FamilyDelay, FamilyCombo}
 
 // netFamilies need the namespaces.
@@ -35,13 +41,14 @@ var netFamilies = map[string]bool{FamilyPartition: true, FamilyLoss: true, Famil
 
 // faults of each family.
 var familyFaults = map[string][]string{
-	FamilyKill:      {"kill-leader", "kill-follower", "kill-all"},
-	FamilyPause:     {"pause-leader", "pause-follower", "pause-minority"},
-	FamilyPartition: {"partition-leader", "partition-halves", "partition-ring", "partition-node"},
-	FamilyLoss:      {"loss"},
-	FamilyDelay:     {"delay"},
-	FamilyCombo:     {"combo-kill-pause", "combo-pause-kill-leader"},
-	FamilyPowerCut:  {"power-cut-leader", "power-cut-follower", "power-cut-all"},
+	FamilyKill:       {"kill-leader", "kill-follower", "kill-all"},
+	FamilyPause:      {"pause-leader", "pause-follower", "pause-minority"},
+	FamilyPartition:  {"partition-leader", "partition-halves", "partition-ring", "partition-node"},
+	FamilyLoss:       {"loss"},
+	FamilyDelay:      {"delay"},
+	FamilyCombo:      {"combo-kill-pause", "combo-pause-kill-leader"},
+	FamilyPowerCut:   {"power-cut-leader", "power-cut-follower", "power-cut-all"},
+	FamilyMembership: {"member-replace-leader", "member-replace-follower"},
 }
 
 // Event is one injected fault, from injection to heal.
@@ -93,19 +100,48 @@ type nemesis struct {
 	events []Event
 	killed map[int]bool
 	paused map[int]bool
+	// members are the nodes that are voters now (the membership family
+	// changes them); removed ones stopped and never come back.
+	members []int
+	removed map[int]bool
+	// memberCmd, when set (tests only), stands in for running
+	// `raftmq member ...`.
+	memberCmd func(ctx context.Context, args ...string) (string, error)
 }
 
 func newNemesis(cfg NemesisConfig, c *proccluster.Cluster, nw *Network, seed uint64, hist *history) *nemesis {
 	n := &nemesis{cfg: cfg, c: c, net: nw, rng: rand.New(rand.NewPCG(seed, 0x6e656d65)), hist: hist,
-		killed: map[int]bool{}, paused: map[int]bool{}}
+		killed: map[int]bool{}, paused: map[int]bool{}, removed: map[int]bool{}}
+	for i := range c.Addrs {
+		n.members = append(n.members, i)
+	}
 	for _, f := range cfg.Families {
 		n.faults = append(n.faults, familyFaults[f]...)
 	}
 	return n
 }
 
-func (n *nemesis) nodes() int  { return len(n.c.Addrs) }
-func (n *nemesis) quorum() int { return n.nodes()/2 + 1 }
+// nodes is the number of node slots, members or not. Only the membership
+// family makes them differ from the members, and it never runs with the
+// network families, which index nodes 0..nodes()-1.
+func (n *nemesis) nodes() int { return len(n.c.Addrs) }
+
+// voters returns the current members (every node if members was never
+// set).
+func (n *nemesis) voters() []int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.members == nil {
+		out := make([]int, n.nodes())
+		for i := range out {
+			out[i] = i
+		}
+		return out
+	}
+	return slices.Clone(n.members)
+}
+
+func (n *nemesis) quorum() int { return len(n.voters())/2 + 1 }
 
 // run injects faults until ctx ends, healing each before the next.
 func (n *nemesis) run(ctx context.Context) {
@@ -146,14 +182,15 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 // The random fallback draw is made either way, so the schedule's draws do
 // not depend on whether a leader was found.
 func (n *nemesis) leader() int {
-	fallback := n.rng.IntN(n.nodes())
+	members := n.voters()
+	fallback := members[n.rng.IntN(len(members))]
 	type st struct {
 		term uint64
 		ok   bool
 	}
 	res := make([]st, n.nodes())
 	var wg sync.WaitGroup
-	for i := 0; i < n.nodes(); i++ {
+	for _, i := range members {
 		if n.killed[i] || n.paused[i] {
 			continue
 		}
@@ -178,10 +215,10 @@ func (n *nemesis) leader() int {
 	return best
 }
 
-// others returns the nodes not in except, in a seeded random order.
+// others returns the members not in except, in a seeded random order.
 func (n *nemesis) others(except ...int) []int {
 	var out []int
-	for i := 0; i < n.nodes(); i++ {
+	for _, i := range n.voters() {
 		skip := false
 		for _, e := range except {
 			skip = skip || e == i
@@ -332,7 +369,7 @@ func (n *nemesis) inject(ctx context.Context, fault string, hold time.Duration) 
 		hold = max(hold, 3*time.Second) // each of its three phases outlasts an election
 		k := n.others()[0]
 		rest := n.others(k)
-		paused := rest[:n.nodes()-n.quorum()]
+		paused := rest[:len(rest)+1-n.quorum()]
 		nodes := append([]int{k}, paused...)
 		ev := n.begin(fault, nodes, fmt.Sprintf("kill %d, pause %v, restart %d, resume", k, paused, k))
 		n.note(ev, n.kill(k))
@@ -370,6 +407,14 @@ func (n *nemesis) inject(ctx context.Context, fault string, hold time.Duration) 
 				err = e
 			}
 		}
+		n.end(ev, err)
+	case "member-replace-leader", "member-replace-follower":
+		target := ldr
+		if fault == "member-replace-follower" {
+			target = n.others(ldr)[0]
+		}
+		ev := n.begin(fault, []int{target}, "")
+		_, err := n.replace(ctx, ev, target)
 		n.end(ev, err)
 	default:
 		panic(fmt.Sprintf("chaos: unknown fault %q", fault))

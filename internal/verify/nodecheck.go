@@ -30,11 +30,11 @@ type NodeResult struct {
 // OK reports identical, healthy nodes.
 func (r NodeResult) OK() bool { return r.Converged && len(r.Problems) == 0 }
 
-// waitConverged polls every node until they agree or timeout passes.
-func waitConverged(c *proccluster.Cluster, timeout time.Duration) ([]wire.Status, bool) {
+// waitConverged polls the members until they agree or timeout passes.
+func waitConverged(c *proccluster.Cluster, members []int, timeout time.Duration) ([]wire.Status, bool) {
 	deadline := time.Now().Add(timeout)
 	for {
-		sts, ok := statusAll(c)
+		sts, ok := statusAll(c, members)
 		if ok && converged(sts) {
 			return sts, true
 		}
@@ -45,15 +45,15 @@ func waitConverged(c *proccluster.Cluster, timeout time.Duration) ([]wire.Status
 	}
 }
 
-func statusAll(c *proccluster.Cluster) ([]wire.Status, bool) {
-	sts := make([]wire.Status, len(c.Addrs))
-	errs := make([]error, len(c.Addrs))
+func statusAll(c *proccluster.Cluster, members []int) ([]wire.Status, bool) {
+	sts := make([]wire.Status, len(members))
+	errs := make([]error, len(members))
 	var wg sync.WaitGroup
-	for i := range c.Addrs {
+	for k, i := range members {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			sts[i], errs[i] = c.Status(i, 500*time.Millisecond)
+			sts[k], errs[k] = c.Status(i, 500*time.Millisecond)
 		}()
 	}
 	wg.Wait()
@@ -78,30 +78,36 @@ func converged(sts []wire.Status) bool {
 	return leaders == 1
 }
 
-// checkNodes waits for convergence, stops every node gracefully and
-// compares their data dirs: no damage, same topics and depths, same log
-// over the range every node still holds.
-func checkNodes(c *proccluster.Cluster, timeout time.Duration, inspectDirs func() []string) NodeResult {
+// checkNodes waits for the members to converge, stops every node
+// gracefully and compares the members' data dirs: no damage, same topics
+// and depths, same log over the range every member still holds. Nodes the
+// membership family removed are stopped already and left out.
+func checkNodes(c *proccluster.Cluster, members []int, timeout time.Duration, inspectDirs func() []string) NodeResult {
 	var r NodeResult
 	problem := func(format string, args ...any) { r.Problems = append(r.Problems, fmt.Sprintf(format, args...)) }
-	r.Status, r.Converged = waitConverged(c, timeout)
+	r.Status, r.Converged = waitConverged(c, members, timeout)
 	if !r.Converged {
-		for i, s := range r.Status {
+		for k, s := range r.Status {
 			problem("node %d did not converge within %v: role %s term %d last %d commit %d applied %d",
-				i, timeout, s.Role, s.Term, s.LastIndex, s.Commit, s.Applied)
+				members[k], timeout, s.Role, s.Term, s.LastIndex, s.Commit, s.Applied)
 		}
 	}
 	// Followers first, the leader last: no stop triggers an election that
 	// would append an entry the stopped nodes lack.
 	order := make([]int, 0, len(c.Addrs))
-	for i, s := range r.Status {
+	for k, s := range r.Status {
 		if s.Role != "Leader" {
-			order = append(order, i)
+			order = append(order, members[k])
 		}
 	}
-	for i, s := range r.Status {
+	for k, s := range r.Status {
 		if s.Role == "Leader" {
-			order = append(order, i)
+			order = append(order, members[k])
+		}
+	}
+	for i := range c.Addrs {
+		if !slices.Contains(order, i) && c.Running(i) {
+			order = append([]int{i}, order...) // not a member: first
 		}
 	}
 	for _, i := range order {
@@ -112,9 +118,13 @@ func checkNodes(c *proccluster.Cluster, timeout time.Duration, inspectDirs func(
 			problem("node %d: graceful stop: %v", i, err)
 		}
 	}
-	dirs := inspectDirs()
-	for i := range c.Addrs {
-		rep, err := storage.Inspect(dirs[i])
+	all := inspectDirs()
+	dirs := make([]string, len(members))
+	for k, i := range members {
+		dirs[k] = all[i]
+	}
+	for k, i := range members {
+		rep, err := storage.Inspect(dirs[k])
 		if err != nil {
 			problem("node %d: inspect: %v", i, err)
 			continue
@@ -124,22 +134,23 @@ func checkNodes(c *proccluster.Cluster, timeout time.Duration, inspectDirs func(
 			problem("node %d: inspect: %s", i, p)
 		}
 	}
-	if len(r.Inspect) != len(c.Addrs) {
+	if len(r.Inspect) != len(members) {
 		return r
 	}
-	base := r.Inspect[0]
-	for i, rep := range r.Inspect[1:] {
+	base, b := r.Inspect[0], members[0]
+	for k, rep := range r.Inspect[1:] {
+		i := members[k+1]
 		if !slices.Equal(rep.Topics, base.Topics) {
-			problem("node %d's topics differ from node 0's: %d vs %d topics (first difference %s)", i+1, len(rep.Topics), len(base.Topics), firstDiff(rep.Topics, base.Topics))
+			problem("node %d's topics differ from node %d's: %d vs %d topics (first difference %s)", i, b, len(rep.Topics), len(base.Topics), firstDiff(rep.Topics, base.Topics))
 		}
 		if rep.LastIndex != base.LastIndex {
-			problem("node %d's log ends at %d, node 0's at %d", i+1, rep.LastIndex, base.LastIndex)
+			problem("node %d's log ends at %d, node %d's at %d", i, rep.LastIndex, b, base.LastIndex)
 		}
 		if rep.AppliedIndex != base.AppliedIndex {
-			problem("node %d applied %d, node 0 applied %d", i+1, rep.AppliedIndex, base.AppliedIndex)
+			problem("node %d applied %d, node %d applied %d", i, rep.AppliedIndex, b, base.AppliedIndex)
 		}
 	}
-	r.LogCompared, r.Problems = compareLogs(dirs, r.Inspect, r.Problems)
+	r.LogCompared, r.Problems = compareLogs(members, dirs, r.Inspect, r.Problems)
 	return r
 }
 
@@ -154,7 +165,8 @@ func firstDiff(a, b []storage.TopicDepth) string {
 
 // compareLogs reads every node's raft.db (all nodes stopped) and compares
 // the entries in the range all of them hold.
-func compareLogs(dirs []string, reps []storage.Report, problems []string) ([2]uint64, []string) {
+// members[k] names dirs[k] and reps[k] in the problems.
+func compareLogs(members []int, dirs []string, reps []storage.Report, problems []string) ([2]uint64, []string) {
 	lo, hi := uint64(0), ^uint64(0)
 	for _, rep := range reps {
 		lo, hi = max(lo, rep.FirstIndex), min(hi, rep.LastIndex)
@@ -166,12 +178,12 @@ func compareLogs(dirs []string, reps []storage.Report, problems []string) ([2]ui
 	for i, rep := range reps {
 		db, err := storage.OpenRaftDB(filepath.Join(dirs[i], storage.RaftDBFile), rep.ClusterID)
 		if err != nil {
-			return [2]uint64{lo, hi}, append(problems, fmt.Sprintf("node %d: open raft.db: %v", i, err))
+			return [2]uint64{lo, hi}, append(problems, fmt.Sprintf("node %d: open raft.db: %v", members[i], err))
 		}
 		ents, err := db.Entries(lo, hi+1, ^uint64(0))
 		db.Close()
 		if err != nil {
-			return [2]uint64{lo, hi}, append(problems, fmt.Sprintf("node %d: read log %d..%d: %v", i, lo, hi, err))
+			return [2]uint64{lo, hi}, append(problems, fmt.Sprintf("node %d: read log %d..%d: %v", members[i], lo, hi, err))
 		}
 		d := make([]entryDigest, len(ents))
 		for k, e := range ents {
@@ -181,13 +193,13 @@ func compareLogs(dirs []string, reps []storage.Report, problems []string) ([2]ui
 	}
 	for i := 1; i < len(logs); i++ {
 		if len(logs[i]) != len(logs[0]) {
-			problems = append(problems, fmt.Sprintf("node %d returned %d entries for %d..%d, node 0 %d", i, len(logs[i]), lo, hi, len(logs[0])))
+			problems = append(problems, fmt.Sprintf("node %d returned %d entries for %d..%d, node %d %d", members[i], len(logs[i]), lo, hi, members[0], len(logs[0])))
 			continue
 		}
 		for k := range logs[0] {
 			a, b := logs[0][k], logs[i][k]
 			if a.index != b.index || a.term != b.term || a.typ != b.typ || !bytes.Equal(a.data, b.data) {
-				problems = append(problems, fmt.Sprintf("log entry %d differs: node 0 has term %d, node %d has term %d (or other content)", a.index, a.term, i, b.term))
+				problems = append(problems, fmt.Sprintf("log entry %d differs: node %d has term %d, node %d has term %d (or other content)", a.index, members[0], a.term, members[i], b.term))
 				break
 			}
 		}

@@ -168,6 +168,12 @@ func (r *round) close() {
 // execute starts the cluster, runs the workload under faults, heals and
 // drains. The returned round (nil only for an invalid cfg) must be closed.
 func execute(ctx context.Context, cfg Config) (*round, error) {
+	return executeWith(ctx, cfg, nil)
+}
+
+// executeWith is execute with a hook that sees the nemesis before it
+// starts (tests only: execute passes nil).
+func executeWith(ctx context.Context, cfg Config, hook func(*nemesis)) (*round, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -182,8 +188,11 @@ func execute(ctx context.Context, cfg Config) (*round, error) {
 	rep := &Report{Seed: cfg.Seed, Nodes: cfg.Nodes, Duration: cfg.Duration, Dir: cfg.Dir, Replay: cfg.ReplayCommand(), Started: time.Now()}
 	r := &round{cfg: cfg, rep: rep, logf: logf}
 
+	// A node the membership family adds has no namespace: such a round
+	// runs on loopback.
+	membership := slices.Contains(cfg.Families, FamilyMembership) && !cfg.Curve
 	var nw *Network
-	if !cfg.Loopback {
+	if !cfg.Loopback && !membership {
 		var err error
 		nw, err = NewNetwork(cfg.Nodes)
 		if err != nil {
@@ -199,8 +208,12 @@ func execute(ctx context.Context, cfg Config) (*round, error) {
 	}
 	for _, f := range cfg.Families {
 		switch {
+		case netFamilies[f] && nw == nil && membership:
+			rep.Skipped = append(rep.Skipped, f+" (the membership family runs on loopback: an added node has no namespace)")
 		case netFamilies[f] && nw == nil:
 			rep.Skipped = append(rep.Skipped, f+" (no network namespaces)")
+		case f == FamilyMembership && cfg.Curve:
+			rep.Skipped = append(rep.Skipped, f+" (CURVE: an added node's key is in no member's cluster file)")
 		case f == FamilyPowerCut && powerfs.Available() != nil:
 			rep.Skipped = append(rep.Skipped, fmt.Sprintf("%s (%v)", f, powerfs.Available()))
 		case f == FamilyDelay && !nw.Netem:
@@ -213,7 +226,7 @@ func execute(ctx context.Context, cfg Config) (*round, error) {
 		logf("skipping fault family %s", s)
 	}
 
-	c, disks, err := startCluster(cfg, nw, slices.Contains(rep.Families, FamilyPowerCut), logf)
+	c, disks, err := startCluster(cfg, nw, slices.Contains(rep.Families, FamilyPowerCut), membership, logf)
 	if err != nil {
 		return r, err
 	}
@@ -249,6 +262,9 @@ func execute(ctx context.Context, cfg Config) (*round, error) {
 	nem := newNemesis(ncfg, c, nw, cfg.Seed, hist)
 	nem.disks = disks
 	nem.logf = logf
+	if hook != nil {
+		hook(nem)
+	}
 	r.nem = nem
 	phase, cancel := context.WithTimeout(ctx, cfg.Duration)
 	nemDone := make(chan struct{})
@@ -270,7 +286,7 @@ func execute(ctx context.Context, cfg Config) (*round, error) {
 
 	rep.HealNotes = nem.healAll()
 	logf("healed; waiting for a leader")
-	if _, _, err := c.WaitLeader(30 * time.Second); err != nil {
+	if _, _, err := c.WaitLeaderOf(nem.voters(), 30*time.Second); err != nil {
 		rep.Errors = append(rep.Errors, fmt.Sprintf("no leader 30 s after healing: %v", err))
 	}
 	resolveCtx, cancel := context.WithTimeout(ctx, 20*time.Second)
@@ -320,8 +336,8 @@ func (r *round) check(ops []Op) *Report {
 		rep.Lease = &lr
 	}
 	rep.RetryMismatches = wl.retryMismatches()
-	rep.Node = checkNodes(c, 30*time.Second, r.inspectDirs)
-	rep.Crashes = scanLogs(c)
+	rep.Node = checkNodes(c, r.nem.voters(), 30*time.Second, r.inspectDirs)
+	rep.Crashes = scanLogs(c, r.nem.removedNodes())
 	if err := writeHistory(filepath.Join(cfg.Dir, "history.jsonl"), ops); err != nil {
 		rep.Notes = append(rep.Notes, err.Error())
 	}
@@ -334,9 +350,15 @@ func (r *round) check(ops []Op) *Report {
 
 // startCluster starts the brokers, inside the namespaces when nw is set,
 // each data directory on a power-cut filesystem when power is set.
-func startCluster(cfg Config, nw *Network, power bool, logf func(string, ...any)) (*proccluster.Cluster, []*powerfs.FS, error) {
+// Membership changes need an explicit cluster id (decision 22): with
+// membership set the cluster file has one.
+func startCluster(cfg Config, nw *Network, power, membership bool, logf func(string, ...any)) (*proccluster.Cluster, []*powerfs.FS, error) {
 	args := append(slices.Clone(brokerArgs), cfg.BrokerArgs...)
-	c, err := proccluster.NewCluster(cfg.Bin, cfg.Dir, proccluster.Options{Nodes: cfg.Nodes, Args: args, Curve: cfg.Curve})
+	opts := proccluster.Options{Nodes: cfg.Nodes, Args: args, Curve: cfg.Curve}
+	if membership {
+		opts.ClusterID = fmt.Sprintf("verify-%d", cfg.Seed)
+	}
+	c, err := proccluster.NewCluster(cfg.Bin, cfg.Dir, opts)
 	if err != nil {
 		return nil, nil, fmt.Errorf("chaos: %w", err)
 	}
@@ -368,8 +390,9 @@ func startCluster(cfg Config, nw *Network, power bool, logf func(string, ...any)
 	return c, disks, nil
 }
 
-// scanLogs looks for broker crashes in the node logs.
-func scanLogs(c *proccluster.Cluster) []string {
+// scanLogs looks for broker crashes in the node logs. A node in removed
+// stopped because it was removed: that stop is not a crash.
+func scanLogs(c *proccluster.Cluster, removed map[int]bool) []string {
 	var out []string
 	for i := range c.Addrs {
 		b, err := os.ReadFile(c.LogPath(i))
@@ -379,6 +402,9 @@ func scanLogs(c *proccluster.Cluster) []string {
 		for _, line := range strings.Split(string(b), "\n") {
 			if strings.HasPrefix(line, "panic:") || strings.HasPrefix(line, "fatal error:") || strings.Contains(line, `"level":"fatal"`) ||
 				strings.HasPrefix(line, "WARNING: DATA RACE") || (strings.Contains(line, `"level":"error"`) && strings.Contains(line, "node stopped")) {
+				if removed[i] && strings.Contains(line, "removed from the cluster") {
+					continue
+				}
 				out = append(out, fmt.Sprintf("node %d (%s): %s", i, c.LogPath(i), truncate(line, 300)))
 			}
 		}
