@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -44,8 +43,6 @@ type connLimiter struct {
 
 // limiterSeq makes monitor endpoints unique within a process.
 var limiterSeq atomic.Uint64
-
-const limiterPollInterval = 100 * time.Millisecond
 
 // startConnLimiter monitors sock (not yet bound, so that no connection is
 // missed) and starts the limiter's goroutine. cut, if not nil, counts the
@@ -94,29 +91,12 @@ func (l *connLimiter) stop() {
 func (l *connLimiter) run() {
 	defer l.wg.Done()
 	defer l.mon.Close()
-	poller := zmq.NewPoller()
-	poller.Add(l.mon, zmq.POLLIN)
 	open := map[int]string{} // descriptors of live accepted connections → remote address (CURVE on)
 	// failed is why the last handshake failed, until the DISCONNECTED of
 	// its descriptor arrives; "" = none pending.
 	var failed string
 	var lastLog time.Time
-	for {
-		select {
-		case <-l.done:
-			return
-		default:
-		}
-		polled, err := poller.Poll(limiterPollInterval)
-		if err != nil {
-			if errors.Is(err, zmq.ETERM) {
-				return
-			}
-			continue
-		}
-		if len(polled) == 0 {
-			continue
-		}
+	pollLoop(l.done, l.mon, func() {
 		for {
 			ev, _, fd, err := l.mon.RecvEvent(zmq.DONTWAIT)
 			if err != nil {
@@ -162,7 +142,7 @@ func (l *connLimiter) run() {
 				}
 			}
 		}
-	}
+	})
 }
 
 // reasonClosedInHandshake is the refusal reason of a connection that

@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"errors"
 	"fmt"
 	"net/netip"
 	"sync"
@@ -34,7 +33,6 @@ const (
 	zapDomainClient = "raftmq-client"
 	// zapEndpoint is where libzmq sends ZAP requests (RFC 27), per context.
 	zapEndpoint       = "inproc://zeromq.zap.01"
-	zapPollInterval   = 100 * time.Millisecond
 	curveRefusalEvery = dropLogInterval // one log line per peer address per this
 	// maxRefusalAddrs bounds the addresses the refusal log remembers; past
 	// it, old entries are forgotten, and if all are recent, every further
@@ -183,32 +181,15 @@ func (z *zapHandler) stop() {
 func (z *zapHandler) run() {
 	defer z.wg.Done()
 	defer z.sock.Close()
-	poller := zmq.NewPoller()
-	poller.Add(z.sock, zmq.POLLIN)
-	for {
-		select {
-		case <-z.done:
-			return
-		default:
-		}
-		polled, err := poller.Poll(zapPollInterval)
-		if err != nil {
-			if errors.Is(err, zmq.ETERM) {
-				return
-			}
-			continue
-		}
-		if len(polled) == 0 {
-			continue
-		}
+	pollLoop(z.done, z.sock, func() {
 		req, err := z.sock.RecvMessageBytes(zmq.DONTWAIT)
 		if err != nil {
-			continue
+			return
 		}
 		if len(req) < 6 {
 			// Not from libzmq; a REP socket must still answer.
 			_, _ = z.sock.SendMessage("1.0", "", "500", "malformed ZAP request", "", "")
-			continue
+			return
 		}
 		id, domain, addr, mechanism := req[1], string(req[2]), string(req[3]), string(req[5])
 		d := decide(z.policies, domain, mechanism, req[6:])
@@ -219,10 +200,8 @@ func (z *zapHandler) run() {
 		}
 		// The user id is the client's key: libzmq attaches it to the
 		// connection's messages as "User-Id".
-		if _, err := z.sock.SendMessage("1.0", id, status, text, d.key, ""); err != nil {
-			continue
-		}
-	}
+		_, _ = z.sock.SendMessage("1.0", id, status, text, d.key, "")
+	})
 }
 
 func portOfDomain(domain string) string {

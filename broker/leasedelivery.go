@@ -102,18 +102,7 @@ func (n *node) wakeWaiters() {
 			ids = append(ids, id)
 		}
 	}
-	if len(batch) == 0 {
-		return
-	}
-	if err := n.core.ProposeBatch(batch); err != nil {
-		for _, id := range ids {
-			if w, ok := n.reqs.takeWrite(id); ok {
-				n.answerNotLeader(w.route)
-			}
-		}
-		return
-	}
-	n.stats.proposed.Add(uint64(len(batch)))
+	n.proposeBatch(batch, ids)
 }
 
 // expireWaiters answers the waiters whose wait ended: nothing came.

@@ -227,6 +227,13 @@ func (n *node) handleRequests(first clientRequest) {
 			break
 		}
 	}
+	n.proposeBatch(batch, ids)
+}
+
+// proposeBatch proposes the commands of the registered writes ids (in
+// order) as one batch; if the core refuses (this node no longer leads),
+// each of them is answered not_leader.
+func (n *node) proposeBatch(batch [][]byte, ids []uint64) {
 	if len(batch) == 0 {
 		return
 	}

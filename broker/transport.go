@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -47,7 +46,6 @@ const (
 	snapSendQueue     = 64   // snapshot frames queued for the sender goroutine
 	snapRecvQueue     = 64   // snapshot chunks (or acks) queued for their consumer
 	peerHWMMsgs       = 1000 // ZeroMQ high-water mark per peer socket
-	peerPollInterval  = 100 * time.Millisecond
 	dropLogInterval   = 10 * time.Second
 )
 
@@ -422,28 +420,11 @@ func (t *zmqTransport) receive(router *zmq.Socket) {
 	// is gone.
 	defer t.limiter.stop()
 	defer router.Close()
-	poller := zmq.NewPoller()
-	poller.Add(router, zmq.POLLIN)
 	// One log line per dropLogInterval for all senders together: a flood
 	// of bad frames, from any number of identities, costs a counter.
 	var lastBadLog time.Time
 	var unlogged uint64
-	for {
-		select {
-		case <-t.done:
-			return
-		default:
-		}
-		polled, err := poller.Poll(peerPollInterval)
-		if err != nil {
-			if errors.Is(err, zmq.ETERM) {
-				return
-			}
-			continue
-		}
-		if len(polled) == 0 {
-			continue
-		}
+	pollLoop(t.done, router, func() {
 		for {
 			frames, err := router.RecvMessageBytes(zmq.DONTWAIT)
 			if err != nil {
@@ -466,7 +447,7 @@ func (t *zmqTransport) receive(router *zmq.Socket) {
 				}
 			}
 		}
-	}
+	})
 }
 
 // dispatch decodes a peer frame and queues it for its consumer; a full

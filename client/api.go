@@ -44,7 +44,13 @@ func (c *Client) Put(ctx context.Context, topic, msg string) (ok bool, err error
 // Pop removes and returns the oldest message of topic. ok is false when the
 // topic does not exist or is empty.
 func (c *Client) Pop(ctx context.Context, topic string) (msg string, ok bool, err error) {
-	r, err := c.call(ctx, wire.Request{Type: wire.TypeMessage, Method: wire.MethodGet, Topic: topic}, true)
+	return c.pop(ctx, wire.Request{Type: wire.TypeMessage, Method: wire.MethodGet, Topic: topic})
+}
+
+// pop sends a GET (with or without a wait) and reads its answer.
+func (c *Client) pop(ctx context.Context, req wire.Request) (msg string, ok bool, err error) {
+	topic := req.Topic
+	r, err := c.call(ctx, req, true)
 	if err != nil {
 		return "", false, fmt.Errorf("pop from %q: %w", topic, err)
 	}

@@ -70,17 +70,7 @@ func (c *Client) Receive(ctx context.Context, topic string, o ReceiveOptions) (d
 
 // PopWait is Pop that waits up to wait for a message to arrive.
 func (c *Client) PopWait(ctx context.Context, topic string, wait time.Duration) (msg string, ok bool, err error) {
-	r, err := c.call(ctx, wire.Request{Type: wire.TypeMessage, Method: wire.MethodGet, Topic: topic, WaitMs: millis(wait)}, true)
-	if err != nil {
-		return "", false, fmt.Errorf("pop from %q: %w", topic, err)
-	}
-	if !r.Success {
-		return "", false, nil
-	}
-	if r.Message == nil {
-		return "", false, fmt.Errorf("%w: pop from %q: success without a message", ErrBadResponse, topic)
-	}
-	return *r.Message, true, nil
+	return c.pop(ctx, wire.Request{Type: wire.TypeMessage, Method: wire.MethodGet, Topic: topic, WaitMs: millis(wait)})
 }
 
 // Ack removes the message of receipt. A receipt whose lease ended, or

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
@@ -38,27 +39,39 @@ func benchCommand(e env) *cli.Command {
 			if err != nil {
 				return err
 			}
-			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			jsonOut := c.Bool(flagJSON)
-			rep, err := bench.Run(ctx, cfg, func(r bench.Result) {
-				if !jsonOut {
-					fmt.Fprintf(e.stderr, "clients=%d: %d puts, %.0f puts/s\n", r.Clients, r.Puts, r.PutsPerSec)
-				}
+			return runBench(c, e, cfg.Client.Servers, func(ctx context.Context, progress func(string, ...any)) (bench.Report, error) {
+				return bench.Run(ctx, cfg, func(r bench.Result) {
+					progress("clients=%d: %d puts, %.0f puts/s", r.Clients, r.Puts, r.PutsPerSec)
+				})
 			})
-			if err != nil {
-				var ee *exitError
-				if errors.As(err, &ee) || errors.Is(err, context.Canceled) {
-					return err
-				}
-				return clientError(cfg.Client.Servers, err)
-			}
-			if jsonOut {
-				return writeJSON(e.stdout, rep)
-			}
-			return rep.WriteText(e.stdout)
 		},
 	}
+}
+
+// runBench runs a benchmark until it ends or Ctrl-C, prints run's progress
+// lines on stderr unless --json, and writes the report: aligned text, or
+// JSON with --json.
+func runBench[R interface{ WriteText(io.Writer) error }](c *cli.Context, e env, servers []string,
+	run func(ctx context.Context, progress func(format string, args ...any)) (R, error)) error {
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	jsonOut := c.Bool(flagJSON)
+	rep, err := run(ctx, func(format string, args ...any) {
+		if !jsonOut {
+			fmt.Fprintf(e.stderr, format+"\n", args...)
+		}
+	})
+	if err != nil {
+		var ee *exitError
+		if errors.As(err, &ee) || errors.Is(err, context.Canceled) {
+			return err
+		}
+		return clientError(servers, err)
+	}
+	if jsonOut {
+		return writeJSON(e.stdout, rep)
+	}
+	return rep.WriteText(e.stdout)
 }
 
 func benchConfig(c *cli.Context) (bench.Config, error) {

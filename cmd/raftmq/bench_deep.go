@@ -2,11 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -44,25 +39,11 @@ func benchDeepCommand(e env) *cli.Command {
 			if err := cfg.Validate(); err != nil {
 				return usagef("%v", err)
 			}
-			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			jsonOut := c.Bool(flagJSON)
-			rep, err := bench.RunDeep(ctx, cfg, func(s bench.DeepStep) {
-				if !jsonOut {
-					fmt.Fprintf(e.stderr, "%s to depth %d: %.0f/s\n", s.Phase, s.DepthAfter, s.PerSec)
-				}
+			return runBench(c, e, cfg.Client.Servers, func(ctx context.Context, progress func(string, ...any)) (bench.DeepReport, error) {
+				return bench.RunDeep(ctx, cfg, func(s bench.DeepStep) {
+					progress("%s to depth %d: %.0f/s", s.Phase, s.DepthAfter, s.PerSec)
+				})
 			})
-			if err != nil {
-				var ee *exitError
-				if errors.As(err, &ee) || errors.Is(err, context.Canceled) {
-					return err
-				}
-				return clientError(cfg.Client.Servers, err)
-			}
-			if jsonOut {
-				return writeJSON(e.stdout, rep)
-			}
-			return rep.WriteText(e.stdout)
 		},
 	}
 }
