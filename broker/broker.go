@@ -180,7 +180,10 @@ func (b *Broker) openSnapshots() error {
 	if err := removeLeftovers(b.cfg.DataDir, b.log); err != nil {
 		return err
 	}
-	return recoverState(b.raft, b.state, store, b.cfg.DataDir, b.log)
+	if err := recoverState(b.raft, b.state, store, b.cfg.DataDir, b.log); err != nil {
+		return err
+	}
+	return restoreMembers(b.raft, store, b.log)
 }
 
 // checkConsistent refuses to start when state.db claims to have applied

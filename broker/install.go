@@ -46,13 +46,15 @@ func (n *node) acceptInstall(in pendingInstall) {
 func (n *node) installSnapshot(s raftlog.SnapshotMeta) error {
 	n.cancelSnapshot()
 	var path string
+	var meta snapshot.Meta
 	if p := n.pending; p != nil && p.meta.Index == s.Index && p.meta.Term == s.Term {
-		path = p.path
+		path, meta = p.path, p.meta
 	} else {
 		if p != nil {
 			os.Remove(p.path)
 		}
-		meta, err := n.findSnapshot(s.Index, s.Term)
+		var err error
+		meta, err = n.findSnapshot(s.Index, s.Term)
 		if err != nil {
 			return fmt.Errorf("%w: install snapshot %d/%d: %w", ErrStopped, s.Index, s.Term, err)
 		}
@@ -62,7 +64,19 @@ func (n *node) installSnapshot(s raftlog.SnapshotMeta) error {
 		}
 	}
 	n.pending = nil
-	if err := n.raft.ApplySnapshot(s); err != nil {
+	// The snapshot's members record (version 2 files) replaces the one
+	// the compacted log would have built, with nothing this node knew
+	// forgotten (a removed id stays removed); recorded with the log's new
+	// base in one write.
+	members := n.members
+	if len(meta.Members) > 0 {
+		sm, err := storage.DecodeMembers(meta.Members)
+		if err != nil {
+			return fmt.Errorf("%w: install snapshot %d/%d: %w", ErrStopped, s.Index, s.Term, err)
+		}
+		members = sm.Merge(n.members)
+	}
+	if err := n.raft.ApplySnapshotWithMembers(s, members); err != nil {
 		return fmt.Errorf("%w: install snapshot in raft.db: %w", ErrStopped, err)
 	}
 	n.failpoint(fpInstallBetweenSwaps)
@@ -76,7 +90,7 @@ func (n *node) installSnapshot(s raftlog.SnapshotMeta) error {
 	n.snapshotBaseline()
 	n.stats.snapshotsInstalled.Add(1)
 	n.log.Info().Uint64("index", s.Index).Uint64("term", s.Term).Msg("snapshot installed")
-	return nil
+	return n.adoptMembers(members)
 }
 
 // removeLeftovers deletes what an interrupted snapshot, state.db rebuild or
@@ -99,6 +113,46 @@ func removeLeftovers(dataDir string, log zerolog.Logger) error {
 			return fmt.Errorf("broker: remove leftover %s: %w", name, err)
 		}
 		log.Info().Str("file", name).Msg("removed a leftover of an interrupted snapshot")
+	}
+	return nil
+}
+
+// restoreMembers makes sure raft.db's members record is at least the one
+// carried by the snapshot raft.db names (a version 2 snapshot file): the
+// members record of the changes the compacted log no longer holds. An
+// install records both in one write, so this repairs only a raft.db whose
+// record was lost or is older than its snapshot.
+func restoreMembers(raft *storage.RaftDB, store *snapshot.Store, log zerolog.Logger) error {
+	s, err := raft.Snapshot()
+	if err != nil || s.Index == 0 {
+		return err
+	}
+	cur := raft.Members()
+	if cur.Index >= s.Index {
+		return nil
+	}
+	metas, _ := store.List()
+	for _, m := range metas {
+		if m.Index != s.Index || m.Term != s.Term || len(m.Members) == 0 {
+			continue
+		}
+		sm, err := storage.DecodeMembers(m.Members)
+		if err != nil {
+			return fmt.Errorf("broker: snapshot %s: %w", m.Name(), err)
+		}
+		if sm.Index <= cur.Index {
+			return nil
+		}
+		_, conf, err := raft.InitialState()
+		if err != nil {
+			return err
+		}
+		if err := raft.SetMembers(sm.Merge(cur), conf); err != nil {
+			return err
+		}
+		log.Warn().Uint64("snapshot_index", s.Index).Uint64("members_index", sm.Index).
+			Msg("members record restored from the snapshot (raft.db's was older)")
+		return nil
 	}
 	return nil
 }

@@ -189,6 +189,31 @@ func (n *node) applyChanges(ents []raftlog.Entry) error {
 	return nil
 }
 
+// adoptMembers makes m (recorded in raft.db by the caller: an installed
+// snapshot's members record) the node's: the transport learns every
+// member's addresses (the cluster file still wins for the ids it lists),
+// removed ids are dropped and refused, and a node that m says was removed
+// stops.
+func (n *node) adoptMembers(m storage.Members) error {
+	n.members = m
+	for id, a := range m.Addrs {
+		if _, known := n.addrs[id]; !known {
+			n.addrs[id] = config.Address{IP: a.IP, Port: a.Port, InternalPort: a.InternalPort, ID: nodeIndex(id)}
+		}
+	}
+	for _, id := range m.Removed {
+		delete(n.addrs, id)
+	}
+	n.addressesChanged()
+	if slices.Contains(m.Removed, n.self) {
+		n.log.Error().Msg("the installed snapshot says this node was removed from the cluster; it stops. " +
+			"To bring this machine back, wipe the data directory and add it with a new id")
+		return fmt.Errorf("%w (the installed snapshot at index %d says so); its data directory may not be used again: wipe it and add this machine with a new id",
+			ErrRemoved, m.Index)
+	}
+	return nil
+}
+
 func indexes(ids []uint64) []int {
 	out := make([]int, len(ids))
 	for i, id := range ids {

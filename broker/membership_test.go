@@ -3,6 +3,8 @@ package broker
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/raftmq/raftmq/config"
 	"github.com/raftmq/raftmq/internal/testwait"
+	"github.com/raftmq/raftmq/storage"
 )
 
 // memberCluster is a 3-node test cluster with an explicit cluster id (a
@@ -220,4 +223,103 @@ func TestMembershipLearnerCatchesUpBySnapshot(t *testing.T) {
 	if err := nodes[3].stopWith(t, 10*time.Second); !errors.Is(err, ErrRemoved) {
 		t.Fatalf("removed learner stopped with %v, want ErrRemoved", err)
 	}
+}
+
+// TestMembershipFromSnapshot: a node that catches up by snapshot, after the
+// log was compacted past the changes that added member 4 and removed
+// member 5, learns member 4's addresses and member 5's removal from the
+// snapshot (its cluster file lists neither); so does a restart whose
+// raft.db lost the members record (local recovery from the snapshot file).
+func TestMembershipFromSnapshot(t *testing.T) {
+	cfgs, extra := memberCluster(t)
+	more := testCluster(t, 2) // addresses for members 4 and 5 (never started)
+	edit := func(c *config.Node) {
+		c.SnapshotEntries, c.TrailingEntries, c.SnapshotChunkBytes = 300, 300, 64<<10
+	}
+	nodes := map[int]*running{}
+	clients := map[int]*rawClient{}
+	for i := range cfgs {
+		edit(&cfgs[i])
+		nodes[i] = startBroker(t, cfgs[i])
+		clients[i] = dialRaw(t, cfgs[i].Self().ClientAddr())
+	}
+	edit(&extra)
+	lead := leaderOf(t, clients)
+	c := clients[lead]
+	addLearner := func(id int, a config.Address) {
+		t.Helper()
+		if got := c.do(fmt.Sprintf(`{"type":"member","method":"PUT","id":%d,"role":"learner","ip":%q,"port":%d,"internal_port":%d}`, id, a.IP, a.Port, a.InternalPort)); got["success"] != true {
+			t.Fatalf("add learner %d: %v", id, got)
+		}
+	}
+	four, five := more[0].Cluster.Addresses[0], more[0].Cluster.Addresses[1]
+	addLearner(4, four)
+	addLearner(5, five)
+	if got := c.do(`{"type":"member","method":"DELETE","id":5}`); got["success"] != true {
+		t.Fatalf("remove 5: %v", got)
+	}
+	c.do(`{"type":"topic","method":"PUT","topic":"q"}`)
+	pad := strings.Repeat("x", 2000)
+	for i := range 1500 {
+		if got := c.do(fmt.Sprintf(`{"type":"message","method":"PUT","topic":"q","message":"m%d%s"}`, i, pad)); got["success"] != true {
+			t.Fatalf("put: %v", got)
+		}
+	}
+	testwait.For(t, 10*time.Second, "the leader to compact past the changes", func() bool { return c.status().FirstIndex > 50 })
+	nodes[3] = startBroker(t, extra)
+	addLearner(3, extra.Self())
+	testwait.For(t, 15*time.Second, "learner 3 caught up", func() bool { return members(t, c)[3] == "learner lag=0" })
+	if nodes[3].b.stats.snapshotsInstalled.Load() == 0 {
+		t.Fatal("the learner caught up without a snapshot")
+	}
+	check := func(what string, m storage.Members) {
+		t.Helper()
+		got, ok := m.Addrs[raftID(4)]
+		if want := (storage.MemberAddr{IP: four.IP, Port: four.Port, InternalPort: four.InternalPort}); !ok || got != want {
+			t.Errorf("%s: member 4's addresses %+v (known %v), want %+v", what, got, ok, want)
+		}
+		if !slices.Contains(m.Removed, raftID(5)) {
+			t.Errorf("%s: removed ids %v, want member 5 among them", what, m.Removed)
+		}
+	}
+	check("after the install", nodes[3].b.raft.Members())
+	nodes[3].stop(t)
+
+	// At start, the transport's peers come from the recorded members: it
+	// connects to member 4 and not to member 5.
+	reopen := func() *Broker {
+		t.Helper()
+		b, err := New(extra, zerolog.Nop())
+		if err != nil {
+			t.Fatalf("restart node 3: %v", err)
+		}
+		return b
+	}
+	b := reopen()
+	if a, ok := b.addrs[raftID(4)]; !ok || a.PeerAddr() != four.PeerAddr() {
+		t.Errorf("restarted node 3 has no address for member 4: %v", b.addrs)
+	}
+	if _, ok := b.addrs[raftID(5)]; ok {
+		t.Errorf("restarted node 3 has an address for the removed member 5: %v", b.addrs)
+	}
+	b.closeStores()
+
+	// raft.db loses its members record: it is restored from the snapshot.
+	raft, err := storage.OpenRaftDB(filepath.Join(extra.DataDir, storage.RaftDBFile), extra.Cluster.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, conf, err := raft.InitialState()
+	if err == nil {
+		err = raft.SetMembers(storage.Members{}, conf)
+	}
+	if cerr := raft.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = reopen()
+	defer b.closeStores()
+	check("restored at start", b.members)
 }

@@ -153,7 +153,14 @@ func (n *node) maybeSnapshot() error {
 		return fmt.Errorf("%w: read membership: %w", ErrStopped, err)
 	}
 	job.conf = conf
-	in := snapshotInputs{state: n.state, raft: n.raft, store: n.store, voters: conf.Voters, written: job.written}
+	// So is the members record: a node that installs this snapshot learns
+	// every member's addresses and the removed ids from it.
+	members, err := storage.EncodeMembers(n.members)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrStopped, err)
+	}
+	in := snapshotInputs{state: n.state, raft: n.raft, store: n.store, written: job.written,
+		meta: snapshot.Meta{Voters: conf.Voters, Learners: conf.Learners, Members: members}}
 	if st.Bloated(n.rebuildMinFreeBytes) {
 		// Mostly free pages: copy compactly, and swap the copy in after.
 		in.compactTmp = filepath.Join(n.dataDir, compactStateFile)
@@ -166,10 +173,12 @@ func (n *node) maybeSnapshot() error {
 // beside the node loop (state.db and raft.db reads, the store) and values
 // fixed when the job starts.
 type snapshotInputs struct {
-	state   *storage.StateDB
-	raft    *storage.RaftDB
-	store   *snapshot.Store
-	voters  []uint64
+	state *storage.StateDB
+	raft  *storage.RaftDB
+	store *snapshot.Store
+	// meta holds the membership and members record; Index and Term are
+	// filled in when the state is read.
+	meta    snapshot.Meta
 	written *atomic.Int64 // body bytes written so far
 	// compactTmp, when set, is where a compact copy of state.db goes first
 	// (state.db is mostly free pages); else the body streams straight from
@@ -193,7 +202,9 @@ func writeSnapshot(ctx context.Context, in snapshotInputs) snapshotResult {
 		if err != nil {
 			return fmt.Errorf("term of the snapshot index %d: %w", applied, err)
 		}
-		meta, err = in.store.Create(snapshot.Meta{Index: applied, Term: term, Voters: in.voters}, func(w io.Writer) (int64, error) {
+		m := in.meta
+		m.Index, m.Term = applied, term
+		meta, err = in.store.Create(m, func(w io.Writer) (int64, error) {
 			return write(ctxWriter{ctx: ctx, w: w, written: in.written})
 		})
 		return err
@@ -226,7 +237,9 @@ func writeCompactSnapshot(ctx context.Context, in snapshotInputs) snapshotResult
 		return fail(err)
 	}
 	defer f.Close()
-	meta, err := in.store.Create(snapshot.Meta{Index: applied, Term: term, Voters: in.voters}, func(w io.Writer) (int64, error) {
+	m := in.meta
+	m.Index, m.Term = applied, term
+	meta, err := in.store.Create(m, func(w io.Writer) (int64, error) {
 		return io.Copy(ctxWriter{ctx: ctx, w: w, written: in.written}, f)
 	})
 	if err != nil {

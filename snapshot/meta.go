@@ -17,9 +17,13 @@ const (
 	MaxClusterIDBytes = 255
 	MaxVoters         = 1024
 	MaxBodyBytes      = 1 << 40 // 1 TiB: far beyond any state.db we expect
-	formatVersion     = 1
-	fixedHeaderBytes  = 8 + 2 + 4 + 8 + 8 + 8 + 4 + 2 + 2 + 4 // magic..voter count, header crc
-	maxHeaderBytes    = fixedHeaderBytes + MaxClusterIDBytes + 8*MaxVoters
+	MaxMembersBytes   = 1 << 20 // the broker's members record (JSON)
+	// formatVersion is what Create writes. Version 1 (voters only) is still
+	// read; version 2 adds the learners and the members record.
+	formatVersion    = 2
+	fixedHeaderBytes = 8 + 2 + 4 + 8 + 8 + 8 + 4 + 2 + 2 + 4 // magic..voter count, header crc (version 1)
+	v2ExtraBytes     = 2 + 4                                 // learner count, members length
+	maxHeaderBytes   = fixedHeaderBytes + v2ExtraBytes + MaxClusterIDBytes + 8*2*MaxVoters + MaxMembersBytes
 )
 
 var magic = [8]byte{'r', 'a', 'f', 't', 'm', 'q', 'S', 'N'}
@@ -39,6 +43,10 @@ type Meta struct {
 	Index     uint64 // last included index; >= 1
 	Term      uint64 // term of Index; >= 1
 	Voters    []uint64
+	Learners  []uint64
+	// Members is the broker's members record as of Index (each member's
+	// addresses, the removed ids), opaque here; empty in version 1 files.
+	Members []byte
 	// Size and CRC describe the body; Create fills them in.
 	Size int64
 	CRC  uint32 // CRC32C of the body
@@ -50,13 +58,14 @@ func (m Meta) Name() string { return fmt.Sprintf("%016x-%016x.snap", m.Term, m.I
 
 // Raft returns the metadata the consensus core uses.
 func (m Meta) Raft() raftlog.SnapshotMeta {
-	return raftlog.SnapshotMeta{Index: m.Index, Term: m.Term, Conf: raftlog.ConfState{Voters: slices.Clone(m.Voters)}}
+	return raftlog.SnapshotMeta{Index: m.Index, Term: m.Term, Conf: raftlog.ConfState{Voters: slices.Clone(m.Voters), Learners: slices.Clone(m.Learners)}}
 }
 
 // Same reports whether m and o describe the same snapshot bytes.
 func (m Meta) Same(o Meta) bool {
 	return m.ClusterID == o.ClusterID && m.Index == o.Index && m.Term == o.Term &&
-		m.Size == o.Size && m.CRC == o.CRC && slices.Equal(m.Voters, o.Voters)
+		m.Size == o.Size && m.CRC == o.CRC && slices.Equal(m.Voters, o.Voters) &&
+		slices.Equal(m.Learners, o.Learners) && bytes.Equal(m.Members, o.Members)
 }
 
 // check validates the fields a header may hold.
@@ -66,8 +75,10 @@ func (m Meta) check() error {
 		return fmt.Errorf("index %d, term %d: both must be >= 1", m.Index, m.Term)
 	case m.ClusterID == "" || len(m.ClusterID) > MaxClusterIDBytes:
 		return fmt.Errorf("cluster id of %d bytes, want 1..%d", len(m.ClusterID), MaxClusterIDBytes)
-	case len(m.Voters) > MaxVoters:
-		return fmt.Errorf("%d voters, at most %d", len(m.Voters), MaxVoters)
+	case len(m.Voters) > MaxVoters || len(m.Learners) > MaxVoters:
+		return fmt.Errorf("%d voters and %d learners, at most %d each", len(m.Voters), len(m.Learners), MaxVoters)
+	case len(m.Members) > MaxMembersBytes:
+		return fmt.Errorf("members record of %d bytes, at most %d", len(m.Members), MaxMembersBytes)
 	case m.Size < 0 || m.Size > MaxBodyBytes:
 		return fmt.Errorf("body size %d, want 0..%d", m.Size, int64(MaxBodyBytes))
 	}
@@ -75,15 +86,19 @@ func (m Meta) check() error {
 }
 
 // headerLen is the encoded header size of m.
-func (m Meta) headerLen() int { return fixedHeaderBytes + len(m.ClusterID) + 8*len(m.Voters) }
+func (m Meta) headerLen() int {
+	return fixedHeaderBytes + v2ExtraBytes + len(m.ClusterID) + 8*len(m.Voters) + 8*len(m.Learners) + len(m.Members)
+}
 
 // MarshalBinary encodes m as a snapshot file header (the format is also a
 // convenient wire encoding of Meta):
 //
 //	magic "raftmqSN" | version u16 | header length u32 | index u64 | term u64 |
 //	body size u64 | body CRC32C u32 | cluster id length u16 | cluster id |
-//	voter count u16 | voters u64... | header CRC32C u32 over all before it
+//	voter count u16 | voters u64... | learner count u16 | learners u64... |
+//	members length u32 | members | header CRC32C u32 over all before it
 //
+// (Version 1, still read, has no learners and no members record.)
 // All integers are big-endian.
 func (m Meta) MarshalBinary() ([]byte, error) {
 	if err := m.check(); err != nil {
@@ -103,6 +118,12 @@ func (m Meta) MarshalBinary() ([]byte, error) {
 	for _, v := range m.Voters {
 		b = binary.BigEndian.AppendUint64(b, v)
 	}
+	b = binary.BigEndian.AppendUint16(b, uint16(len(m.Learners)))
+	for _, v := range m.Learners {
+		b = binary.BigEndian.AppendUint64(b, v)
+	}
+	b = binary.BigEndian.AppendUint32(b, uint32(len(m.Members)))
+	b = append(b, m.Members...)
 	b = binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
 	if len(b) != m.headerLen() {
 		panic(fmt.Sprintf("snapshot: header encoded to %d bytes, want %d", len(b), m.headerLen()))
@@ -119,8 +140,9 @@ func (m *Meta) UnmarshalBinary(b []byte) error {
 	if !bytes.Equal(b[:8], magic[:]) {
 		return fmt.Errorf("%w: starts with %q, not a raftmq snapshot", ErrBadHeader, b[:8])
 	}
-	if v := binary.BigEndian.Uint16(b[8:]); v != formatVersion {
-		return fmt.Errorf("%w: format version %d, this build reads version %d; run a matching raftmq", ErrBadHeader, v, formatVersion)
+	version := binary.BigEndian.Uint16(b[8:])
+	if version != 1 && version != formatVersion {
+		return fmt.Errorf("%w: format version %d, this build reads versions 1 and %d; run a matching raftmq", ErrBadHeader, version, formatVersion)
 	}
 	n := int(binary.BigEndian.Uint32(b[10:]))
 	if n < fixedHeaderBytes || n > maxHeaderBytes {
@@ -151,11 +173,32 @@ func (m *Meta) UnmarshalBinary(b []byte) error {
 	p += idLen
 	nv := int(binary.BigEndian.Uint16(b[p:]))
 	p += 2
-	if p+8*nv+4 != n {
-		return fmt.Errorf("%w: %d voters do not fit a header of %d bytes", ErrBadHeader, nv, n)
-	}
-	for i := range nv {
-		out.Voters = append(out.Voters, binary.BigEndian.Uint64(b[p+8*i:]))
+	if version == 1 {
+		if p+8*nv+4 != n {
+			return fmt.Errorf("%w: %d voters do not fit a header of %d bytes", ErrBadHeader, nv, n)
+		}
+		out.Voters = readIDs(b[p:], nv)
+	} else {
+		if p+8*nv+2+4+4 > n {
+			return fmt.Errorf("%w: %d voters overrun the header", ErrBadHeader, nv)
+		}
+		out.Voters = readIDs(b[p:], nv)
+		p += 8 * nv
+		nl := int(binary.BigEndian.Uint16(b[p:]))
+		p += 2
+		if p+8*nl+4+4 > n {
+			return fmt.Errorf("%w: %d learners overrun the header", ErrBadHeader, nl)
+		}
+		out.Learners = readIDs(b[p:], nl)
+		p += 8 * nl
+		nm := int(binary.BigEndian.Uint32(b[p:]))
+		p += 4
+		if p+nm+4 != n {
+			return fmt.Errorf("%w: a members record of %d bytes does not fit a header of %d bytes", ErrBadHeader, nm, n)
+		}
+		if nm > 0 {
+			out.Members = slices.Clone(b[p : p+nm])
+		}
 	}
 	if size > MaxBodyBytes {
 		return fmt.Errorf("%w: body size %d exceeds %d", ErrBadHeader, size, int64(MaxBodyBytes))
@@ -166,6 +209,14 @@ func (m *Meta) UnmarshalBinary(b []byte) error {
 	}
 	*m = out
 	return nil
+}
+
+func readIDs(b []byte, n int) []uint64 {
+	var out []uint64
+	for i := range n {
+		out = append(out, binary.BigEndian.Uint64(b[8*i:]))
+	}
+	return out
 }
 
 // readHeader reads and decodes the header at the start of f.
@@ -190,7 +241,7 @@ func readHeader(f io.ReaderAt) (Meta, int64, error) {
 	if err := m.UnmarshalBinary(buf); err != nil {
 		return Meta{}, 0, err
 	}
-	return m, int64(m.headerLen()), nil
+	return m, int64(binary.BigEndian.Uint32(buf[10:])), nil
 }
 
 // ReadMeta reads and checks the header of the snapshot file at path (not

@@ -32,6 +32,41 @@ type Members struct {
 // maxMembersBytes bounds a decoded members record.
 const maxMembersBytes = 1 << 20
 
+// EncodeMembers is the members record's encoding, in raft.db and in
+// snapshot headers.
+func EncodeMembers(m Members) ([]byte, error) {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("storage: encode members: %w", err)
+	}
+	return b, nil
+}
+
+// DecodeMembers decodes and bounds a members record (from a snapshot).
+func DecodeMembers(b []byte) (Members, error) { return decodeMembers(b) }
+
+// Merge is m, as of a snapshot at a newer index, with what old knows that m
+// does not: removed ids stay removed (never forgotten), and addresses of
+// ids m does not name are kept. Index is the newer of the two.
+func (m Members) Merge(old Members) Members {
+	out := m.clone()
+	if out.Addrs == nil {
+		out.Addrs = map[uint64]MemberAddr{}
+	}
+	for id, a := range old.Addrs {
+		if _, ok := out.Addrs[id]; !ok {
+			out.Addrs[id] = a
+		}
+	}
+	for _, id := range old.Removed {
+		if !slices.Contains(out.Removed, id) {
+			out.Removed = append(out.Removed, id)
+		}
+	}
+	out.Index = max(out.Index, old.Index)
+	return out
+}
+
 func decodeMembers(b []byte) (Members, error) {
 	var m Members
 	if len(b) > maxMembersBytes {
@@ -60,9 +95,9 @@ func (r *RaftDB) Members() Members {
 // SetMembers records m and the membership cs in one durable write: the
 // broker calls it as it applies a membership change.
 func (r *RaftDB) SetMembers(m Members, cs raftlog.ConfState) error {
-	b, err := json.Marshal(m)
+	b, err := EncodeMembers(m)
 	if err != nil {
-		return fmt.Errorf("storage: encode members: %w", err)
+		return err
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()

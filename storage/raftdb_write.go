@@ -92,6 +92,24 @@ func (r *RaftDB) SetConfState(cs raftlog.ConfState) error {
 // base wraps raftlog.ErrSnapOutOfDate. (Same semantics as
 // raftlog.MemoryStorage.)
 func (r *RaftDB) ApplySnapshot(meta raftlog.SnapshotMeta) error {
+	return r.applySnapshot(meta, nil)
+}
+
+// ApplySnapshotWithMembers is ApplySnapshot that also records m (the
+// members record the snapshot carries, merged by the caller) in the same
+// durable write, so the log's base and the members record never disagree.
+func (r *RaftDB) ApplySnapshotWithMembers(meta raftlog.SnapshotMeta, m Members) error {
+	return r.applySnapshot(meta, &m)
+}
+
+func (r *RaftDB) applySnapshot(meta raftlog.SnapshotMeta, members *Members) error {
+	var mb []byte
+	if members != nil {
+		var err error
+		if mb, err = EncodeMembers(*members); err != nil {
+			return err
+		}
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if have := max(r.baseIndex, r.snap.Index); meta.Index <= have {
@@ -115,10 +133,18 @@ func (r *RaftDB) ApplySnapshot(meta raftlog.SnapshotMeta) error {
 		if err := putSealed(m, keyConf, appendConfState(nil, conf)); err != nil {
 			return err
 		}
+		if mb != nil {
+			if err := putSealed(m, keyMembers, mb); err != nil {
+				return err
+			}
+		}
 		return putSealed(m, keySnapshot, encodeSnapshotMeta(meta))
 	})
 	if err != nil {
 		return err
+	}
+	if members != nil {
+		r.members = members.clone()
 	}
 	r.baseIndex, r.baseTerm = meta.Index, meta.Term
 	r.lastIndex, r.lastTerm = meta.Index, meta.Term
