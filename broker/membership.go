@@ -245,11 +245,19 @@ func (n *node) handleMember(cr clientRequest) {
 		n.reply.send(cr.route, wire.Response{Success: true, Members: &members})
 		return
 	}
+	id := raftID(req.Member.ID)
+	if req.Method == wire.MethodDelete && slices.Contains(n.members.Removed, id) {
+		// Removed already (the record is written when the removal is
+		// applied, so committed): a client whose answer was lost, say
+		// because the leader it asked removed itself, retries here and must
+		// hear that it is done, not that the node is no member.
+		n.reply.send(cr.route, wire.OK())
+		return
+	}
 	if n.member != nil {
 		n.reply.send(cr.route, wire.ErrorResponse(wire.ErrMemberRefused, "another membership change is in progress; retry when it is done"))
 		return
 	}
-	id := raftID(req.Member.ID)
 	cc := raftlog.ConfChange{ID: id}
 	switch {
 	case req.Method == wire.MethodDelete:

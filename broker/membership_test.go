@@ -180,6 +180,15 @@ func TestMembershipRemoveLeader(t *testing.T) {
 	if got := clients[newLead].do(`{"type":"message","method":"GET","topic":"q"}`); got["message"] != "kept" {
 		t.Fatalf("pop on the new leader: %v", got)
 	}
+	// A client whose answer was lost with the removed leader retries at the
+	// new one: the removal is done, so it hears success...
+	if got := clients[newLead].do(fmt.Sprintf(`{"type":"member","method":"DELETE","id":%d}`, lead)); got["success"] != true {
+		t.Fatalf("retried removal of the old leader: %v, want success (it is removed)", got)
+	}
+	// ...while an id that never was a member is still refused.
+	if got := clients[newLead].do(`{"type":"member","method":"DELETE","id":9}`); got["error"] != "member_refused" {
+		t.Fatalf("remove a stranger: %v", got)
+	}
 }
 
 // TestMembershipLearnerCatchesUpBySnapshot: a learner added after the log
