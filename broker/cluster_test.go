@@ -8,12 +8,17 @@ import (
 	"github.com/raftmq/raftmq/internal/testwait"
 )
 
+// leaderWithin bounds leaderOf's wait.
+const leaderWithin = 20 * time.Second
+
 // leaderOf polls the nodes' status until one reports Leader and every
-// other live node follows it in the same term.
+// other live node follows it in the same term. The bound is for a run
+// under -race beside other packages, where nodes restarted on a deep
+// queue first verify their files (decision 9); it is not a speed check.
 func leaderOf(t testing.TB, clients map[int]*rawClient) int {
 	t.Helper()
 	leader := -1
-	testwait.For(t, 5*time.Second, "one leader followed by all", func() bool {
+	testwait.For(t, leaderWithin, "one leader followed by all", func() bool {
 		leader = -1
 		var term uint64
 		for id, c := range clients {
