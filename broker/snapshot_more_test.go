@@ -141,7 +141,7 @@ func TestLogAndDiskStayBounded(t *testing.T) {
 	// minimum; state.db and two snapshots hold an empty queue and sessions.
 	const maxDirBytes = 1 << 20
 	for i := range c.cfgs {
-		testwait.For(t, 10*time.Second, fmt.Sprintf("node %d to finish its snapshot", i), func() bool {
+		testwait.For(t, 30*time.Second, fmt.Sprintf("node %d to finish its snapshot", i), func() bool {
 			st := c.clients[i].status()
 			return st.Applied-st.Snapshot <= entries
 		})
