@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"flag"
 	"fmt"
 	"os"
 	"slices"
@@ -12,6 +13,8 @@ import (
 	"github.com/raftmq/raftmq/internal/testwait"
 	"github.com/raftmq/raftmq/raftlog"
 )
+
+var recoverMessages = flag.Int("recover.messages", 0, "messages of 256 B queued before TestRecoverAsLearnerTiming wipes a follower (0: skip it)")
 
 // TestRecoverAsLearner: in a two-node cluster, a follower whose data
 // directory was wiped starts with --recover. The leader demotes it to
@@ -101,4 +104,60 @@ func changeEntries(t *testing.T, b *Broker) []string {
 		out = append(out, fmt.Sprintf("%v %d", cc.Type, nodeIndex(cc.ID)))
 	}
 	return out
+}
+
+// TestRecoverAsLearnerTiming measures, in a three-node cluster holding
+// -recover.messages queued messages, how long a wiped follower started
+// with --recover takes to be demoted, to hold the leader's commit index
+// (the catch-up, the baseline), and to be a voter again (catch-up plus the
+// promotion). It logs the times and asserts none: speed lives in
+// measurements, not in tests.
+func TestRecoverAsLearnerTiming(t *testing.T) {
+	n := *recoverMessages
+	if n == 0 {
+		t.Skip("set -recover.messages=N to measure")
+	}
+	c := newSnapCluster(t, 3, 10_000, 1000, 1<<20)
+	lead := c.leader()
+	c.must(lead, `{"type":"topic","method":"PUT","topic":"q"}`)
+	body := strings.Repeat("x", 250)
+	for lo := 0; lo < n; lo += 2000 {
+		var reqs []string
+		for i := lo; i < min(lo+2000, n); i++ {
+			reqs = append(reqs, putReq("q", fmt.Sprintf("%06d", i)+body))
+		}
+		c.pipeline(lead, reqs)
+	}
+	f := (lead + 1) % 3
+	c.waitApplied(f, lead)
+	c.stop(f)
+	if err := os.RemoveAll(c.cfgs[f].DataDir); err != nil {
+		t.Fatal(err)
+	}
+	commit := c.clients[lead].status().Commit
+	c.cfgs[f].Recover = true
+	start := time.Now()
+	c.start(f)
+	c.cfgs[f].Recover = false
+	role := func() string { return strings.Fields(members(t, c.clients[lead])[f] + " -")[0] }
+	var demoted, caughtUp, promoted time.Duration
+	testwait.For(t, 10*time.Minute, "the wiped node to be a voter again and stop recovering", func() bool {
+		now := time.Since(start)
+		r := role()
+		if demoted == 0 && r == "learner" {
+			demoted = now
+		}
+		st := c.clients[f].status()
+		if caughtUp == 0 && st.Commit >= commit {
+			caughtUp = now
+		}
+		if demoted > 0 && r == "voter" && !st.Recovering {
+			promoted = now
+			return true
+		}
+		return false
+	})
+	t.Logf("%d messages of 256 B queued, commit %d: demoted after %v, holds the commit index after %v, voter again after %v (%.2fx the catch-up)",
+		n, commit, demoted.Round(time.Millisecond), caughtUp.Round(time.Millisecond), promoted.Round(time.Millisecond),
+		float64(promoted)/float64(max(caughtUp, 1)))
 }
