@@ -78,9 +78,9 @@ func TestMembershipAddUnderCurve(t *testing.T) {
 		r, lag := role(3)
 		return r == wire.RoleLearner && lag == 0
 	})
-	if err := cl.PromoteMember(ctx, 3); err != nil {
-		t.Fatal(err)
-	}
+	// As `raftmq member add` does, retry while the leader says it is still
+	// recovering (it joined empty: decision 25).
+	testwait.Err(t, 15*time.Second, "the promotion of node 3", func() error { return cl.PromoteMember(ctx, 3) })
 	if r, _ := role(3); r != wire.RoleVoter {
 		t.Fatalf("node 3 is a %q after its promotion", r)
 	}
