@@ -182,26 +182,33 @@ func (z *zapHandler) run() {
 	defer z.wg.Done()
 	defer z.sock.Close()
 	pollLoop(z.done, z.sock, func() {
-		req, err := z.sock.RecvMessageBytes(zmq.DONTWAIT)
-		if err != nil {
-			return
+		for z.answer() {
 		}
-		if len(req) < 6 {
-			// Not from libzmq; a REP socket must still answer.
-			_, _ = z.sock.SendMessage("1.0", "", "500", "malformed ZAP request", "", "")
-			return
-		}
-		id, domain, addr, mechanism := req[1], string(req[2]), string(req[3]), string(req[5])
-		d := decide(z.policies, domain, mechanism, req[6:])
-		status, text := "200", "OK"
-		if !d.ok {
-			status, text = "400", d.reason
-			z.refusals.refused(portOfDomain(domain), addr, d.reason, d.key)
-		}
-		// The user id is the client's key: libzmq attaches it to the
-		// connection's messages as "User-Id".
-		_, _ = z.sock.SendMessage("1.0", id, status, text, d.key, "")
 	})
+}
+
+// answer answers one ZAP request; false once none is waiting.
+func (z *zapHandler) answer() bool {
+	req, err := z.sock.RecvMessageBytes(zmq.DONTWAIT)
+	if err != nil {
+		return false
+	}
+	if len(req) < 6 {
+		// Not from libzmq; a REP socket must still answer.
+		_, _ = z.sock.SendMessage("1.0", "", "500", "malformed ZAP request", "", "")
+		return true
+	}
+	id, domain, addr, mechanism := req[1], string(req[2]), string(req[3]), string(req[5])
+	d := decide(z.policies, domain, mechanism, req[6:])
+	status, text := "200", "OK"
+	if !d.ok {
+		status, text = "400", d.reason
+		z.refusals.refused(portOfDomain(domain), addr, d.reason, d.key)
+	}
+	// The user id is the client's key: libzmq attaches it to the
+	// connection's messages as "User-Id".
+	_, _ = z.sock.SendMessage("1.0", id, status, text, d.key, "")
+	return true
 }
 
 func portOfDomain(domain string) string {
