@@ -87,7 +87,7 @@ func (n *node) installSnapshot(s raftlog.SnapshotMeta) error {
 		return fmt.Errorf("%w: the installed snapshot %d/%d holds a state.db applied to %d", ErrStopped, s.Index, s.Term, got)
 	}
 	n.snapIndex = s.Index
-	n.snapshotBaseline()
+	n.snapTrigger.baseline(0)
 	n.stats.snapshotsInstalled.Add(1)
 	n.log.Info().Uint64("index", s.Index).Uint64("term", s.Term).Msg("snapshot installed")
 	return n.adoptMembers(members)
