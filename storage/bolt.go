@@ -32,21 +32,11 @@ func corruptError(path, what string) error {
 // page beyond the end of a truncated file), and a held lock into ErrLocked.
 // A read-only open preloads the freelist so tx.Check can run.
 func openBolt(path string, readOnly bool) (db *bbolt.DB, err error) {
-	return openBoltOpts(path, readOnly, false)
-}
-
-// openBoltOpts is openBolt; noFreelistSync makes each commit skip writing
-// the freelist (bbolt rebuilds it at open by walking the file's pages).
-// raft.db uses it: a compacted log leaves thousands of free pages, and
-// writing their list was most of the bytes of each Save. A file written
-// this way opens with or without the option.
-func openBoltOpts(path string, readOnly, noFreelistSync bool) (db *bbolt.DB, err error) {
 	opts := &bbolt.Options{
 		Timeout:         openTimeout,
 		ReadOnly:        readOnly,
 		PreLoadFreelist: readOnly,
 		FreelistType:    bbolt.FreelistMapType,
-		NoFreelistSync:  noFreelistSync,
 	}
 	if readOnly {
 		if _, statErr := os.Stat(path); statErr != nil {

@@ -58,13 +58,6 @@ type RaftDB struct {
 
 var _ raftlog.Storage = (*RaftDB)(nil)
 
-// raftNoFreelistSync: raft.db's commits do not write bbolt's freelist
-// (openBoltOpts; etcd's backend does the same). The log is compacted every
-// few thousand entries, so the freelist holds many pages, and writing it
-// each Save cost more bytes than the entries; rebuilding it at open walks
-// a file the compaction keeps small.
-const raftNoFreelistSync = true
-
 // OpenRaftDB opens (creating if missing) the raft.db at path for the cluster
 // clusterID. A file created for another cluster gives ErrClusterMismatch; a
 // damaged file ErrCorrupt; a file another process holds ErrLocked (after
@@ -76,7 +69,7 @@ func OpenRaftDB(path, clusterID string) (*RaftDB, error) {
 	if err := removeStale(path + rebuildSuffix); err != nil {
 		return nil, err
 	}
-	db, err := openBoltOpts(path, false, raftNoFreelistSync)
+	db, err := openBolt(path, false)
 	if err != nil {
 		return nil, err
 	}

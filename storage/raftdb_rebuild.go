@@ -39,7 +39,7 @@ func (r *RaftDB) Rebuild() error {
 		return fmt.Errorf("storage: rebuild %s: close: %w", r.path, err)
 	}
 	swapErr := swapFile(tmp, r.path)
-	db, err := openBoltOpts(r.path, false, raftNoFreelistSync)
+	db, err := openBolt(r.path, false)
 	if err != nil {
 		return fmt.Errorf("storage: reopen %s after rebuild: %w", r.path, err)
 	}
