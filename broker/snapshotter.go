@@ -308,6 +308,7 @@ func (n *node) snapshotDone(res snapshotResult) error {
 		clear(n.snapWanted)
 		return nil
 	}
+	n.failpoint(fpSendFileWritten)
 	f := &sendFile{meta: res.meta}
 	n.sendFile = f
 	n.log.Info().Uint64("index", res.meta.Index).Uint64("term", res.meta.Term).Int64("bytes", res.meta.Size).
