@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/raftmq/raftmq/broker/wire"
+	"github.com/raftmq/raftmq/client"
 	"github.com/raftmq/raftmq/config"
 	"github.com/raftmq/raftmq/internal/testwait"
 )
@@ -32,7 +33,20 @@ func TestMembershipAddUnderCurve(t *testing.T) {
 		cfg.Cluster.Addresses = all[i].Cluster.Addresses[:3]
 		nodes[i] = startBroker(t, cfg)
 	}
-	cl := curveClient(t, all, &clientKey, nil)
+	// curveClient's, with time for an election under load: the client
+	// retries with its session, so a retried put or pop applies once.
+	var servers []string
+	serverKeys := map[string]string{}
+	for _, a := range all[0].Cluster.Addresses {
+		servers = append(servers, a.ClientAddr())
+		serverKeys[a.ClientAddr()] = a.CurvePublic
+	}
+	cl, err := client.New(client.Options{Servers: servers, Timeout: 20 * time.Second, AttemptTimeout: 2 * time.Second,
+		ConnectTimeout: time.Second, Curve: &client.Curve{PublicKey: clientKey.public, SecretKey: clientKey.secret, ServerKeys: serverKeys}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cl.Close() })
 	ctx := context.Background()
 	if ok, err := cl.CreateTopic(ctx, "q"); err != nil || !ok {
 		t.Fatalf("create topic: %v %v", ok, err)
