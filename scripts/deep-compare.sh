@@ -11,7 +11,7 @@
 # Env: MESSAGES (default 1000000), STEP (50000), CLIENTS (64), KINDS
 # ("raftmq hraftq"), PEERS (the shared/peers folder; default: next to the
 # checkout), PEERS_BIN (where build.sh put hraftq, to skip the build),
-# KEEP=1 keeps the temp dirs, INSTALL=0 skips the last phase (raftmq only:
+# KEEP=1 keeps the temp dirs, INSTALL=1 adds a last phase (raftmq only:
 # node 2 wiped and rebuilt by InstallSnapshot, every node's anonymous RSS
 # sampled every 0.1 s meanwhile). Prints one JSON line per kind, then a
 # summary.
@@ -84,7 +84,10 @@ JSON
   stop_nodes; start_nodes "$b" "$d"
   restart_deep=$(ready "$d" probe)
   install='{}'
-  if [ "$kind" = raftmq ] && [ "${INSTALL:-1}" = 1 ]; then
+  # Opt-in (INSTALL=1): in two runs its sampler judged the wiped node
+  # caught up within 0.2 s, before the transfer (seconds, per the logs), so
+  # its peaks are not yet a measurement of the transfer.
+  if [ "$kind" = raftmq ] && [ "${INSTALL:-0}" = 1 ]; then
     # A wiped follower rebuilt by InstallSnapshot of the whole deep state:
     # anonymous RSS of every node sampled every 0.1 s until it caught up.
     kill -TERM "${pids[2]}"; wait "${pids[2]}" 2>/dev/null || true
