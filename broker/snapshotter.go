@@ -109,7 +109,7 @@ func (n *node) maybeSnapshot() error {
 	if n.job != nil {
 		return nil
 	}
-	applied := n.state.AppliedIndex()
+	applied := n.handed // what the snapshot will hold once the applier catches up
 	if !n.snapshotDue(applied) && len(n.snapWaiting) == 0 && !n.forceSnapshot {
 		return nil
 	}
@@ -128,9 +128,11 @@ func (n *node) maybeSnapshot() error {
 	if !n.snapshotFits() {
 		return nil
 	}
-	// The copy holds what state.db has committed: commit every applied
-	// entry first, so the snapshot is at the applied index.
-	if err := n.state.Commit(); err != nil {
+	// The copy holds what state.db has committed: let the applier apply
+	// everything handed to it and commit, so the snapshot is at the handed
+	// index, whose membership raft.db records (applyChanges ran at hand-off;
+	// a change handed later cancels the job).
+	if err := n.quiesceApplier(func(st *storage.StateDB) error { return st.Commit() }); err != nil {
 		n.log.Error().Err(err).Msg("cannot commit state.db; stopping this node")
 		return fmt.Errorf("%w: commit state.db: %w", ErrStopped, err)
 	}
@@ -351,11 +353,16 @@ func (n *node) maybeShrinkState(res snapshotResult) (bool, error) {
 		return false, nil
 	}
 	start := time.Now()
-	applied := n.state.AppliedIndex()
-	if err := n.state.Replace(res.compactPath); err != nil {
-		return false, fmt.Errorf("%w: swap in a compact state.db: %w", ErrStopped, err)
-	}
-	if err := n.reapply(applied); err != nil {
+	// On the applier, with every handed entry applied: the swap and the
+	// re-apply are state.db writes.
+	err = n.quiesceApplier(func(state *storage.StateDB) error {
+		applied := state.AppliedIndex()
+		if err := state.Replace(res.compactPath); err != nil {
+			return fmt.Errorf("%w: swap in a compact state.db: %w", ErrStopped, err)
+		}
+		return reapply(state, n.raft, n.maxBatchBytes, applied)
+	})
+	if err != nil {
 		return false, err
 	}
 	after, _ := n.state.Stats()
@@ -367,18 +374,18 @@ func (n *node) maybeShrinkState(res snapshotResult) (bool, error) {
 // reapply applies the log from state.db's applied index up to to. The
 // results were computed (and answered) the first time; apply is
 // deterministic, so applying again gives the same state.
-func (n *node) reapply(to uint64) error {
-	for lo := n.state.AppliedIndex() + 1; lo <= to; {
-		ents, err := n.raft.Entries(lo, to+1, n.maxBatchBytes)
+func reapply(state *storage.StateDB, raft *storage.RaftDB, maxBatchBytes uint64, to uint64) error {
+	for lo := state.AppliedIndex() + 1; lo <= to; {
+		ents, err := raft.Entries(lo, to+1, maxBatchBytes)
 		if err != nil {
 			return fmt.Errorf("%w: re-apply from %d: %w", ErrStopped, lo, err)
 		}
-		if _, err := n.state.Apply(ents); err != nil {
+		if _, err := state.Apply(ents); err != nil {
 			return fmt.Errorf("%w: re-apply from %d: %w", ErrStopped, lo, err)
 		}
 		lo = ents[len(ents)-1].Index + 1
 	}
-	if got := n.state.AppliedIndex(); got != to {
+	if got := state.AppliedIndex(); got != to {
 		panic(fmt.Sprintf("broker: re-applied state.db to %d, want %d", got, to))
 	}
 	return nil
