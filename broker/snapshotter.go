@@ -81,7 +81,11 @@ func (n *node) snapshotDue(applied uint64) bool {
 	if applied-n.snapIndex <= n.snapshotEntries {
 		return false
 	}
-	if applied-n.queuedAt >= queuedRefreshEntries {
+	// Read the queued bytes only while the applier has applied everything
+	// handed to it: state.db is then at applied, not somewhere between
+	// (a sample taken before a burst of pops applies would hold the
+	// popped bytes until the next refresh, and put the snapshot off).
+	if applied-n.queuedAt >= queuedRefreshEntries && n.applied == n.handed {
 		if b, err := n.state.QueuedBytes(); err == nil {
 			n.queuedBytes, n.queuedAt = b, applied
 		}
