@@ -389,13 +389,12 @@ func (b *Broker) run(ctx context.Context) (err error) {
 		waiters:        newWaiters(),
 		requestTimeout: b.cfg.RequestTimeout,
 
-		store:              b.store,
-		clusterID:          b.cfg.Cluster.ID(),
-		dataDir:            b.cfg.DataDir,
-		snapshotEntries:    b.cfg.SnapshotEntries,
-		snapshotLogPercent: b.cfg.SnapshotLogPercent,
-		trailingEntries:    b.cfg.TrailingEntries,
-		chunkBytes:         b.cfg.SnapshotChunkBytes,
+		store:           b.store,
+		clusterID:       b.cfg.Cluster.ID(),
+		dataDir:         b.cfg.DataDir,
+		snapTrigger:     snapTrigger{entries: b.cfg.SnapshotEntries, logPercent: b.cfg.SnapshotLogPercent},
+		trailingEntries: b.cfg.TrailingEntries,
+		chunkBytes:      b.cfg.SnapshotChunkBytes,
 		snapTiming: snapTiming{
 			resendAfter: b.cfg.ElectionTimeout(),
 			giveUpAfter: max(5*time.Second, 20*b.cfg.ElectionTimeout()),
@@ -411,10 +410,11 @@ func (b *Broker) run(ctx context.Context) (err error) {
 	if s, err := b.raft.Snapshot(); err == nil {
 		n.snapIndex = s.Index
 	}
-	n.snapshotBaseline()
+	var onDisk uint64 // the log already on disk
 	if st, err := b.raft.Stats(); err == nil {
-		n.logBytesSinceSnap = uint64(max(0, st.FileBytes-st.FreeBytes)) // the log already on disk
+		onDisk = uint64(max(0, st.FileBytes-st.FreeBytes))
 	}
+	n.snapTrigger.baseline(onDisk)
 	// The only voter of a cluster is leader from raftlog.New on: persist its
 	// term and no-op and publish that before the first request is read, so
 	// a client that asks at once finds a leader, fresh or restarted.

@@ -2,7 +2,6 @@ package broker
 
 import (
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -36,9 +35,7 @@ type connLimiter struct {
 	mon   *zmq.Socket
 	// refusals logs failed CURVE handshakes; nil when CURVE is off.
 	refusals *refusalLog
-	done     chan struct{}
-	wg       sync.WaitGroup
-	once     sync.Once
+	owner    socketOwner
 }
 
 // limiterSeq makes monitor endpoints unique within a process.
@@ -72,9 +69,8 @@ func startConnLimiter(zctx *zmq.Context, sock *zmq.Socket, name string, limit in
 		}
 		return nil, fmt.Errorf("broker: monitor %s socket: %w", name, err)
 	}
-	l := &connLimiter{name: name, limit: limit, cut: cut, log: log, mon: mon, refusals: refusals, done: make(chan struct{})}
-	l.wg.Add(1)
-	go l.run()
+	l := &connLimiter{name: name, limit: limit, cut: cut, log: log, mon: mon, refusals: refusals}
+	l.owner.start(mon, l.onEvents())
 	return l, nil
 }
 
@@ -84,19 +80,18 @@ func (l *connLimiter) stop() {
 	if l == nil {
 		return
 	}
-	l.once.Do(func() { close(l.done) })
-	l.wg.Wait()
+	l.owner.stop()
 }
 
-func (l *connLimiter) run() {
-	defer l.wg.Done()
-	defer l.mon.Close()
+// onEvents returns what the limiter does each time its monitor socket is
+// readable: it reads every event queued and keeps the state they build.
+func (l *connLimiter) onEvents() func() {
 	open := map[int]string{} // descriptors of live accepted connections → remote address (CURVE on)
 	// failed is why the last handshake failed, until the DISCONNECTED of
 	// its descriptor arrives; "" = none pending.
 	var failed string
 	var lastLog time.Time
-	pollLoop(l.done, l.mon, func() {
+	return func() {
 		for {
 			ev, _, fd, err := l.mon.RecvEvent(zmq.DONTWAIT)
 			if err != nil {
@@ -142,7 +137,7 @@ func (l *connLimiter) run() {
 				}
 			}
 		}
-	})
+	}
 }
 
 // reasonClosedInHandshake is the refusal reason of a connection that

@@ -174,8 +174,11 @@ func TestCorruptedMinorityNodeRepairs(t *testing.T) {
 			testwait.For(t, 20*time.Second, "the damaged node to be repaired", func() bool {
 				return !c.clients[f].status().Recovering
 			})
-			if lines.count("recovered: caught up") != 1 {
-				t.Fatalf("no 'recovered' line in the log")
+			// Once, or twice when the leader's demotion (decision 25)
+			// reached it after it had caught up: it recovers again until
+			// promoted back.
+			if n := lines.count("recovered: caught up"); n == 0 || n > 2 {
+				t.Fatalf("%d 'recovered' lines in the log, want one or two", n)
 			}
 			c.waitApplied(f, c.leader())
 			logStep(t, start, "repaired")

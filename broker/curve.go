@@ -142,9 +142,7 @@ type zapHandler struct {
 	policies map[string]zapPolicy // by ZAP domain; read-only
 	refusals *refusalLog
 	sock     *zmq.Socket
-	done     chan struct{}
-	wg       sync.WaitGroup
-	once     sync.Once
+	owner    socketOwner
 }
 
 // startZAP binds the ZAP endpoint of zctx. Call it before any CURVE
@@ -162,9 +160,8 @@ func startZAP(zctx *zmq.Context, policies map[string]zapPolicy, refusals *refusa
 		s.Close()
 		return nil, fmt.Errorf("broker: bind ZAP handler: %w", err)
 	}
-	z := &zapHandler{policies: policies, refusals: refusals, sock: s, done: make(chan struct{})}
-	z.wg.Add(1)
-	go z.run()
+	z := &zapHandler{policies: policies, refusals: refusals, sock: s}
+	z.owner.start(s, z.answer)
 	return z, nil
 }
 
@@ -174,34 +171,30 @@ func (z *zapHandler) stop() {
 	if z == nil {
 		return
 	}
-	z.once.Do(func() { close(z.done) })
-	z.wg.Wait()
+	z.owner.stop()
 }
 
-func (z *zapHandler) run() {
-	defer z.wg.Done()
-	defer z.sock.Close()
-	pollLoop(z.done, z.sock, func() {
-		req, err := z.sock.RecvMessageBytes(zmq.DONTWAIT)
-		if err != nil {
-			return
-		}
-		if len(req) < 6 {
-			// Not from libzmq; a REP socket must still answer.
-			_, _ = z.sock.SendMessage("1.0", "", "500", "malformed ZAP request", "", "")
-			return
-		}
-		id, domain, addr, mechanism := req[1], string(req[2]), string(req[3]), string(req[5])
-		d := decide(z.policies, domain, mechanism, req[6:])
-		status, text := "200", "OK"
-		if !d.ok {
-			status, text = "400", d.reason
-			z.refusals.refused(portOfDomain(domain), addr, d.reason, d.key)
-		}
-		// The user id is the client's key: libzmq attaches it to the
-		// connection's messages as "User-Id".
-		_, _ = z.sock.SendMessage("1.0", id, status, text, d.key, "")
-	})
+// answer answers one ZAP request, if one is queued.
+func (z *zapHandler) answer() {
+	req, err := z.sock.RecvMessageBytes(zmq.DONTWAIT)
+	if err != nil {
+		return
+	}
+	if len(req) < 6 {
+		// Not from libzmq; a REP socket must still answer.
+		_, _ = z.sock.SendMessage("1.0", "", "500", "malformed ZAP request", "", "")
+		return
+	}
+	id, domain, addr, mechanism := req[1], string(req[2]), string(req[3]), string(req[5])
+	d := decide(z.policies, domain, mechanism, req[6:])
+	status, text := "200", "OK"
+	if !d.ok {
+		status, text = "400", d.reason
+		z.refusals.refused(portOfDomain(domain), addr, d.reason, d.key)
+	}
+	// The user id is the client's key: libzmq attaches it to the
+	// connection's messages as "User-Id".
+	_, _ = z.sock.SendMessage("1.0", id, status, text, d.key, "")
 }
 
 func portOfDomain(domain string) string {

@@ -95,7 +95,7 @@ func (n *node) installSnapshot(s raftlog.SnapshotMeta) error {
 	}
 	n.handed, n.applied = s.Index, s.Index
 	n.snapIndex = s.Index
-	n.snapshotBaseline()
+	n.snapTrigger.baseline(0)
 	n.stats.snapshotsInstalled.Add(1)
 	n.log.Info().Uint64("index", s.Index).Uint64("term", s.Term).Msg("snapshot installed")
 	return n.adoptMembers(members)

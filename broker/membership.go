@@ -254,6 +254,13 @@ func (n *node) handleMember(cr clientRequest) {
 		n.reply.send(cr.route, wire.OK())
 		return
 	}
+	if _, applied, _ := n.raft.InitialState(); req.Method == wire.MethodPut && req.Member.Role == wire.RoleVoter && applied.IsVoter(id) {
+		// A voter already, committed and applied: the leader promoted it
+		// itself (a demoted node that caught up, decision 25), or an
+		// earlier answer was lost.
+		n.reply.send(cr.route, wire.OK())
+		return
+	}
 	if n.member != nil {
 		n.reply.send(cr.route, wire.ErrorResponse(wire.ErrMemberRefused, "another membership change is in progress; retry when it is done"))
 		return

@@ -83,17 +83,10 @@ type node struct {
 	readied []string
 
 	// Snapshots (snapshotter.go, snapsend.go, install.go).
-	store              *snapshot.Store
-	clusterID          string
-	dataDir            string
-	snapshotEntries    uint64
-	snapshotLogPercent uint64
-	// logBytesSinceSnap counts applied log bytes since the last snapshot
-	// began; queuedBytes is the bytes queued at applied index queuedAt
-	// (snapshotDue).
-	logBytesSinceSnap   uint64
-	queuedBytes         uint64
-	queuedAt            uint64
+	store               *snapshot.Store
+	clusterID           string
+	dataDir             string
+	snapTrigger         snapTrigger
 	trailingEntries     uint64
 	chunkBytes          int
 	snapTiming          snapTiming

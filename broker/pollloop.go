@@ -2,6 +2,7 @@ package broker
 
 import (
 	"errors"
+	"sync"
 	"time"
 
 	zmq "github.com/pebbe/zmq4"
@@ -36,4 +37,35 @@ func pollLoop(done <-chan struct{}, sock *zmq.Socket, ready func()) {
 			ready()
 		}
 	}
+}
+
+// socketOwner runs one goroutine that owns a socket (pollLoop) and stops
+// it: the connection limiter and the ZAP handler embed it.
+type socketOwner struct {
+	done chan struct{}
+	wg   sync.WaitGroup
+	once sync.Once
+}
+
+// start runs pollLoop on sock in a new goroutine, which closes sock when
+// it ends.
+func (o *socketOwner) start(sock *zmq.Socket, ready func()) {
+	o.done = make(chan struct{})
+	o.wg.Add(1)
+	go func() {
+		defer o.wg.Done()
+		defer sock.Close()
+		pollLoop(o.done, sock, ready)
+	}()
+}
+
+// stop ends the goroutine and waits until it closed its socket. Safe more
+// than once, and before start.
+func (o *socketOwner) stop() {
+	o.once.Do(func() {
+		if o.done != nil {
+			close(o.done)
+		}
+	})
+	o.wg.Wait()
 }

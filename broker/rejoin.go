@@ -45,7 +45,9 @@ func (n *node) step(m raftlog.Message) {
 //
 // It also persists the opposite change: the core put a node with an empty
 // log into recovering mode because the cluster has committed entries (it
-// may have lost its data; docs/decisions.md, 11). The flag is durable
+// may have lost its data; docs/decisions.md, 9), or a node that had
+// caught up was demoted meanwhile and waits to be promoted back
+// (decision 25). The flag is durable
 // before the Ready's messages leave, so a restart cannot turn the node
 // back into a voter before it has caught up.
 func (n *node) noteRecovered(ss *raftlog.SoftState) error {
@@ -53,8 +55,12 @@ func (n *node) noteRecovered(ss *raftlog.SoftState) error {
 		if err := n.raft.SetRecovering(true); err != nil {
 			return fmt.Errorf("%w: set the recovering flag: %w", ErrStopped, err)
 		}
-		n.log.Warn().Uint64("term", n.core.Status().Term).
-			Msg("empty log but the cluster has committed entries: this node may have lost its data; recovering (no votes) until caught up")
+		st := n.core.Status()
+		msg := "empty log but the cluster has committed entries: this node may have lost its data; recovering (no votes) until caught up"
+		if st.LastIndex > 0 {
+			msg = "demoted to learner while recovering; recovering until the leader promotes it back"
+		}
+		n.log.Warn().Uint64("term", st.Term).Msg(msg)
 		return nil
 	}
 	if ss == nil || ss.Recovering || !n.raft.Recovering() {

@@ -63,50 +63,29 @@ func (n *node) requestSnapshot(cr clientRequest) {
 	n.snapWaiting = append(n.snapWaiting, cr.route) // the node loop's maybeSnapshot starts it
 }
 
-// logEntryOverheadBytes is what an entry costs in raft.db beyond its data
-// (key, header, checksum, bbolt's leaf element), for snapshotDue.
-const logEntryOverheadBytes = 48
-
-// queuedRefreshEntries is how many applied entries the bytes queued that
-// snapshotDue compares with may be behind.
-const queuedRefreshEntries = 1000
-
-// snapshotDue reports whether the log has paid for a snapshot: more than
-// snapshotEntries applied entries past the last one, and log bytes since
-// then of at least snapshotLogPercent of the bytes queued now. A snapshot
-// copies the state, so with the second condition its cost is at most a
-// fixed multiple of the bytes the log took in meanwhile: a message's share
-// stays the same however deep the queues are (decision 15).
-func (n *node) snapshotDue(applied uint64) bool {
-	if applied-n.snapIndex <= n.snapshotEntries {
-		return false
-	}
-	// Read the queued bytes only while the applier has applied everything
-	// handed to it: state.db is then at applied, not somewhere between
-	// (a sample taken before a burst of pops applies would hold the
-	// popped bytes until the next refresh, and put the snapshot off).
-	if applied-n.queuedAt >= queuedRefreshEntries && n.applied == n.handed {
-		if b, err := n.state.QueuedBytes(); err == nil {
-			n.queuedBytes, n.queuedAt = b, applied
-		}
-	}
-	return n.logBytesSinceSnap*100 >= n.queuedBytes*n.snapshotLogPercent
-}
-
 // countApplied adds applied entries to the log bytes since the last snapshot.
 func (n *node) countApplied(ents []raftlog.Entry) {
 	for _, e := range ents {
-		n.logBytesSinceSnap += uint64(len(e.Data)) + logEntryOverheadBytes
+		n.snapTrigger.count(len(e.Data))
 	}
 }
 
-// snapshotBaseline starts counting toward the next snapshot from now.
-func (n *node) snapshotBaseline() {
-	n.logBytesSinceSnap = 0
-	n.queuedAt = 0 // refresh queuedBytes at the next check
+// errApplierBehind: state.db is not at the handed index yet.
+var errApplierBehind = errors.New("broker: the applier has not applied everything handed to it")
+
+// queuedBytesAtHanded reads the bytes queued in state.db only while the
+// applier has applied everything handed to it: state.db is then at the
+// handed index, not somewhere before it (a reading taken before a burst of
+// pops is applied would hold the bytes they free, and put the snapshot
+// off). snapTrigger reads again at its next check.
+func (n *node) queuedBytesAtHanded() (uint64, error) {
+	if n.applied != n.handed {
+		return 0, errApplierBehind
+	}
+	return n.state.QueuedBytes()
 }
 
-// maybeSnapshot starts a snapshot when snapshotDue, an admin asked, or the
+// maybeSnapshot starts a snapshot when snapTrigger says it is due, an admin asked, or the
 // newest snapshot's file turned out to be missing (forceSnapshot). It
 // returns an error only when the node must stop.
 func (n *node) maybeSnapshot() error {
@@ -114,7 +93,8 @@ func (n *node) maybeSnapshot() error {
 		return nil
 	}
 	applied := n.handed // what the snapshot will hold once the applier catches up
-	if !n.snapshotDue(applied) && len(n.snapWaiting) == 0 && !n.forceSnapshot {
+	due := n.snapTrigger.due(applied, n.snapIndex, time.Now(), n.queuedBytesAtHanded)
+	if !due && len(n.snapWaiting) == 0 && !n.forceSnapshot {
 		return nil
 	}
 	if applied == 0 || (applied <= n.snapIndex && !n.forceSnapshot) {
@@ -151,7 +131,7 @@ func (n *node) maybeSnapshot() error {
 	n.snapWaiting = nil
 	n.job = job
 	n.stats.snapshotsStarted.Add(1)
-	n.snapshotBaseline()
+	n.snapTrigger.baseline(0)
 	// raft.db's membership is the one as of the applied index (applyChanges
 	// records each change as it applies), which is the snapshot's.
 	_, conf, err := n.raft.InitialState()

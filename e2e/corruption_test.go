@@ -144,8 +144,10 @@ func TestCorruptedMinorityNodeIsRepaired(t *testing.T) {
 				st, err := c.Status(f, 200*time.Millisecond)
 				return err == nil && !st.Recovering && st.Applied >= lst.Commit
 			})
-			if tc.recovering && logCount(t, c, f, "recovered: caught up") != 1 {
-				t.Fatal("no 'recovered' line in the repaired node's log")
+			// Once, or twice when the leader's demotion (decision 25)
+			// reached it after it had caught up.
+			if n := logCount(t, c, f, "recovered: caught up"); tc.recovering && (n == 0 || n > 2) {
+				t.Fatalf("%d 'recovered' lines in the repaired node's log, want one or two", n)
 			}
 			makeLeaderByPausing(t, c, f)
 			fc, err := client.New(client.Options{Servers: []string{c.Addrs[f].ClientAddr()}, Timeout: 5 * time.Second})

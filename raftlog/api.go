@@ -190,7 +190,7 @@ func (c *Core) Status() Status {
 		Commit:     c.log.committed,
 		Applied:    c.log.applied,
 		LastIndex:  c.log.lastIndex(),
-		Recovering: c.rec.active,
+		Recovering: c.rec.recovering(),
 		Conf:       c.Conf(),
 	}
 	switch {

@@ -14,7 +14,8 @@ import (
 //	version byte (codecVersion)
 //	type    byte (a known MessageType)
 //	uv To, From, Term, LogTerm, Index, Commit, RejectHint
-//	flags   byte (bit 0: Reject; other bits must be zero)
+//	flags   byte (bit 0: Reject, bit 1: Recovering, bit 2: Demoted; other
+//	        bits must be zero)
 //	uv len(Context), Context bytes
 //	uv len(Entries), then per entry: uv Index, uv Term, type byte, uv len(Data), Data
 //	uv Snapshot.Index, uv Snapshot.Term, uv len(Voters), uv each voter,
@@ -28,7 +29,15 @@ import (
 // Version 2 added the snapshot's learners.
 const codecVersion byte = 2
 
-const flagReject byte = 1 << 0
+const (
+	flagReject byte = 1 << 0
+	// flagRecovering and flagDemoted were added without a version change:
+	// only a node that lost its data sets them, and an older receiver
+	// refuses the frame (unknown flags) as it would any it cannot read.
+	flagRecovering byte = 1 << 1
+	flagDemoted    byte = 1 << 2
+	knownFlags          = flagReject | flagRecovering | flagDemoted
+)
 
 // Minimum encoded sizes, used to bound counts by the bytes that remain
 // before anything is allocated.
@@ -49,6 +58,12 @@ func MarshalMessage(m Message) []byte {
 	var flags byte
 	if m.Reject {
 		flags |= flagReject
+	}
+	if m.Recovering {
+		flags |= flagRecovering
+	}
+	if m.Demoted {
+		flags |= flagDemoted
 	}
 	b = append(b, flags)
 	b = binary.AppendUvarint(b, uint64(len(m.Context)))
@@ -159,10 +174,12 @@ func (d *decoder) message() (Message, error) {
 	if err != nil {
 		return m, err
 	}
-	if flags&^flagReject != 0 {
+	if flags&^knownFlags != 0 {
 		return m, fmt.Errorf("unknown flags %#x", flags)
 	}
 	m.Reject = flags&flagReject != 0
+	m.Recovering = flags&flagRecovering != 0
+	m.Demoted = flags&flagDemoted != 0
 	if m.Context, err = d.bytes(); err != nil {
 		return m, err
 	}

@@ -118,7 +118,7 @@ func TestUnmarshalMessageCorrupt(t *testing.T) {
 		{"version zero", with(0, 0)},
 		{"unknown type", with(1, 99)},
 		{"type zero", with(1, 0)},
-		{"unknown flag", with(flagsOff, 0x02)},
+		{"unknown flag", with(flagsOff, 0x08)},
 		{"context longer than input", with(ctxLenOff, 0x7f)},
 		{"entry count larger than input", with(entCountOff, 0xff, 0xff, 0xff, 0xff, 0x0f)},
 		{"entry count 2^63", with(entCountOff, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01)},

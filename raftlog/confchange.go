@@ -24,6 +24,12 @@ const (
 	// ConfRemove removes a voter or a learner. The last voter cannot be
 	// removed.
 	ConfRemove ConfChangeType = 3
+	// ConfDemote makes a voter a learner. Only a leader proposes it, for a
+	// voter that reports it is recovering (it lost its data), so that the
+	// others can elect without its vote while it catches up; the leader
+	// promotes it back once it has (docs/decisions.md, 25). The last voter
+	// cannot be demoted.
+	ConfDemote ConfChangeType = 4
 )
 
 func (t ConfChangeType) String() string {
@@ -34,6 +40,8 @@ func (t ConfChangeType) String() string {
 		return "promote"
 	case ConfRemove:
 		return "remove"
+	case ConfDemote:
+		return "demote"
 	}
 	return fmt.Sprintf("ConfChangeType(%d)", uint8(t))
 }
@@ -102,7 +110,7 @@ func (d *decoder) confChange() (ConfChange, error) {
 	}
 	cc.Type = ConfChangeType(t)
 	switch cc.Type {
-	case ConfAddLearner, ConfPromote, ConfRemove:
+	case ConfAddLearner, ConfPromote, ConfRemove, ConfDemote:
 	default:
 		return cc, fmt.Errorf("unknown type %d", t)
 	}
@@ -165,7 +173,8 @@ func (cs ConfState) Equal(o ConfState) bool {
 
 // Apply returns cs with cc applied, or an error wrapping ErrBadConfChange
 // if cc does not make sense there: adding a member, promoting a
-// non-learner, removing a non-member or the last voter. cs is not changed.
+// non-learner, demoting a non-voter, removing a non-member, removing or
+// demoting the last voter. cs is not changed.
 func (cs ConfState) Apply(cc ConfChange) (ConfState, error) {
 	bad := func(format string, args ...any) (ConfState, error) {
 		return cs, fmt.Errorf("%w: %v %d: %s", ErrBadConfChange, cc.Type, cc.ID, fmt.Sprintf(format, args...))
@@ -192,6 +201,13 @@ func (cs ConfState) Apply(cc ConfChange) (ConfState, error) {
 		if cs.IsVoter(cc.ID) && len(cs.Voters) == 1 {
 			return bad("the last voter")
 		}
+	case ConfDemote:
+		if !cs.IsVoter(cc.ID) {
+			return bad("not a voter")
+		}
+		if len(cs.Voters) == 1 {
+			return bad("the last voter")
+		}
 	default:
 		return bad("unknown change")
 	}
@@ -202,7 +218,7 @@ func (cs ConfState) Apply(cc ConfChange) (ConfState, error) {
 func (cc ConfChange) madeIn(after ConfState) error {
 	ok := len(after.Voters) > 0
 	switch cc.Type {
-	case ConfAddLearner:
+	case ConfAddLearner, ConfDemote:
 		ok = ok && after.IsLearner(cc.ID)
 	case ConfPromote:
 		ok = ok && after.IsVoter(cc.ID)
@@ -222,7 +238,7 @@ func (cs ConfState) assign(cc ConfChange) ConfState {
 		Learners: slices.DeleteFunc(slices.Clone(cs.Learners), func(id uint64) bool { return id == cc.ID }),
 	}
 	switch cc.Type {
-	case ConfAddLearner:
+	case ConfAddLearner, ConfDemote:
 		out.Learners = append(out.Learners, cc.ID)
 	case ConfPromote:
 		out.Voters = append(out.Voters, cc.ID)

@@ -144,6 +144,12 @@ func New(cfg Config) (*Core, error) {
 	if err := c.loadConf(); err != nil {
 		return nil, err
 	}
+	if cfg.Recovering && slices.Contains(c.learners, c.id) {
+		// A learner restarted recovering was demoted (or joined and had
+		// not caught up: then too, the leader promotes it once it has,
+		// as `member add` would).
+		c.rec.demoted = true
+	}
 	if cfg.Recovering && c.soleVoter() {
 		return nil, fmt.Errorf("recovering node %d is the only voter, nothing to recover from: %w", cfg.ID, ErrBadConfig)
 	}
@@ -194,7 +200,7 @@ func (c *Core) loadState(hs HardState, applied uint64) error {
 }
 
 func (c *Core) softState() SoftState {
-	return SoftState{Lead: c.lead, Role: c.role, Recovering: c.rec.active}
+	return SoftState{Lead: c.lead, Role: c.role, Recovering: c.rec.recovering()}
 }
 
 func (c *Core) hardState() HardState {
@@ -251,6 +257,7 @@ func (c *Core) send(m Message) {
 		}
 		m.Term = c.term
 	}
+	c.stampRecovery(&m)
 	c.msgs = append(c.msgs, m)
 }
 

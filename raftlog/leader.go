@@ -23,6 +23,10 @@ func (c *Core) stepLeader(m Message) error {
 		c.logger.Debugf("raftlog: leader %d ignores %v from %d", c.id, m.Type, m.From)
 		return nil
 	}
+	if m.Type == MsgAppResp || m.Type == MsgHeartbeatResp {
+		pr.noteRecoveryReport(m)
+		defer c.maybeRepairRecovering()
+	}
 	switch m.Type {
 	case MsgAppResp:
 		if !m.Reject && m.Index > c.log.lastIndex() {
@@ -174,6 +178,7 @@ func (c *Core) onCommit() {
 	c.releasePendingReads()
 	c.bcastAppend()
 	c.maybeStepDownRemoved()
+	c.maybeRepairRecovering()
 }
 
 // bcastAppend sends every follower what it lacks (at least the commit

@@ -86,8 +86,10 @@ func (c *Core) restoreConf(s SnapshotMeta) {
 // and on a leader the progress of each member.
 func (c *Core) setConf() {
 	cs := c.mem.current().Clone()
+	wasVoter := c.isVoter(c.id)
 	c.voters = majority(cs.Voters)
 	c.learners = cs.Learners
+	c.noteDemoted(wasVoter)
 	if c.role != RoleLeader {
 		return
 	}
@@ -187,14 +189,20 @@ func (c *Core) maybeStepDownRemoved() {
 
 // mayHearFrom reports whether a network message from m.From may reach the
 // state machine. Once this node knows a membership, vote requests come
-// only from its voters, and nothing but a leader's traffic comes from a
+// only from its members, and nothing but a leader's traffic comes from a
 // node that is not a member: a leader was elected by a majority this
 // node's log may not yet reflect, but a removed node (that may not know it
-// was removed) must never move our term or start an election here. A node
-// with no membership yet (joining) hears anybody but votes for nobody.
+// was removed) must never move our term or start an election here. A
+// learner's vote request is heard: a newer membership this node has not
+// yet appended may have promoted it (a demoted node promoted back, whose
+// promotion committed on a quorum without us), and it may be the only
+// candidate that can win. A learner that still believes itself a voter
+// is no more disruptive than a voter (PreVote and the lease guard both).
+// A node with no membership yet (joining) hears anybody but votes for
+// nobody.
 func (c *Core) mayHearFrom(m Message) bool {
 	if m.Type == MsgVote || m.Type == MsgPreVote {
-		return c.isVoter(m.From)
+		return c.isMember(m.From)
 	}
 	if len(c.voters) == 0 && len(c.learners) == 0 || c.isMember(m.From) {
 		return true

@@ -195,9 +195,9 @@ func (n *network) persist(id uint64) bool {
 			}
 		}
 		tn.readStates = append(tn.readStates, rd.ReadStates...)
-		if rd.SoftState != nil && !rd.SoftState.Recovering {
-			// The broker clears its persisted recovering flag here.
-			tn.cfg.Recovering = false
+		if rd.SoftState != nil {
+			// The broker sets or clears its persisted recovering flag here.
+			tn.cfg.Recovering = rd.SoftState.Recovering
 		}
 		tn.core.Advance(rd)
 	}

@@ -38,7 +38,10 @@ type progress struct {
 	idleTicks int
 	// probeSent: in stateProbe, a MsgApp is outstanding.
 	probeSent bool
-	inflights *inflights
+	// recovering and demoted are what the follower's last answer said
+	// (Message.Recovering, Message.Demoted).
+	recovering, demoted bool
+	inflights           *inflights
 }
 
 // neverHeard is idleTicks of a peer not heard from in this term; tick

@@ -1,5 +1,7 @@
 package raftlog
 
+import "slices"
+
 // recovery is the state of a node started with Config.Recovering: it lost
 // or damaged its data, so it may have forgotten its vote and entries it
 // acknowledged. Until it holds everything the cluster had committed when
@@ -12,7 +14,16 @@ type recovery struct {
 	// MsgSnap accepted while recovering; valid when known.
 	target uint64
 	known  bool
+	// demoted: a leader made this voter a learner while it recovered
+	// (ConfDemote); it asks to be promoted back (Message.Demoted) and
+	// reports itself recovering until it is a voter again, in a log it
+	// has persisted (docs/decisions.md, 25).
+	demoted bool
 }
+
+// recovering reports whether the node reports itself recovering: catching
+// up, or a demoted voter waiting to be promoted back.
+func (r recovery) recovering() bool { return r.active || r.demoted }
 
 // learnRecoveryTarget records the leader's commit index from the first
 // MsgApp (after it is handled) whose commit index covers an entry of the
@@ -38,6 +49,11 @@ func (c *Core) learnRecoveryTarget(m Message) {
 // and persisted log reach the target. Called from Advance, when what the
 // last Ready reported is durable.
 func (c *Core) maybeEndRecovery() {
+	if c.rec.demoted && c.isVoter(c.id) && c.log.persistedLastIndex() >= c.mem.lastIndex() {
+		// Promoted back (or the demotion was overwritten), durably.
+		c.rec.demoted = false
+		c.logger.Infof("raftlog: node %d is a voter again after its demotion", c.id)
+	}
 	if !c.rec.active || !c.rec.known {
 		return
 	}
@@ -49,8 +65,89 @@ func (c *Core) maybeEndRecovery() {
 		c.id, c.prevHard.Commit, c.rec.target)
 }
 
-// Recovering reports whether the node is still in recovering mode.
-func (c *Core) Recovering() bool { return c.rec.active }
+// Recovering reports whether the node is still in recovering mode: it
+// has not caught up, or it was demoted to learner meanwhile and is not yet
+// a voter again.
+func (c *Core) Recovering() bool { return c.rec.recovering() }
+
+// noteDemoted takes note of a membership, just put in force, that makes
+// this node a learner when it was a voter: only a demotion does that (or
+// an overwritten promotion, whose leader meant it to vote). The node
+// reports itself recovering until it is a voter again, so that the caller
+// keeps its persisted flag and a restart still asks the leader to promote
+// it back. It may learn it from the ConfDemote entry or from a snapshot
+// that holds it.
+func (c *Core) noteDemoted(wasVoter bool) {
+	if !wasVoter || c.rec.demoted || !slices.Contains(c.learners, c.id) {
+		return
+	}
+	c.rec.demoted = true
+	c.logger.Infof("raftlog: node %d is demoted to learner while it recovers; the leader promotes it back once it has caught up", c.id)
+}
+
+// stampRecovery marks a follower's answers to its leader with its
+// recovery state (Message.Recovering, Message.Demoted).
+func (c *Core) stampRecovery(m *Message) {
+	if m.Type != MsgAppResp && m.Type != MsgHeartbeatResp {
+		return
+	}
+	m.Recovering = c.rec.active
+	m.Demoted = c.rec.demoted && !c.isVoter(c.id)
+}
+
+// noteRecoveryReport records a follower's recovery state from its answer.
+func (pr *progress) noteRecoveryReport(m Message) {
+	pr.recovering, pr.demoted = m.Recovering, m.Demoted
+}
+
+// maybeRepairRecovering is the leader's side of recovering as a learner
+// (docs/decisions.md, 25), one change at a time and only when no change
+// is pending:
+//   - a voter that reports it is recovering is demoted to learner, so that
+//     the other voters can elect and commit without the vote it cannot
+//     give (a two-voter cluster with a recovering member could otherwise
+//     never elect again once its leader is lost). Only if the other voters
+//     that answered within the last two heartbeat intervals (fresher than
+//     CheckQuorum's election timeout: a voter that just went down must not
+//     count) are a quorum of the configuration without it: a recovering
+//     voter still helps commit, and demoting it when another voter is down
+//     would stop the cluster.
+//   - a learner that reports it was demoted is promoted back once its log
+//     holds our commit index (so everything it may have acknowledged and
+//     lost, and its recovery target) and the usual promotion rule holds.
+func (c *Core) maybeRepairRecovering() {
+	if c.role != RoleLeader || c.pendingConfIndex > c.log.committed || c.leadTransferee != None {
+		return
+	}
+	for _, id := range c.peers() {
+		pr := c.prs[id]
+		var cc ConfChange
+		switch {
+		case pr.recovering && c.isVoter(id):
+			rest := majority(slices.DeleteFunc(slices.Clone(c.voters), func(v uint64) bool { return v == id }))
+			if !rest.agree(func(v uint64) bool { return v == c.id || c.prs[v].idleTicks <= 2*c.heartbeatTicks }) {
+				continue
+			}
+			cc = ConfChange{Type: ConfDemote, ID: id}
+		case pr.demoted && !c.isVoter(id) && pr.match >= c.log.committed:
+			cc = ConfChange{Type: ConfPromote, ID: id}
+		default:
+			continue
+		}
+		after, err := c.mem.current().Apply(cc)
+		if err != nil {
+			continue
+		}
+		cc.After = after
+		if err := c.propose([]Entry{{Type: EntryConfChange, Data: cc.Marshal()}}); err != nil {
+			c.logger.Debugf("raftlog: leader %d does not %v recovering node %d yet: %v", c.id, cc.Type, id, err)
+			continue
+		}
+		c.logger.Infof("raftlog: leader %d proposes to %v node %d: it reports it is recovering (match %d, commit %d)",
+			c.id, cc.Type, id, pr.match, c.log.committed)
+		return
+	}
+}
 
 // noticeAmnesia puts a node whose log is empty into recovering mode when a
 // leader's message proves that the cluster has committed entries: a

@@ -26,6 +26,8 @@ import (
 //	trim <from> above=<index>          strip entries above index from
 //	                                   <from>'s MsgApps; trim off to stop
 //	restart <id> | compact <id> <index>
+//	wipe <id>              replace <id> with a node that lost its data and
+//	                       starts in recovering mode (serve --recover)
 //	status | log <id> | applied <id> | reads <id>
 //	add <on> <id>          start <id> empty (joining) if new, and propose
 //	                       it as a learner on <on>
@@ -131,6 +133,8 @@ func (s *scenario) run(t *testing.T, d *datadriven.TestData) string {
 		}
 	case "restart":
 		n.restart(arg(0))
+	case "wipe":
+		n.wipe(arg(0), true)
 	case "compact":
 		if err := n.nodes[arg(0)].storage.Compact(arg(1)); err != nil {
 			out = fmt.Sprintf("error: %v", err)
@@ -269,6 +273,14 @@ func describeMessage(m Message) string {
 		}
 	case MsgHeartbeat:
 		fmt.Fprintf(&b, " commit=%d", m.Commit)
+	}
+	if m.Recovering {
+		b.WriteString(" recovering")
+	}
+	if m.Demoted {
+		b.WriteString(" demoted")
+	}
+	switch m.Type {
 	case MsgSnap:
 		fmt.Fprintf(&b, " snapshot=%d/%d", m.Snapshot.Index, m.Snapshot.Term)
 	}

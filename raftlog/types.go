@@ -176,6 +176,16 @@ type Message struct {
 	Reject     bool
 	RejectHint uint64
 
+	// Recovering and Demoted (MsgAppResp and MsgHeartbeatResp only) tell
+	// the leader about a follower that lost its data (docs/decisions.md,
+	// 8 and 25). Recovering: the sender is in recovering mode and has not
+	// yet caught up (it neither votes nor campaigns); a leader makes such
+	// a voter a learner (ConfDemote) when the other voters can do without
+	// it. Demoted: the sender is a learner only because it was demoted
+	// while recovering; a leader promotes it back once it has caught up.
+	Recovering bool
+	Demoted    bool
+
 	// Context is an opaque caller value echoed back: read-index request ids
 	// (MsgReadIndex, MsgHeartbeat, MsgReadIndexResp) and campaign kind.
 	Context []byte
@@ -196,9 +206,12 @@ type ReadState struct {
 type SoftState struct {
 	Lead uint64
 	Role Role
-	// Recovering: the node started with Config.Recovering and has not yet
-	// caught up (it neither votes nor campaigns). A SoftState with it false
-	// after true tells the caller to clear its persisted recovering flag.
+	// Recovering: the node started with Config.Recovering (or noticed it
+	// lost its data, or was demoted to learner while recovering) and has
+	// not yet caught up and, if it was demoted, been promoted back to voter
+	// (docs/decisions.md, 25). A SoftState with it false after true tells
+	// the caller to clear its persisted recovering flag; true after false,
+	// to set it.
 	Recovering bool
 }
 

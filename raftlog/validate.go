@@ -118,6 +118,8 @@ func ValidateMessage(m Message) error {
 		return bad("carries index %d / log term %d", m.Index, m.LogTerm)
 	case m.RejectHint != 0 && !(m.Type == MsgAppResp && m.Reject):
 		return bad("carries a reject hint")
+	case (m.Recovering || m.Demoted) && m.Type != MsgAppResp && m.Type != MsgHeartbeatResp:
+		return bad("carries a recovery state")
 	case m.Type == MsgReadIndexResp && m.LogTerm != 0:
 		return bad("carries log term %d", m.LogTerm)
 	}

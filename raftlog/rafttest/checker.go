@@ -282,6 +282,12 @@ func (c *Checker) Status(st raftlog.Status) error {
 	if st.Commit < n.commit {
 		return fmt.Errorf("%w: node %d commit %d after %d", ErrCommitRegressed, st.ID, st.Commit, n.commit)
 	}
+	if st.Role == raftlog.RoleLeader && c.Voters > 0 && len(st.Conf.Voters) > 0 && len(st.Conf.Voters) < c.Voters {
+		// A leader's own changes (demoting a recovering voter, decision
+		// 25) shrink the configuration too: the smallest one a leader
+		// committed with is the bound.
+		c.Voters = len(st.Conf.Voters)
+	}
 	if st.Commit > n.commit && c.Voters > 0 {
 		// Committed means persisted on a quorum (a leader's own entries
 		// count only once durable). Persisted logs only lose a committed

@@ -215,8 +215,10 @@ func (n *node) finishReady(chk *Checker, h readyHooks) error {
 			return err
 		}
 	}
-	if rd.SoftState != nil && !rd.SoftState.Recovering {
-		n.recovering = false // the broker clears its persisted flag here
+	if rd.SoftState != nil {
+		// The broker sets or clears its persisted flag here (a node wiped
+		// as a voter models a broker that never keeps it).
+		n.recovering = rd.SoftState.Recovering && !n.wipeAsVoter
 	}
 	n.core.Advance(rd)
 	return nil

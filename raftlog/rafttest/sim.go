@@ -70,6 +70,7 @@ type Stats struct {
 	Crashes, Partitions, Compactions, Snapshots, Transfers, Campaigns     int
 	Wipes                                                                 int
 	ConfChanges                                                           int // membership changes a leader accepted
+	Demotions                                                             int // recovering voters a leader demoted (decision 25), counted when first applied
 	PendingWrites                                                         int // Readys whose write waited while the node kept stepping
 	MidReadyCrashes                                                       int // crashes with such a write pending
 	Committed                                                             uint64
@@ -94,6 +95,9 @@ type Sim struct {
 	eventTotal int
 
 	nextData uint64
+	// demoted: indexes of demotions applied (one per index, however many
+	// nodes apply it).
+	demoted map[uint64]bool
 	// reads[ctx] is the number of entries known committed when the read was
 	// requested: its ReadState index may not be lower (linearizable reads).
 	reads map[string]uint64
@@ -110,7 +114,7 @@ type Sim struct {
 func New(opts Options) *Sim {
 	opts.setDefaults()
 	rng := rand.New(rand.NewSource(opts.Seed))
-	s := &Sim{opts: opts, rng: rng, chk: NewChecker(), reads: make(map[string]uint64), retired: make(map[uint64]bool)}
+	s := &Sim{opts: opts, rng: rng, chk: NewChecker(), reads: make(map[string]uint64), retired: make(map[uint64]bool), demoted: make(map[uint64]bool)}
 	s.chk.Voters = opts.Nodes
 	for i := range opts.Nodes {
 		s.ids = append(s.ids, uint64(i+1))
@@ -432,6 +436,12 @@ func (s *Sim) handleReady(n *node) error {
 			if s.liveData != nil && s.liveIndex == 0 && string(e.Data) == string(s.liveData) {
 				s.liveIndex = e.Index
 			}
+			if e.Type == raftlog.EntryConfChange && !s.demoted[e.Index] {
+				if cc, err := raftlog.UnmarshalConfChange(e.Data); err == nil && cc.Type == raftlog.ConfDemote {
+					s.demoted[e.Index] = true
+					s.stats.Demotions++
+				}
+			}
 		},
 		readState: s.checkReadState,
 	}
@@ -637,11 +647,14 @@ func (s *Sim) compact() error {
 }
 
 // wipe loses one node's data (running or down) and restarts it in
-// recovering mode, unless a node is already recovering: a majority that
-// lost its data cannot be repaired, so operators repair one node at a time.
+// recovering mode, unless a node is already recovering or has an empty
+// log: a majority that lost its data cannot be repaired, so operators
+// repair one node at a time, and a node with an empty log that hears of
+// commits takes itself for one that lost its data (decision 9's blind
+// spot for a node that is merely new), persisted as the broker does.
 func (s *Sim) wipe() error {
 	for _, n := range s.nodes {
-		if n.recovering {
+		if last, _ := n.storage.LastIndex(); n.recovering || last == 0 {
 			return nil
 		}
 	}

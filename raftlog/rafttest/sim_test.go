@@ -59,7 +59,7 @@ func TestRandomized(t *testing.T) {
 			t.Logf("%d seeds x %d steps: %+v", len(seeds), steps, total)
 			// A run that never elects or commits checks nothing.
 			if total.Terms == 0 || total.Committed == 0 || (sz.nodes > 1 && (total.Delivered == 0 || total.MidReadyCrashes == 0)) ||
-				(sz.nodes >= 3 && total.Wipes == 0) {
+				(sz.nodes >= 3 && (total.Wipes == 0 || total.Demotions == 0)) {
 				t.Fatalf("the runs exercised nothing: %+v", total)
 			}
 		})
@@ -87,6 +87,7 @@ func add(t *Stats, s Stats) {
 	t.Committed += s.Committed
 	t.Terms += s.Terms
 	t.Wipes += s.Wipes
+	t.Demotions += s.Demotions
 }
 
 // TestDeterministic checks that a seed replays exactly: same trace, same
