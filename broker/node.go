@@ -131,7 +131,7 @@ func (n *node) run(stop <-chan struct{}) error {
 		case <-stop:
 			return n.shutdown(ticker)
 		case <-ticker.C:
-			n.onTick()
+			err = n.onTick()
 			ticked = true
 		case m := <-n.trans.Recv():
 			n.step(m)
@@ -189,13 +189,17 @@ func (n *node) drain() {
 }
 
 // onTick advances the core's clock and answers requests that timed out.
-func (n *node) onTick() {
+// An error means the node must stop.
+func (n *node) onTick() error {
 	n.core.Tick()
 	now := time.Now()
 	n.expire(now)
-	n.expireWaiters(now)
+	if err := n.expireWaiters(now); err != nil {
+		return err
+	}
 	n.maybeProposeExpiry(now)
 	n.expireMember(now, n.handed)
+	return nil
 }
 
 // stopSnapshots ends the snapshot in progress, the transfers and the

@@ -53,7 +53,9 @@ func (n *node) runUntil(deadline time.Time, ticker *time.Ticker, done func() boo
 		case <-timer.C:
 			return nil
 		case <-ticker.C:
-			n.onTick()
+			if err := n.onTick(); err != nil {
+				return err
+			}
 		case m := <-n.trans.Recv():
 			n.step(m)
 		case cr := <-n.requestCh:
