@@ -119,6 +119,9 @@ func New(cfg config.Node, log zerolog.Logger) (*Broker, error) {
 	}
 	if err := b.openSnapshots(); err != nil {
 		b.closeStores()
+		if errors.Is(err, errStateLost) {
+			return restartLostState(cfg, log, nodeLog, err)
+		}
 		return nil, err
 	}
 	if err := b.checkConsistent(); err != nil {
@@ -165,11 +168,38 @@ func New(cfg config.Node, log zerolog.Logger) (*Broker, error) {
 	return b, nil
 }
 
+// restartLostState handles a state.db that is behind the compacted log
+// with nothing on this node to fill the gap (it was deleted or replaced;
+// since decision 26 no snapshot file is kept): in a cluster, raft.db and
+// state.db are moved aside like damaged files (decision 8) and the node
+// starts empty and recovering, to get the state from the leader; a
+// one-node cluster has no one to get it from and refuses.
+func restartLostState(cfg config.Node, log, nodeLog zerolog.Logger, cause error) (*Broker, error) {
+	if len(cfg.Cluster.Addresses) == 1 {
+		return nil, fmt.Errorf("%w: %w; this is a one-node cluster: there is no peer to get the state from; "+
+			"restore the data directory from a backup", ErrDamaged, cause)
+	}
+	aside, err := makeDamagedDir(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range []string{storage.RaftDBFile, storage.StateDBFile} {
+		if err := moveAside(filepath.Join(cfg.DataDir, name), filepath.Join(aside, name)); err != nil {
+			return nil, err
+		}
+	}
+	nodeLog.Error().Err(cause).Str("moved_to", aside).
+		Msg("state.db lost: raft.db and state.db moved aside (not deleted); starting empty in recovering mode: " +
+			"this node gets the state from the leader and neither votes nor leads until it has caught up")
+	cfg.Recover = true
+	return New(cfg, log)
+}
+
 // openSnapshots opens the snapshot store (discarding half-received or
 // half-written snapshots), removes what an interrupted snapshot left in the
 // data directory and finishes an interrupted install.
 func (b *Broker) openSnapshots() error {
-	store, err := snapshot.Open(filepath.Join(b.cfg.DataDir, storage.SnapshotsDir), b.cfg.Cluster.ID(), b.cfg.SnapshotsKept)
+	store, err := snapshot.Open(filepath.Join(b.cfg.DataDir, storage.SnapshotsDir), b.cfg.Cluster.ID(), snapshot.MaxKept)
 	if err != nil {
 		return err
 	}
@@ -177,13 +207,16 @@ func (b *Broker) openSnapshots() error {
 		b.log.Info().Int("files", n).Msg("discarded snapshots a crash left half-written or half-received")
 	}
 	b.store = store
-	if err := removeLeftovers(b.cfg.DataDir, b.log); err != nil {
-		return err
-	}
 	if err := recoverState(b.raft, b.state, store, b.cfg.DataDir, b.log); err != nil {
 		return err
 	}
-	return restoreMembers(b.raft, store, b.log)
+	if err := removeLeftovers(b.cfg.DataDir, b.log); err != nil {
+		return err
+	}
+	if err := restoreMembers(b.raft, store, b.log); err != nil {
+		return err
+	}
+	return removeSnapshotFiles(store, b.log)
 }
 
 // checkConsistent refuses to start when state.db claims to have applied
@@ -243,13 +276,19 @@ func randomSeed() int64 {
 	return int64(binary.LittleEndian.Uint64(b[:]))
 }
 
-func (b *Broker) closeStores() {
+// closeStores closes state.db and raft.db and reports whether both closed
+// without error.
+func (b *Broker) closeStores() bool {
+	ok := true
 	if err := b.state.Close(); err != nil {
 		b.log.Error().Err(err).Msg("close state.db")
+		ok = false
 	}
 	if err := b.raft.Close(); err != nil {
 		b.log.Error().Err(err).Msg("close raft.db")
+		ok = false
 	}
+	return ok
 }
 
 // Status returns the node's latest published status.
@@ -270,7 +309,14 @@ func (b *Broker) Run(ctx context.Context) error {
 }
 
 func (b *Broker) run(ctx context.Context) (err error) {
-	defer b.closeStores()
+	defer func() {
+		if !b.closeStores() || err != nil {
+			return
+		}
+		if werr := writeCleanStop(b.cfg.DataDir); werr != nil {
+			b.log.Warn().Err(werr).Msg("cannot record the clean stop; the next start checks every file")
+		}
+	}()
 	zctx, err := zmq.NewContext()
 	if err != nil {
 		return fmt.Errorf("broker: zeromq: %w", err)
@@ -392,9 +438,10 @@ func (b *Broker) run(ctx context.Context) (err error) {
 		store:           b.store,
 		clusterID:       b.cfg.Cluster.ID(),
 		dataDir:         b.cfg.DataDir,
-		snapTrigger:     snapTrigger{entries: b.cfg.SnapshotEntries, logPercent: b.cfg.SnapshotLogPercent},
+		snapshotEntries: b.cfg.SnapshotEntries,
 		trailingEntries: b.cfg.TrailingEntries,
 		chunkBytes:      b.cfg.SnapshotChunkBytes,
+		snapWanted:      map[uint64]raftlog.Message{},
 		snapTiming: snapTiming{
 			resendAfter: b.cfg.ElectionTimeout(),
 			giveUpAfter: max(5*time.Second, 20*b.cfg.ElectionTimeout()),
@@ -410,11 +457,6 @@ func (b *Broker) run(ctx context.Context) (err error) {
 	if s, err := b.raft.Snapshot(); err == nil {
 		n.snapIndex = s.Index
 	}
-	var onDisk uint64 // the log already on disk
-	if st, err := b.raft.Stats(); err == nil {
-		onDisk = uint64(max(0, st.FileBytes-st.FreeBytes))
-	}
-	n.snapTrigger.baseline(onDisk)
 	// The only voter of a cluster is leader from raftlog.New on: persist its
 	// term and no-op and publish that before the first request is read, so
 	// a client that asks at once finds a leader, fresh or restarted.

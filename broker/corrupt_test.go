@@ -208,7 +208,8 @@ func TestCorruptedMinorityNodeRepairs(t *testing.T) {
 // kind of damage, in a 3-node and a 1-node cluster.
 func TestStartWithDamage(t *testing.T) {
 	// Templates: a data directory of a 3-node cluster's follower and of a
-	// one-node cluster, each with a log, a state and a snapshot.
+	// one-node cluster, each with a compacted log and a state. (Snapshot
+	// files are not kept, so there are none to damage: decision 26.)
 	c := newSnapCluster(t, 3, 100, 10, 4<<10)
 	lead := c.leader()
 	c.must(lead, `{"type":"topic","method":"PUT","topic":"q"}`)
@@ -238,19 +239,12 @@ func TestStartWithDamage(t *testing.T) {
 	cl.do(putReq("q", corruptMarker))
 	r.stop(t)
 
-	snapFile := func(t *testing.T, dir string) string {
-		m, err := filepath.Glob(filepath.Join(dir, "snapshots", "*.snap"))
-		if err != nil || len(m) == 0 {
-			t.Fatalf("no snapshot in %s: %v", dir, err)
-		}
-		return m[0]
-	}
 	tests := []struct {
 		name       string
 		damage     func(t *testing.T, dir string)
 		recovering bool // in the 3-node cluster; the 1-node one refuses
 		moved      []string
-		named      string // the damaged file the error names ("": the snapshot)
+		named      string // the damaged file the error names
 	}{
 		{"raft.db entry bit flipped", func(t *testing.T, dir string) {
 			if damage.FlipAll(t, filepath.Join(dir, "raft.db"), []byte(corruptMarker), 0x10) == 0 {
@@ -271,19 +265,13 @@ func TestStartWithDamage(t *testing.T) {
 		}, true, []string{"raft.db", "state.db", "snapshots"}, "state.db"},
 		{"state.db truncated", func(t *testing.T, dir string) { damage.TruncateUsedHalf(t, filepath.Join(dir, "state.db")) },
 			true, []string{"raft.db", "state.db", "snapshots"}, "state.db"},
-		{"snapshot byte flipped", func(t *testing.T, dir string) {
-			p := snapFile(t, dir)
-			b, err := os.ReadFile(p)
-			if err != nil {
+		// Lost, not damaged: the log is compacted past it and no snapshot
+		// file is kept to rebuild it from, so only a peer can.
+		{"state.db deleted", func(t *testing.T, dir string) {
+			if err := os.Remove(filepath.Join(dir, "state.db")); err != nil {
 				t.Fatal(err)
 			}
-			b[len(b)*2/3] ^= 0x01
-			if err := os.WriteFile(p, b, 0o600); err != nil {
-				t.Fatal(err)
-			}
-		}, false, []string{"snapshots/"}, ""},
-		{"snapshot truncated", func(t *testing.T, dir string) { damage.TruncateUsedHalf(t, snapFile(t, dir)) },
-			false, []string{"snapshots/"}, ""},
+		}, true, []string{"raft.db", "state.db"}, "state.db"},
 	}
 	copyDir := func(t *testing.T, src string) string {
 		dst := filepath.Join(t.TempDir(), "data")
@@ -296,7 +284,6 @@ func TestStartWithDamage(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := c.cfgs[f]
 			cfg.DataDir = copyDir(t, c.cfgs[f].DataDir)
-			snapName := filepath.Base(snapFile(t, cfg.DataDir))
 			tc.damage(t, cfg.DataDir)
 			lines := &lineLog{}
 			b, err := New(cfg, zerolog.New(lines))
@@ -313,17 +300,11 @@ func TestStartWithDamage(t *testing.T) {
 				t.Fatalf("damaged dirs %v, want one", aside)
 			}
 			for _, name := range tc.moved {
-				if name == "snapshots/" {
-					name += snapName
-				}
 				if _, err := os.Stat(filepath.Join(aside[0], name)); err != nil {
 					t.Fatalf("%s not moved aside: %v", name, err)
 				}
 			}
 			named := tc.named
-			if named == "" {
-				named = "snapshots/" + snapName
-			}
 			if lines.count(`"level":"error"`) != 1 || lines.count(filepath.Join(cfg.DataDir, named)) == 0 {
 				t.Fatalf("want one error line naming %s, log:\n%s", named, strings.Join(lines.lines, ""))
 			}

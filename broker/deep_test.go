@@ -4,13 +4,14 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
-	"github.com/raftmq/raftmq/config"
 	"github.com/raftmq/raftmq/internal/testwait"
 	"github.com/raftmq/raftmq/storage"
 )
@@ -32,8 +33,8 @@ func deepMsg(i int) string {
 func TestDeepQueue(t *testing.T) {
 	n := *deepMessages
 	t.Logf("%d messages of 256 B (-deep.messages)", n)
-	// Snapshots often, to take several while the queue grows.
-	c := newSnapClusterWith(t, 3, 100, 10, 64<<10, func(n *config.Node) { n.SnapshotLogPercent = 10 })
+	// Compactions often, several while the queue grows.
+	c := newSnapCluster(t, 3, 100, 10, 64<<10)
 	lead := c.leader()
 	c.must(lead, `{"type":"topic","method":"PUT","topic":"deep"}`)
 	want := storage.TopicDepth{Name: "deep", Depth: uint64(n), Bytes: uint64(n) * 256}
@@ -69,6 +70,20 @@ func TestDeepQueue(t *testing.T) {
 		}
 	}
 	checkDepth("after the fill")
+	// The data directory holds state.db (the snapshot) and the short log:
+	// at most twice the bytes queued plus deepDirSlackBytes on every node
+	// (decision 26), on disk. Kept snapshot files (two copies of the
+	// state) would break it. A snapshot file sent to a lagging follower
+	// is there only until its transfer ends: wait for that.
+	queued := int64(n) * 256
+	for i := range c.cfgs {
+		var got int64
+		testwait.For(t, 30*time.Second, fmt.Sprintf("node %d's data directory within 2 × %d B + %d B", i, queued, deepDirSlackBytes), func() bool {
+			got = dirDiskBytes(t, c.cfgs[i].DataDir)
+			return got <= 2*queued+deepDirSlackBytes
+		})
+		t.Logf("node %d: data directory %d B on disk = %.2f × the %d B queued", i, got, float64(got)/float64(queued), queued)
+	}
 	lst := c.clients[lead].status()
 	if lst.Snapshot <= half || lst.FirstIndex <= 1 {
 		t.Fatalf("the leader's last snapshot is at %d (log from %d); want one taken past %d, at depth under load", lst.Snapshot, lst.FirstIndex, half)
@@ -104,6 +119,14 @@ func TestDeepQueue(t *testing.T) {
 		t.Fatalf("the wiped follower caught up without installing a snapshot")
 	}
 	checkDepth("after the wiped follower rejoined")
+	// The snapshot file lived only for the transfer, on both sides.
+	for _, i := range []int{lead, f} {
+		dir := filepath.Join(c.cfgs[i].DataDir, storage.SnapshotsDir)
+		testwait.For(t, 30*time.Second, fmt.Sprintf("node %d's snapshot files to be deleted", i), func() bool {
+			left, _ := filepath.Glob(filepath.Join(dir, "*.snap"))
+			return len(left) == 0
+		})
+	}
 
 	// Made leader, the rejoined node gives back every message in order.
 	c.makeLeader(f)
@@ -112,4 +135,31 @@ func TestDeepQueue(t *testing.T) {
 		msgs[i] = deepMsg(i)
 	}
 	c.drainExpect(t, f, map[string][]string{"deep": msgs})
+}
+
+// deepDirSlackBytes is the constant of the data directory bound at CI
+// size: bbolt's meta and freelist pages, raft.db's log of at most
+// snapshot_entries + trailing_entries entries and the pages it last freed.
+const deepDirSlackBytes = 1 << 20
+
+// dirDiskBytes is what the regular files under dir take on disk (blocks
+// allocated, as du reports; bbolt grows its files sparsely).
+func dirDiskBytes(t testing.TB, dir string) int64 {
+	t.Helper()
+	var total int64
+	err := filepath.Walk(dir, func(_ string, info os.FileInfo, err error) error {
+		if err != nil || !info.Mode().IsRegular() {
+			return err
+		}
+		if st, ok := info.Sys().(*syscall.Stat_t); ok {
+			total += st.Blocks * 512
+		} else {
+			total += info.Size()
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return total
 }

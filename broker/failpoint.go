@@ -47,12 +47,15 @@ const (
 	fpStateAfterCommit
 	// fpBeforeReply: the reply to one applied request is about to be sent.
 	fpBeforeReply
-	// fpSnapshotBeforeRecord: the snapshot file is written and synced;
-	// raft.db does not record it yet.
+	// fpSnapshotBeforeRecord: a compaction committed state.db; raft.db
+	// does not record the snapshot (its durable applied index) yet.
 	fpSnapshotBeforeRecord
 	// fpInstallBetweenSwaps: raft.db is reset to a received snapshot;
 	// state.db is not yet swapped for its body.
 	fpInstallBetweenSwaps
+	// fpSendFileWritten: a leader wrote and synced a snapshot file for a
+	// follower; no transfer streams it yet.
+	fpSendFileWritten
 	numFailpoints
 )
 
@@ -65,6 +68,7 @@ var failpointNames = [numFailpoints]string{
 	fpBeforeReply:          "before-reply",
 	fpSnapshotBeforeRecord: "snapshot-before-record",
 	fpInstallBetweenSwaps:  "install-between-swaps",
+	fpSendFileWritten:      "snapshot-file-written",
 }
 
 func (p failpoint) String() string { return failpointNames[p] }

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -45,24 +46,13 @@ func (n *node) acceptInstall(in pendingInstall) {
 // (recoverState). Called before the Ready's entries are persisted.
 func (n *node) installSnapshot(s raftlog.SnapshotMeta) error {
 	n.cancelSnapshot()
-	var path string
-	var meta snapshot.Meta
-	if p := n.pending; p != nil && p.meta.Index == s.Index && p.meta.Term == s.Term {
-		path, meta = p.path, p.meta
-	} else {
-		if p != nil {
-			os.Remove(p.path)
-		}
-		var err error
-		meta, err = n.findSnapshot(s.Index, s.Term)
-		if err != nil {
-			return fmt.Errorf("%w: install snapshot %d/%d: %w", ErrStopped, s.Index, s.Term, err)
-		}
-		path = installPath(n.dataDir, meta)
-		if err := n.store.ExtractBody(meta, path); err != nil {
-			return fmt.Errorf("%w: install snapshot: %w", ErrStopped, err)
-		}
+	p := n.pending
+	if p == nil || p.meta.Index != s.Index || p.meta.Term != s.Term {
+		// The core restores only snapshots acceptInstall stepped, and the
+		// newest one stepped is pending.
+		return fmt.Errorf("%w: install snapshot %d/%d: its received body is not pending (pending: %+v)", ErrStopped, s.Index, s.Term, p)
 	}
+	path, meta := p.path, p.meta
 	n.pending = nil
 	// The snapshot's members record (version 2 files) replaces the one
 	// the compacted log would have built, with nothing this node knew
@@ -95,15 +85,15 @@ func (n *node) installSnapshot(s raftlog.SnapshotMeta) error {
 	}
 	n.handed, n.applied = s.Index, s.Index
 	n.snapIndex = s.Index
-	n.snapTrigger.baseline(0)
 	n.stats.snapshotsInstalled.Add(1)
 	n.log.Info().Uint64("index", s.Index).Uint64("term", s.Term).Msg("snapshot installed")
 	return n.adoptMembers(members)
 }
 
 // removeLeftovers deletes what an interrupted snapshot, state.db rebuild or
-// install left in the data directory. (Half-received snapshot files are
-// removed by snapshot.Open.)
+// install left in the data directory, once recoverState has used what it
+// needs. (Half-received snapshot files are removed by snapshot.Open, whole
+// ones by removeSnapshotFiles.)
 func removeLeftovers(dataDir string, log zerolog.Logger) error {
 	ents, err := os.ReadDir(dataDir)
 	if err != nil {
@@ -112,7 +102,7 @@ func removeLeftovers(dataDir string, log zerolog.Logger) error {
 	for _, e := range ents {
 		name := e.Name()
 		stale := name == compactStateFile ||
-			(strings.HasPrefix(name, installPrefix) && strings.HasSuffix(name, installSuffix)) ||
+			(strings.HasPrefix(name, installPrefix) && (strings.HasSuffix(name, installSuffix) || strings.HasSuffix(name, ".tmp"))) ||
 			(strings.HasPrefix(name, storage.StateDBFile+".") && strings.HasSuffix(name, ".tmp"))
 		if !stale || !e.Type().IsRegular() {
 			continue
@@ -121,6 +111,20 @@ func removeLeftovers(dataDir string, log zerolog.Logger) error {
 			return fmt.Errorf("broker: remove leftover %s: %w", name, err)
 		}
 		log.Info().Str("file", name).Msg("removed a leftover of an interrupted snapshot")
+	}
+	return nil
+}
+
+// removeSnapshotFiles deletes every snapshot file: a snapshot file lives
+// only while it is sent or received (decision 26), so any found at start
+// is a leftover (or a kept file of a version before it).
+func removeSnapshotFiles(store *snapshot.Store, log zerolog.Logger) error {
+	metas, _ := store.List()
+	for _, m := range metas {
+		if err := store.Remove(m.Name()); err != nil && !errors.Is(err, snapshot.ErrNotFound) {
+			return err
+		}
+		log.Info().Str("file", m.Name()).Msg("removed a snapshot file (snapshots are written only while a follower needs one)")
 	}
 	return nil
 }
@@ -165,10 +169,17 @@ func restoreMembers(raft *storage.RaftDB, store *snapshot.Store, log zerolog.Log
 	return nil
 }
 
+// errStateLost: state.db is behind the log's base and nothing on this
+// node holds the entries between; only a peer can give the state back.
+var errStateLost = errors.New("broker: state.db is behind the compacted log")
+
 // recoverState finishes an install that a crash interrupted: raft.db's log
 // starts after state.db's applied index, so the entries between exist only
-// in the snapshot raft.db names. It swaps that snapshot's body in as
-// state.db. (This also rebuilds a lost state.db once the log is compacted.)
+// in the snapshot raft.db names, whose body installSnapshot wrote out
+// (fsynced) before it reset the log. It swaps that body in as state.db.
+// (A data directory of a version that kept snapshot files may hold the
+// snapshot as a file instead.) With neither, state.db was lost or replaced
+// after the log was compacted: errStateLost.
 func recoverState(raft *storage.RaftDB, state *storage.StateDB, store *snapshot.Store, dataDir string, log zerolog.Logger) error {
 	first, err := raft.FirstIndex()
 	if err != nil {
@@ -182,28 +193,29 @@ func recoverState(raft *storage.RaftDB, state *storage.StateDB, store *snapshot.
 	if err != nil {
 		return err
 	}
-	var meta snapshot.Meta
-	found := false
-	metas, listErr := store.List()
-	for _, m := range metas {
-		if m.Index == s.Index && m.Term == s.Term {
-			meta, found = m, true
+	path := installPath(dataDir, snapshot.Meta{Index: s.Index, Term: s.Term})
+	if !fileExists(path) || s.Index < first-1 {
+		metas, _ := store.List()
+		found := false
+		for _, m := range metas {
+			if m.Index == s.Index && m.Term == s.Term && s.Index >= first-1 {
+				if err := store.ExtractBody(m, path); err != nil {
+					return fmt.Errorf("broker: restore state.db from snapshot %s: %w", m.Name(), err)
+				}
+				found = true
+				break
+			}
+		}
+		if !found {
+			return fmt.Errorf("%w: %s has applied index %d, %s starts at index %d, and the state at its snapshot %d/%d is not on this node",
+				errStateLost, state.Path(), applied, raft.Path(), first, s.Index, s.Term)
 		}
 	}
-	if !found || s.Index < first-1 {
-		return fmt.Errorf("broker: %s has applied index %d, %s starts at index %d, and the snapshot it names (%d/%d) is not in %s (%v): "+
-			"move the data directory aside and let this node rejoin from its peers",
-			state.Path(), applied, raft.Path(), first, s.Index, s.Term, store.Dir(), listErr)
-	}
-	path := installPath(dataDir, meta)
-	if err := store.ExtractBody(meta, path); err != nil {
-		return fmt.Errorf("broker: restore state.db from snapshot %s: %w", meta.Name(), err)
-	}
 	if err := state.Replace(path); err != nil {
-		return fmt.Errorf("broker: restore state.db from snapshot %s: %w", meta.Name(), err)
+		return fmt.Errorf("broker: restore state.db from the snapshot %d/%d: %w", s.Index, s.Term, err)
 	}
 	if got := state.AppliedIndex(); got != s.Index {
-		return fmt.Errorf("broker: snapshot %s holds a state.db applied to %d", meta.Name(), got)
+		return fmt.Errorf("broker: the snapshot %d/%d holds a state.db applied to %d", s.Index, s.Term, got)
 	}
 	log.Warn().Uint64("applied_before", applied).Uint64("snapshot_index", s.Index).Msg("state.db restored from the snapshot (an install was interrupted)")
 	return nil

@@ -3,7 +3,6 @@ package broker
 import (
 	"errors"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -237,8 +236,8 @@ func TestMembershipLearnerCatchesUpBySnapshot(t *testing.T) {
 // TestMembershipFromSnapshot: a node that catches up by snapshot, after the
 // log was compacted past the changes that added member 4 and removed
 // member 5, learns member 4's addresses and member 5's removal from the
-// snapshot (its cluster file lists neither); so does a restart whose
-// raft.db lost the members record (local recovery from the snapshot file).
+// snapshot (its cluster file lists neither), and keeps them across a
+// restart.
 func TestMembershipFromSnapshot(t *testing.T) {
 	cfgs, extra := memberCluster(t)
 	more := testCluster(t, 2) // addresses for members 4 and 5 (never started)
@@ -312,23 +311,7 @@ func TestMembershipFromSnapshot(t *testing.T) {
 		t.Errorf("restarted node 3 has an address for the removed member 5: %v", b.addrs)
 	}
 	b.closeStores()
-
-	// raft.db loses its members record: it is restored from the snapshot.
-	raft, err := storage.OpenRaftDB(filepath.Join(extra.DataDir, storage.RaftDBFile), extra.Cluster.ID())
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, conf, err := raft.InitialState()
-	if err == nil {
-		err = raft.SetMembers(storage.Members{}, conf)
-	}
-	if cerr := raft.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	b = reopen()
-	defer b.closeStores()
-	check("restored at start", b.members)
+	// (A raft.db that lost its members record cannot get it back from a
+	// kept snapshot file any more: none is kept, decision 26. An install
+	// records the log's base and the members in one write.)
 }

@@ -86,26 +86,31 @@ type node struct {
 	store               *snapshot.Store
 	clusterID           string
 	dataDir             string
-	snapTrigger         snapTrigger
+	snapshotEntries     uint64
 	trailingEntries     uint64
 	chunkBytes          int
 	snapTiming          snapTiming
 	rebuildMinFreeBytes int64
-	// snapIndex is the newest snapshot recorded in raft.db.
-	// Invariant: snapIndex <= handed.
-	snapIndex     uint64
-	forceSnapshot bool // the newest snapshot's file is missing: take one now
-	// snapDeferredUntil: no snapshot starts before then (one failed or
-	// would not fit on the disk); snapDeferredLogged: that was logged.
+	// snapIndex is the newest snapshot recorded in raft.db: state.db's
+	// durable applied index at the last compaction, or an installed
+	// snapshot's index. Invariant: snapIndex <= state.DurableAppliedIndex().
+	snapIndex uint64
+	// snapDeferredUntil: no snapshot file or compact copy starts before
+	// then (one failed or would not fit on the disk); snapDeferredLogged:
+	// that was logged.
 	snapDeferredUntil  time.Time
 	snapDeferredLogged bool
 	job                *snapshotJob
-	snapWaiting        []replyTo // admin requests not yet covered by a job
-	senders            map[uint64]*snapSender
-	snapReportCh       chan snapReport
-	installCh          chan pendingInstall
-	pending            *pendingInstall // received snapshot waiting for Ready.Snapshot
-	snapWG             sync.WaitGroup  // senders and the receiver
+	snapWaiting        []replyTo // admin requests, answered at the next compaction
+	// snapWanted holds the MsgSnaps of followers waiting for a snapshot
+	// file (a jobSend); sendFile is the newest file written, while in use.
+	snapWanted   map[uint64]raftlog.Message
+	sendFile     *sendFile
+	senders      map[uint64]*snapSender
+	snapReportCh chan snapReport
+	installCh    chan pendingInstall
+	pending      *pendingInstall // received snapshot waiting for Ready.Snapshot
+	snapWG       sync.WaitGroup  // senders and the receiver
 }
 
 // run drives the core until stop is closed, then stops gracefully. It
@@ -396,7 +401,6 @@ func (n *node) processReady() error {
 		if k := len(rd.CommittedEntries); k > 0 {
 			// Handed to the applier; the loop goes on to the next Ready and
 			// answers when the results come back (takeApplied).
-			n.countApplied(rd.CommittedEntries)
 			n.applier.submit(rd.CommittedEntries)
 			n.handed = rd.CommittedEntries[k-1].Index
 		}

@@ -67,10 +67,14 @@ func (r *snapReceiver) handle(c snapChunk, stop <-chan struct{}) bool {
 		return true
 	}
 	if r.done.Same(c.meta) {
-		// A new transfer of the snapshot we already have (the core did not
-		// take it last time, or took it and lost it to a newer leader's
-		// log): deliver it again from the store.
-		return r.deliver(c, send, stop)
+		// A new transfer of the snapshot we already received (the core did
+		// not take it last time, or took it and lost it to a newer
+		// leader's log): hand its body over again while it waits to be
+		// swapped in, else receive it again.
+		if path := installPath(r.dataDir, c.meta); fileExists(path) {
+			return r.handOver(c, path, send, stop)
+		}
+		r.done = snapshot.Meta{}
 	}
 	rc, err := r.store.NewReceiver(c.meta)
 	if err != nil {
@@ -104,8 +108,9 @@ func (r *snapReceiver) handle(c snapChunk, stop <-chan struct{}) bool {
 	return r.deliver(c, send, stop)
 }
 
-// deliver writes the received snapshot's body out ready to swap in and hands
-// it to the node loop.
+// deliver writes the received snapshot's body out ready to swap in,
+// deletes the received file (the body is all that is needed now) and hands
+// the body to the node loop.
 func (r *snapReceiver) deliver(c snapChunk, send func(ackStatus, int64), stop <-chan struct{}) bool {
 	path := installPath(r.dataDir, c.meta)
 	if err := r.store.ExtractBody(c.meta, path); err != nil {
@@ -113,6 +118,14 @@ func (r *snapReceiver) deliver(c snapChunk, send func(ackStatus, int64), stop <-
 		send(ackFailed, 0)
 		return true
 	}
+	if err := r.store.Remove(c.meta.Name()); err != nil {
+		r.log.Warn().Err(err).Msg("cannot delete the received snapshot file")
+	}
+	return r.handOver(c, path, send, stop)
+}
+
+// handOver gives the body at path to the node loop and acks the transfer.
+func (r *snapReceiver) handOver(c snapChunk, path string, send func(ackStatus, int64), stop <-chan struct{}) bool {
 	select {
 	case r.installCh <- pendingInstall{msg: c.msg, meta: c.meta, path: path}:
 	case <-stop:

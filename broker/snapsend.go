@@ -32,33 +32,39 @@ type snapReport struct {
 // node loop. The node loop feeds it acks and reads its report.
 type snapSender struct {
 	peer  uint64
-	msg   raftlog.Message // the core's MsgSnap
+	msg   raftlog.Message // the core's MsgSnap, carrying the file's metadata
 	meta  snapshot.Meta
+	file  *sendFile
 	ackCh chan snapAck
 	stop  chan struct{}
 }
 
-// startSnapshotSend begins streaming the snapshot a MsgSnap names to its
-// peer. A transfer of the same snapshot already running is kept (it resumes
-// by offset); one of another snapshot is replaced.
+// startSnapshotSend begins streaming a snapshot to the follower a MsgSnap
+// names. The core names raft.db's snapshot (index X); any snapshot file at
+// or after X serves, since state.db only holds committed entries: a
+// transfer already running is kept, a file already written is reused, and
+// otherwise the follower waits for a new file (startSendJob). The follower
+// is then at the file's index, which the core takes from its answer.
 func (n *node) startSnapshotSend(m raftlog.Message) {
 	if s, ok := n.senders[m.To]; ok {
-		if s.meta.Index == m.Snapshot.Index && s.meta.Term == m.Snapshot.Term {
+		if s.meta.Index >= m.Snapshot.Index {
 			return
 		}
-		close(s.stop)
-		delete(n.senders, m.To)
+		n.endSender(s)
 	}
-	meta, err := n.findSnapshot(m.Snapshot.Index, m.Snapshot.Term)
-	if err != nil {
-		// The file is gone or damaged: take a new snapshot, which the core
-		// will offer next time.
-		n.log.Warn().Err(err).Int("peer", nodeIndex(m.To)).Msg("cannot send snapshot; taking a new one")
-		n.core.ReportSnapshot(m.To, false)
-		n.forceSnapshot = true
+	if f := n.sendFile; f != nil && f.meta.Index >= m.Snapshot.Index {
+		n.runSender(m, f)
 		return
 	}
-	s := &snapSender{peer: m.To, msg: m, meta: meta, ackCh: make(chan snapAck, snapRecvQueue), stop: make(chan struct{})}
+	n.snapWanted[m.To] = m // maybeSnapshot starts the file
+}
+
+// runSender streams the file f to m.To.
+func (n *node) runSender(m raftlog.Message, f *sendFile) {
+	meta := f.meta
+	m.Snapshot = meta.Raft()
+	f.users++
+	s := &snapSender{peer: m.To, msg: m, meta: meta, file: f, ackCh: make(chan snapAck, snapRecvQueue), stop: make(chan struct{})}
 	n.senders[m.To] = s
 	n.log.Info().Int("peer", nodeIndex(m.To)).Uint64("index", meta.Index).Int64("bytes", meta.Size).Msg("sending snapshot")
 	n.snapWG.Add(1)
@@ -72,12 +78,22 @@ func (n *node) startSnapshotSend(m raftlog.Message) {
 	}()
 }
 
+// endSender stops a transfer and lets go of its file.
+func (n *node) endSender(s *snapSender) {
+	close(s.stop)
+	delete(n.senders, s.peer)
+	s.file.users--
+	n.releaseSendFile(s.file)
+}
+
 // snapshotReported hands a finished transfer's outcome to the core.
 func (n *node) snapshotReported(r snapReport) {
 	if n.senders[r.peer] != r.sender {
 		return // replaced meanwhile
 	}
 	delete(n.senders, r.peer)
+	r.sender.file.users--
+	n.releaseSendFile(r.sender.file)
 	n.log.Info().Int("peer", nodeIndex(r.peer)).Bool("ok", r.ok).Uint64("index", r.sender.meta.Index).Msg("snapshot transfer finished")
 	n.core.ReportSnapshot(r.peer, r.ok)
 }
@@ -94,12 +110,13 @@ func (n *node) routeAck(a snapAck) {
 	}
 }
 
-// stopSenders ends every transfer (leadership lost, or stopping).
+// stopSenders ends every transfer and forgets the followers waiting for a
+// snapshot file (leadership lost, or stopping).
 func (n *node) stopSenders() {
-	for id, s := range n.senders {
-		close(s.stop)
-		delete(n.senders, id)
+	for _, s := range n.senders {
+		n.endSender(s)
 	}
+	clear(n.snapWanted)
 }
 
 // run streams the file and reports whether the follower has all of it,

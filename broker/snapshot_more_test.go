@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/raftmq/raftmq/broker/wire"
 	"github.com/raftmq/raftmq/internal/testwait"
 	"github.com/raftmq/raftmq/storage"
 )
@@ -140,12 +141,15 @@ func TestLogAndDiskStayBounded(t *testing.T) {
 	// raft.db holds at most entries+trailing entries (~150 KB) plus bbolt's
 	// minimum; state.db and two snapshots hold an empty queue and sessions.
 	const maxDirBytes = 1 << 20
+	final := c.nodes[lead].b.state.AppliedIndex()
 	for i := range c.cfgs {
-		testwait.For(t, 30*time.Second, fmt.Sprintf("node %d to finish its snapshot", i), func() bool {
-			st := c.clients[i].status()
-			return st.Applied-st.Snapshot <= entries
+		// The published status can be a tick old: wait for one that has
+		// applied everything, then for its last compaction.
+		var st wire.Status
+		testwait.For(t, 30*time.Second, fmt.Sprintf("node %d to apply %d and compact", i, final), func() bool {
+			st = c.clients[i].status()
+			return st.Applied >= final && st.Applied-st.Snapshot <= entries
 		})
-		st := c.clients[i].status()
 		if n := st.LastIndex - st.FirstIndex + 1; n > entries+trailing {
 			t.Errorf("node %d log holds %d entries (%d..%d), want at most %d", i, n, st.FirstIndex, st.LastIndex, entries+trailing)
 		}

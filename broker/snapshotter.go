@@ -18,9 +18,10 @@ import (
 )
 
 // Files the snapshot machinery leaves in the data directory only while it
-// works; New removes leftovers of a crash.
+// works; New removes leftovers of a crash (an install file only once it
+// has served to finish the install it belongs to).
 const (
-	compactStateFile = "state.db.compact" // compact copy of state.db at the snapshot index
+	compactStateFile = "state.db.compact" // compact copy of state.db, swapped in when state.db is bloated
 	installPrefix    = "install-"         // install-<snapshot name>.db: a received body ready to swap in
 	installSuffix    = ".db"
 )
@@ -29,23 +30,51 @@ const (
 // bytes, and more than its live data, are free pages.
 const rebuildMinFreeBytes = 16 << 20
 
-// snapshotJob is a snapshot being written in the background. Invariant: at
-// most one at a time; only the node loop starts, cancels and finishes it.
+// A snapshot in raftmq is state.db itself (decision 26): compaction records
+// only the durable applied index, its term and the membership in raft.db
+// and deletes the log before it; nothing is copied. A snapshot file exists
+// only while a follower needs one: it is written on demand from a bbolt
+// read transaction (sendJob), streamed, and deleted when no transfer uses
+// it any more.
+
+// jobKind says what a background job writes.
+type jobKind uint8
+
+const (
+	// jobSend writes a snapshot file for the followers in snapWanted.
+	jobSend jobKind = iota + 1
+	// jobShrink writes a compact copy of a bloated state.db, swapped in
+	// when it is done (decision 7).
+	jobShrink
+)
+
+// snapshotJob is a snapshot file or a compact copy of state.db being
+// written in the background. Invariant: at most one at a time; only the
+// node loop starts, cancels and finishes it. While it runs, the log is not
+// compacted (the job looks up the term of the index its read transaction
+// sees).
 type snapshotJob struct {
+	kind    jobKind
 	cancel  context.CancelFunc
 	done    chan snapshotResult // receives exactly once
-	waiters []replyTo           // admin requests answered when it finishes
 	started time.Time
 	// conf is the membership as of the applied index when the job began;
 	// a membership change applied meanwhile cancels the job.
 	conf    raftlog.ConfState
-	written *atomic.Int64 // body bytes written so far, for status
+	written *atomic.Int64 // bytes written so far, for status
 }
 
 type snapshotResult struct {
-	meta        snapshot.Meta
-	compactPath string // compact copy of state.db at meta.Index; removed or swapped in by the node loop
+	meta        snapshot.Meta // jobSend: the file written
+	compactPath string        // jobShrink: the compact copy; removed or swapped in by the node loop
 	err         error
+}
+
+// sendFile is a snapshot file written for followers. Invariant: it exists
+// on disk while users > 0 or it is n.sendFile; releaseSendFile deletes it.
+type sendFile struct {
+	meta  snapshot.Meta
+	users int // transfers streaming it
 }
 
 // snapshotDone is the answer to an admin snapshot request.
@@ -58,99 +87,146 @@ func (n *node) jobDoneCh() <-chan snapshotResult {
 	return n.job.done
 }
 
-// requestSnapshot is the admin request: take a snapshot now, on this node.
+// requestSnapshot is the admin request: compact now, on this node.
 func (n *node) requestSnapshot(cr clientRequest) {
-	n.snapWaiting = append(n.snapWaiting, cr.route) // the node loop's maybeSnapshot starts it
+	n.snapWaiting = append(n.snapWaiting, cr.route) // the node loop's maybeSnapshot answers it
 }
 
-// countApplied adds applied entries to the log bytes since the last snapshot.
-func (n *node) countApplied(ents []raftlog.Entry) {
-	for _, e := range ents {
-		n.snapTrigger.count(len(e.Data))
-	}
-}
-
-// errApplierBehind: state.db is not at the handed index yet.
-var errApplierBehind = errors.New("broker: the applier has not applied everything handed to it")
-
-// queuedBytesAtHanded reads the bytes queued in state.db only while the
-// applier has applied everything handed to it: state.db is then at the
-// handed index, not somewhere before it (a reading taken before a burst of
-// pops is applied would hold the bytes they free, and put the snapshot
-// off). snapTrigger reads again at its next check.
-func (n *node) queuedBytesAtHanded() (uint64, error) {
-	if n.applied != n.handed {
-		return 0, errApplierBehind
-	}
-	return n.state.QueuedBytes()
-}
-
-// maybeSnapshot starts a snapshot when snapTrigger says it is due, an admin asked, or the
-// newest snapshot's file turned out to be missing (forceSnapshot). It
-// returns an error only when the node must stop.
+// maybeSnapshot compacts when more than snapshotEntries entries were
+// applied since the last compaction or an admin asked, and starts the
+// snapshot file that followers wait for. It returns an error only when the
+// node must stop.
 func (n *node) maybeSnapshot() error {
-	if n.job != nil {
-		return nil
-	}
-	applied := n.handed // what the snapshot will hold once the applier catches up
-	due := n.snapTrigger.due(applied, n.snapIndex, time.Now(), n.queuedBytesAtHanded)
-	if !due && len(n.snapWaiting) == 0 && !n.forceSnapshot {
-		return nil
-	}
-	if applied == 0 || (applied <= n.snapIndex && !n.forceSnapshot) {
-		// Nothing applied since the last snapshot: it is current.
-		for _, route := range n.snapWaiting {
-			if n.snapIndex == 0 {
-				n.reply.send(route, wire.ErrorResponse(wire.ErrInternal, "nothing has been applied yet: there is nothing to snapshot"))
-			} else {
-				n.reply.send(route, snapshotDone(n.snapIndex))
-			}
+	if n.job == nil && len(n.snapWanted) > 0 {
+		if err := n.startSendJob(); err != nil {
+			return err
 		}
-		n.snapWaiting = nil
+	}
+	applied := n.handed // what state.db holds once the applier catches up
+	if applied-n.snapIndex <= n.snapshotEntries && len(n.snapWaiting) == 0 {
 		return nil
 	}
-	if !n.snapshotFits() {
+	if n.job != nil {
+		return nil // its read transaction needs the log's terms: compact after it
+	}
+	if applied == 0 || applied <= n.snapIndex {
+		n.answerSnapshotWaiters()
 		return nil
 	}
-	// The copy holds what state.db has committed: let the applier apply
-	// everything handed to it and commit, so the snapshot is at the handed
-	// index, whose membership raft.db records (applyChanges ran at hand-off;
-	// a change handed later cancels the job).
+	return n.compact()
+}
+
+// compact makes every applied entry durable in state.db, records that
+// index as raft.db's snapshot (with its term and the membership as of it)
+// and deletes the log before it, less trailingEntries. Nothing is copied:
+// state.db is the snapshot. Decision 4's rule holds by construction: the
+// snapshot index is state.db's durable applied index.
+func (n *node) compact() error {
+	start := time.Now()
+	// The applier applies everything handed to it and commits (decision
+	// 24): state.db is then durable at the handed index, whose membership
+	// raft.db records (applyChanges runs at hand-off).
 	if err := n.quiesceApplier(func(st *storage.StateDB) error { return st.Commit() }); err != nil {
 		n.log.Error().Err(err).Msg("cannot commit state.db; stopping this node")
 		return fmt.Errorf("%w: commit state.db: %w", ErrStopped, err)
 	}
-	n.forceSnapshot = false
-	st, err := n.state.Stats()
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrStopped, err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	job := &snapshotJob{cancel: cancel, done: make(chan snapshotResult, 1), waiters: n.snapWaiting, started: time.Now(),
-		written: new(atomic.Int64)}
-	n.snapWaiting = nil
-	n.job = job
+	index := n.state.DurableAppliedIndex()
 	n.stats.snapshotsStarted.Add(1)
-	n.snapTrigger.baseline(0)
 	// raft.db's membership is the one as of the applied index (applyChanges
 	// records each change as it applies), which is the snapshot's.
 	_, conf, err := n.raft.InitialState()
 	if err != nil {
 		return fmt.Errorf("%w: read membership: %w", ErrStopped, err)
 	}
-	job.conf = conf
+	n.failpoint(fpSnapshotBeforeRecord)
+	if _, err := n.raft.CreateSnapshot(index, conf); err != nil {
+		if !errors.Is(err, raftlog.ErrSnapOutOfDate) {
+			return fmt.Errorf("%w: record snapshot: %w", ErrStopped, err)
+		}
+		// A snapshot from the leader, installed meanwhile, is newer.
+	} else {
+		n.snapIndex = index
+		n.stats.snapshotsTaken.Add(1)
+	}
+	if err := n.compactLog(); err != nil {
+		return err
+	}
+	first, _ := n.raft.FirstIndex()
+	n.log.Debug().Uint64("index", n.snapIndex).Uint64("first_index", first).Dur("took", time.Since(start)).Msg("log compacted")
+	n.answerSnapshotWaiters()
+	return n.maybeStartShrink()
+}
+
+func (n *node) answerSnapshotWaiters() {
+	for _, route := range n.snapWaiting {
+		if n.snapIndex == 0 {
+			n.reply.send(route, wire.ErrorResponse(wire.ErrInternal, "nothing has been applied yet: there is nothing to snapshot"))
+		} else {
+			n.reply.send(route, snapshotDone(n.snapIndex))
+		}
+	}
+	n.snapWaiting = nil
+}
+
+// maybeStartShrink starts a compact copy of state.db when it is mostly free
+// pages (decision 7), to be swapped in when done.
+func (n *node) maybeStartShrink() error {
+	if n.job != nil {
+		return nil
+	}
+	st, err := n.state.Stats()
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrStopped, err)
+	}
+	if !st.Bloated(n.rebuildMinFreeBytes) || !n.snapshotFits(1) {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	job := &snapshotJob{kind: jobShrink, cancel: cancel, done: make(chan snapshotResult, 1), started: time.Now(), written: new(atomic.Int64)}
+	n.job = job
+	tmp := filepath.Join(n.dataDir, compactStateFile)
+	state := n.state
+	go func() {
+		if _, err := state.CopyCompact(ctx, tmp); err != nil {
+			job.done <- snapshotResult{err: err}
+			return
+		}
+		job.done <- snapshotResult{compactPath: tmp}
+	}()
+	return nil
+}
+
+// startSendJob writes a snapshot file for the followers waiting for one:
+// state.db as one read transaction sees it, at its durable applied index,
+// streamed by bbolt's Tx.WriteTo into the file (nothing held in memory).
+// It returns an error only when the node must stop.
+func (n *node) startSendJob() error {
+	if !n.snapshotFits(1) {
+		return nil // tried again from the node loop
+	}
+	// The copy holds what state.db has committed: have the applier apply
+	// everything handed to it and commit first, so the file is at the
+	// handed index, whose membership raft.db holds now (decision 24).
+	if err := n.quiesceApplier(func(st *storage.StateDB) error { return st.Commit() }); err != nil {
+		n.log.Error().Err(err).Msg("cannot commit state.db; stopping this node")
+		return fmt.Errorf("%w: commit state.db: %w", ErrStopped, err)
+	}
+	_, conf, err := n.raft.InitialState()
+	if err != nil {
+		return fmt.Errorf("%w: read membership: %w", ErrStopped, err)
+	}
 	// So is the members record: a node that installs this snapshot learns
 	// every member's addresses and the removed ids from it.
 	members, err := storage.EncodeMembers(n.members)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrStopped, err)
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	job := &snapshotJob{kind: jobSend, cancel: cancel, done: make(chan snapshotResult, 1), started: time.Now(),
+		written: new(atomic.Int64), conf: conf}
+	n.job = job
 	in := snapshotInputs{state: n.state, raft: n.raft, store: n.store, written: job.written,
 		meta: snapshot.Meta{Voters: conf.Voters, Learners: conf.Learners, Members: members}}
-	if st.Bloated(n.rebuildMinFreeBytes) {
-		// Mostly free pages: copy compactly, and swap the copy in after.
-		in.compactTmp = filepath.Join(n.dataDir, compactStateFile)
-	}
 	go func() { job.done <- writeSnapshot(ctx, in) }()
 	return nil
 }
@@ -166,18 +242,11 @@ type snapshotInputs struct {
 	// filled in when the state is read.
 	meta    snapshot.Meta
 	written *atomic.Int64 // body bytes written so far
-	// compactTmp, when set, is where a compact copy of state.db goes first
-	// (state.db is mostly free pages); else the body streams straight from
-	// a read transaction into the snapshot file.
-	compactTmp string
 }
 
 // writeSnapshot runs off the node loop. It touches only concurrency-safe
 // objects: state.db reads, raft.db reads, the store.
 func writeSnapshot(ctx context.Context, in snapshotInputs) snapshotResult {
-	if in.compactTmp != "" {
-		return writeCompactSnapshot(ctx, in)
-	}
 	var meta snapshot.Meta
 	// One read transaction fixes the snapshot's index (the applied index it
 	// sees, durable: it reads only committed transactions) and streams the
@@ -201,39 +270,6 @@ func writeSnapshot(ctx context.Context, in snapshotInputs) snapshotResult {
 	return snapshotResult{meta: meta}
 }
 
-// writeCompactSnapshot copies state.db compactly in one read transaction
-// (which fixes the snapshot's index), then writes the snapshot file from
-// the copy, which the node loop may swap in as state.db.
-func writeCompactSnapshot(ctx context.Context, in snapshotInputs) snapshotResult {
-	tmp := in.compactTmp
-	applied, err := in.state.CopyCompact(ctx, tmp)
-	if err != nil {
-		return snapshotResult{err: err}
-	}
-	fail := func(err error) snapshotResult {
-		os.Remove(tmp)
-		return snapshotResult{err: err}
-	}
-	term, err := in.raft.Term(applied)
-	if err != nil {
-		return fail(fmt.Errorf("term of the snapshot index %d: %w", applied, err))
-	}
-	f, err := os.Open(tmp)
-	if err != nil {
-		return fail(err)
-	}
-	defer f.Close()
-	m := in.meta
-	m.Index, m.Term = applied, term
-	meta, err := in.store.Create(m, func(w io.Writer) (int64, error) {
-		return io.Copy(ctxWriter{ctx: ctx, w: w, written: in.written}, f)
-	})
-	if err != nil {
-		return fail(err)
-	}
-	return snapshotResult{meta: meta, compactPath: tmp}
-}
-
 // ctxWriter stops a copy when its context is cancelled, and counts.
 type ctxWriter struct {
 	ctx     context.Context
@@ -250,51 +286,61 @@ func (c ctxWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// snapshotDone records a finished snapshot in raft.db, compacts the log and
-// gives disk back. It returns an error only when the node must stop.
+// snapshotDone finishes a background job: a snapshot file goes to the
+// followers waiting for it, a compact copy of state.db is swapped in. It
+// returns an error only when the node must stop.
 func (n *node) snapshotDone(res snapshotResult) error {
 	job := n.job
 	n.job = nil
-	if res.err != nil {
-		n.log.Warn().Err(res.err).Msg("snapshot failed")
-		n.snapDeferredUntil = time.Now().Add(snapshotRetryDelay)
-		for _, route := range job.waiters {
-			n.reply.send(route, wire.ErrorResponse(wire.ErrInternal, "the snapshot failed: "+res.err.Error()))
+	if job.kind == jobShrink {
+		if res.err != nil {
+			n.log.Warn().Err(res.err).Msg("compact copy of state.db failed")
+			n.snapDeferredUntil = time.Now().Add(snapshotRetryDelay)
+			return nil
 		}
+		defer os.Remove(res.compactPath) // unless swapped in
+		_, err := n.maybeShrinkState(res)
+		return err
+	}
+	if res.err != nil {
+		n.log.Warn().Err(res.err).Msg("snapshot for followers failed")
+		n.snapDeferredUntil = time.Now().Add(snapshotRetryDelay)
+		for peer := range n.snapWanted {
+			n.core.ReportSnapshot(peer, false)
+		}
+		clear(n.snapWanted)
 		return nil
 	}
-	n.failpoint(fpSnapshotBeforeRecord)
-	if res.compactPath != "" {
-		defer os.Remove(res.compactPath) // unless swapped in below
-	}
-	if _, err := n.raft.CreateSnapshot(res.meta.Index, job.conf); err != nil {
-		if !errors.Is(err, raftlog.ErrSnapOutOfDate) {
-			return fmt.Errorf("%w: record snapshot: %w", ErrStopped, err)
-		}
-		// A snapshot from the leader, installed meanwhile, is newer.
-	} else {
-		n.snapIndex = res.meta.Index
-		n.stats.snapshotsTaken.Add(1)
-	}
-	if err := n.compactLog(); err != nil {
-		return err
-	}
-	swapped, err := n.maybeShrinkState(res)
-	if err != nil {
-		return err
-	}
-	first, _ := n.raft.FirstIndex()
+	n.failpoint(fpSendFileWritten)
+	f := &sendFile{meta: res.meta}
+	n.sendFile = f
 	n.log.Info().Uint64("index", res.meta.Index).Uint64("term", res.meta.Term).Int64("bytes", res.meta.Size).
-		Dur("took", time.Since(job.started)).Uint64("first_index", first).Bool("state_db_rebuilt", swapped).Msg("snapshot taken")
-	for _, route := range job.waiters {
-		n.reply.send(route, snapshotDone(n.snapIndex))
+		Dur("took", time.Since(job.started)).Int("followers", len(n.snapWanted)).Msg("snapshot file written for followers")
+	for peer, m := range n.snapWanted {
+		n.runSender(m, f)
+		delete(n.snapWanted, peer)
 	}
+	n.releaseSendFile(f)
 	return nil
 }
 
+// releaseSendFile deletes f when no transfer streams it and no follower
+// waits for it.
+func (n *node) releaseSendFile(f *sendFile) {
+	if f == nil || f.users > 0 {
+		return
+	}
+	if n.sendFile == f {
+		n.sendFile = nil
+	}
+	if err := n.store.Remove(f.meta.Name()); err != nil && !errors.Is(err, snapshot.ErrNotFound) {
+		n.log.Warn().Err(err).Msg("cannot delete a sent snapshot file")
+	}
+}
+
 // compactLog deletes the log up to snapIndex − trailingEntries (never past
-// state.db's durable applied index: a crash re-applies from there) and rebuilds raft.db when most of it is free
-// pages.
+// state.db's durable applied index: a crash re-applies from there) and
+// rebuilds raft.db when most of it is free pages.
 func (n *node) compactLog() error {
 	target := n.snapIndex - min(n.snapIndex, n.trailingEntries)
 	target = min(target, n.state.DurableAppliedIndex())
@@ -321,14 +367,11 @@ func (n *node) compactLog() error {
 	return nil
 }
 
-// maybeShrinkState swaps the compact copy made for the snapshot in as
-// state.db when state.db is mostly free pages, then re-applies the entries
-// applied since the copy (they are still in the log: compaction stops at
-// the snapshot index at most). It reports whether it swapped.
+// maybeShrinkState swaps the compact copy in as state.db when state.db is
+// still mostly free pages, then re-applies the entries applied since the
+// copy (they are still in the log: compaction waits while a job runs and
+// never passes the durable applied index). It reports whether it swapped.
 func (n *node) maybeShrinkState(res snapshotResult) (bool, error) {
-	if res.compactPath == "" {
-		return false, nil // state.db was not bloated when the snapshot began
-	}
 	st, err := n.state.Stats()
 	if err != nil {
 		return false, fmt.Errorf("%w: %w", ErrStopped, err)
@@ -338,7 +381,7 @@ func (n *node) maybeShrinkState(res snapshotResult) (bool, error) {
 	}
 	start := time.Now()
 	// On the applier, with every handed entry applied: the swap and the
-	// re-apply are state.db writes.
+	// re-apply are state.db writes (decision 24).
 	err = n.quiesceApplier(func(state *storage.StateDB) error {
 		applied := state.AppliedIndex()
 		if err := state.Replace(res.compactPath); err != nil {
@@ -375,30 +418,30 @@ func reapply(state *storage.StateDB, raft *storage.RaftDB, maxBatchBytes uint64,
 	return nil
 }
 
-// cancelSnapshot stops a snapshot in progress and waits for it (its read
+// cancelSnapshot stops the job in progress and waits for it (its read
 // transaction on state.db must end before state.db can be swapped).
+// Followers waiting for a snapshot file are told it failed; the core
+// offers them one again.
 func (n *node) cancelSnapshot() {
 	if n.job == nil {
 		return
 	}
-	n.job.cancel()
-	res := <-n.job.done
-	if res.compactPath != "" {
-		os.Remove(res.compactPath)
-	}
-	n.snapWaiting = append(n.job.waiters, n.snapWaiting...)
+	job := n.job
 	n.job = nil
-}
-
-// findSnapshot returns the snapshot file for (index, term).
-func (n *node) findSnapshot(index, term uint64) (snapshot.Meta, error) {
-	metas, listErr := n.store.List()
-	for _, m := range metas {
-		if m.Index == index && m.Term == term {
-			return m, nil
-		}
+	job.cancel()
+	res := <-job.done
+	switch {
+	case res.compactPath != "":
+		os.Remove(res.compactPath)
+	case job.kind == jobSend && res.err == nil:
+		n.releaseSendFile(&sendFile{meta: res.meta})
 	}
-	return snapshot.Meta{}, fmt.Errorf("%w: no intact file for snapshot %d/%d in %s (listing: %v)", snapshot.ErrNotFound, index, term, n.store.Dir(), listErr)
+	if job.kind == jobSend {
+		for peer := range n.snapWanted {
+			n.core.ReportSnapshot(peer, false)
+		}
+		clear(n.snapWanted)
+	}
 }
 
 // failSnapshotWaiters answers admin snapshot requests with code.
@@ -407,35 +450,29 @@ func (n *node) failSnapshotWaiters(code, detail string) {
 		n.reply.send(route, wire.ErrorResponse(code, detail))
 	}
 	n.snapWaiting = nil
-	if n.job != nil {
-		for _, route := range n.job.waiters {
-			n.reply.send(route, wire.ErrorResponse(code, detail))
-		}
-		n.job.waiters = nil
-	}
 }
 
 // snapshotRetryDelay is how long a node waits before it tries again a
-// snapshot that failed or would not fit on the disk.
+// snapshot file or compact copy that failed or would not fit on the disk.
 const snapshotRetryDelay = time.Second
 
-// snapshotFits reports whether a snapshot may start now: not within
-// snapshotRetryDelay of one that failed or did not fit, and with room on
-// the disk for its two copies of state.db's live pages (the snapshot file
-// and the compact copy) plus snapshotSlackBytes for the log meanwhile. It
-// may use the guard's reserve (min_free_bytes): that reserve is there so
-// that the compaction that gives the disk back can run (decision 19). A
-// snapshot that cannot fit would only fill the disk under the node's own
-// raft.db writes; as pops shrink the queues it fits again.
-func (n *node) snapshotFits() bool {
+// snapshotFits reports whether a job writing copies copies of state.db's
+// live pages may start now: not within snapshotRetryDelay of one that
+// failed or did not fit, and with room on the disk for them plus
+// snapshotSlackBytes for the log meanwhile. It may use the guard's reserve
+// (min_free_bytes): that reserve is there so that the work that gives the
+// disk back can run (decision 19). A copy that cannot fit would only fill
+// the disk under the node's own raft.db writes; as pops shrink the queues
+// it fits again.
+func (n *node) snapshotFits(copies uint64) bool {
 	now := time.Now()
 	if now.Before(n.snapDeferredUntil) {
 		return false
 	}
 	if n.disk == nil || !n.disk.measured.Load() {
-		return true // nothing known about the disk: the snapshot will tell
+		return true // nothing known about the disk: the copy will tell
 	}
-	need := 2*n.state.LiveBytes() + snapshotSlackBytes
+	need := copies*n.state.LiveBytes() + snapshotSlackBytes
 	if free := n.disk.free.Load(); free < need {
 		n.snapDeferredUntil = now.Add(snapshotRetryDelay)
 		if !n.snapDeferredLogged {

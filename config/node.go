@@ -45,14 +45,14 @@ type Node struct {
 	MaxBatchBytes        uint64 // proposals committed together / bytes per MsgApp
 	MaxInflightMsgs      int    // unacknowledged MsgApp per follower
 	MaxSessions          int    // client sessions kept in the state machine
-	SnapshotEntries      uint64 // take a snapshot no sooner than this many entries past the last one
-	// SnapshotLogPercent: and no sooner than the log since the last snapshot
-	// holds this percentage of the bytes queued at that snapshot (decision 15):
-	// a snapshot copies the state, so its cost is paid for by log bytes in
-	// proportion, whatever the depth.
+	SnapshotEntries      uint64 // compact the log when this many entries were applied since the last compaction
+	// SnapshotLogPercent and SnapshotsKept no longer have an effect: a
+	// compaction copies nothing and no snapshot file is kept (decision
+	// 26). They are still accepted (and validated) so that existing
+	// configurations and scripts start.
 	SnapshotLogPercent uint64
 	TrailingEntries    uint64 // entries kept in the log behind a snapshot for slow followers
-	SnapshotsKept      int    // snapshot files kept on disk
+	SnapshotsKept      int
 	SnapshotChunkBytes int    // bytes per InstallSnapshot chunk
 	LogLevel           string // debug|info|warn|error
 	LogFormat          string // auto|console|json

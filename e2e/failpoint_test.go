@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -121,7 +122,7 @@ func TestFailpoints(t *testing.T) {
 		cases = append(cases, failpointCase{point: p, nodes: 1, hit: 150, power: true}, failpointCase{point: p, nodes: 3, hit: 150, power: true})
 	}
 	cases = append(cases, failpointCase{point: "snapshot-before-record", nodes: 1, hit: 1, args: snap, power: true})
-	covered := map[string]bool{"install-between-swaps": true} // TestFailpointInstall
+	covered := map[string]bool{"install-between-swaps": true, "snapshot-file-written": true} // the subtests below
 	for _, tc := range cases {
 		covered[tc.point] = true
 		t.Run(tc.name(), func(t *testing.T) {
@@ -137,6 +138,10 @@ func TestFailpoints(t *testing.T) {
 	t.Run("install-between-swaps/follower", func(t *testing.T) {
 		t.Parallel()
 		runInstallCase(t, fpBin, snap)
+	})
+	t.Run("snapshot-file-written/leader", func(t *testing.T) {
+		t.Parallel()
+		runSendFileCase(t, fpBin, snap)
 	})
 	t.Run("no ack before fsync", func(t *testing.T) {
 		t.Parallel()
@@ -340,6 +345,40 @@ func runInstallCase(t *testing.T, fpBin string, snap []string) {
 	}
 	assertFailpointDeath(t, c, victim, "install-between-swaps", 20*time.Second)
 	restartAndCheck(t, c, h, victim)
+}
+
+// runSendFileCase: the leader dies right after it wrote a snapshot file
+// for a follower that was down while it compacted (decision 26: the file
+// exists only for that send). Restarted, it deletes the leftover file,
+// loses nothing, and the follower still catches up by a snapshot.
+func runSendFileCase(t *testing.T, fpBin string, snap []string) {
+	const victim, follower = 0, 2
+	c := newFailpointCluster(t, fpBin, 3, map[int][]string{victim: armed(victim, "snapshot-file-written=1")}, snap)
+	if _, err := c.Stop(follower, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	h := &history{ackedPuts: map[int]bool{}, unknown: map[int]bool{}}
+	stop, wait := runWorkload(c, h, false)
+	testwait.For(t, 20*time.Second, "the leader compacted past the stopped follower", func() bool {
+		st, err := c.Status(victim, 300*time.Millisecond)
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return err == nil && st.FirstIndex > 50 && len(h.ackedPuts) >= 150
+	})
+	close(stop)
+	wait()
+	if err := c.Start(follower); err != nil {
+		t.Fatal(err)
+	}
+	assertFailpointDeath(t, c, victim, "snapshot-file-written", 20*time.Second)
+	restartAndCheck(t, c, h, victim)
+	st, err := c.Status(follower, time.Second)
+	if err != nil || st.Snapshot == 0 {
+		t.Fatalf("follower status %+v (%v): want it caught up by a snapshot", st, err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(c.DataDir(victim), "snapshots", "*.snap")); len(left) != 0 {
+		t.Fatalf("snapshot files left on the restarted leader: %v", left)
+	}
 }
 
 // runNoAckBeforeFsync: one producer (no consumer, so no pop can explain a

@@ -11,7 +11,10 @@
 # Env: MESSAGES (default 1000000), STEP (50000), CLIENTS (64), KINDS
 # ("raftmq hraftq"), PEERS (the shared/peers folder; default: next to the
 # checkout), PEERS_BIN (where build.sh put hraftq, to skip the build),
-# KEEP=1 keeps the temp dirs. Prints one JSON line per kind, then a summary.
+# KEEP=1 keeps the temp dirs, INSTALL=0 skips the last phase (raftmq only:
+# node 2 wiped and rebuilt by InstallSnapshot, every node's anonymous RSS
+# sampled every 0.1 s meanwhile). Prints one JSON line per kind, then a
+# summary.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 peers=${PEERS:-$here/../../shared/peers}
@@ -77,14 +80,54 @@ JSON
   "$raftmq" bench deep --config "$d/config.json" --json --clients "$CLIENTS" --messages "$MESSAGES" --step "$STEP" \
     --topic deep --pids "$(IFS=,; echo "${pids[*]}")" >"$d/bench.json"
   du_bytes=$(for i in 0 1 2; do du -sb "$d/n$i" | cut -f1; done | paste -sd,)
+  du_disk=$(for i in 0 1 2; do du -sB1 "$d/n$i" | cut -f1; done | paste -sd,)
   stop_nodes; start_nodes "$b" "$d"
   restart_deep=$(ready "$d" probe)
+  install='{}'
+  if [ "$kind" = raftmq ] && [ "${INSTALL:-1}" = 1 ]; then
+    # A wiped follower rebuilt by InstallSnapshot of the whole deep state:
+    # anonymous RSS of every node sampled every 0.1 s until it caught up.
+    kill -TERM "${pids[2]}"; wait "${pids[2]}" 2>/dev/null || true
+    rm -rf "$d/n2"; mkdir -p "$d/n2"
+    "$b" serve --config "$d/config.json" --id 2 --data-dir "$d/n2" --recover >>"$d/n2.log" 2>&1 &
+    pids[2]=$!
+    install=$(python3 - "$raftmq" "$d/config.json" "${pids[@]}" <<'PY'
+import json, subprocess, sys, time
+raftmq, cfg, *pids = sys.argv[1:]
+addrs = [f'{a["ip"]}:{a["port"]}' for a in json.load(open(cfg))["addresses"]]
+def anon(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("RssAnon:"):
+            return int(line.split()[1]) * 1024
+    return 0
+def status(addr):
+    out = subprocess.run([raftmq, "status", "--servers", addr, "--json", "--timeout", "1s"], capture_output=True, text=True).stdout
+    try:
+        return json.loads(out)[0].get("status") or {}
+    except Exception:
+        return {}
+t0, peak, base = time.time(), [0, 0, 0], [anon(p) for p in pids]
+lead = next((status(a) for a in addrs[:2] if status(a).get("role") == "Leader"), {})
+target, last = lead.get("commit_index", 0), 0
+while time.time() - t0 < 600:
+    peak = [max(m, anon(p)) for m, p in zip(peak, pids)]
+    if time.time() - last > 0.5:
+        last = time.time()
+        st = status(addrs[2])
+        if st and not st.get("recovering") and st.get("applied_index", 0) >= target:
+            break
+    time.sleep(0.1)
+print(json.dumps({"took_s": round(time.time() - t0, 2), "anon_before_bytes": base, "peak_anon_bytes": peak}))
+PY
+)
+  fi
   stop_nodes
-  python3 - "$kind" "$d/bench.json" "$du_bytes" "$restart_empty" "$restart_deep" <<'PY'
+  python3 - "$kind" "$d/bench.json" "$du_bytes" "$restart_empty" "$restart_deep" "$du_disk" "$install" <<'PY'
 import json, sys
-kind, path, du, r0, r1 = sys.argv[1:]
+kind, path, du, r0, r1, dd, inst = sys.argv[1:]
 rep = json.load(open(path))
-rep.update(kind=kind, data_dir_bytes=[int(x) for x in du.split(",")], restart_empty_s=float(r0), restart_deep_s=float(r1))
+rep.update(kind=kind, data_dir_bytes=[int(x) for x in du.split(",")], data_dir_disk_bytes=[int(x) for x in dd.split(",")],
+           restart_empty_s=float(r0), restart_deep_s=float(r1), install=json.loads(inst))
 print(json.dumps(rep))
 PY
 done | tee "$work/out.jsonl"
@@ -101,5 +144,10 @@ for line in open(sys.argv[1]):
     print(f'{r["kind"]}: depth {puts[-1]["depth_after"]}: put {puts[0]["per_sec"]:.0f}/s empty -> {puts[-1]["per_sec"]:.0f}/s deep '
           f'(x{r["put_ratio"]:.2f}); pop {pops[0]["per_sec"]:.0f}/s -> {pops[-1]["per_sec"]:.0f}/s (x{r["pop_ratio"]:.2f}); '
           f'anon MB per node at the end {anon}, peak {peak}; data dir / queued bytes '
-          f'{[round(b / q, 2) for b in r["data_dir_bytes"]]}; restart {r["restart_empty_s"]} s empty, {r["restart_deep_s"]} s deep')
+          f'{[round(b / q, 2) for b in r["data_dir_bytes"]]} (on disk {[round(b / q, 2) for b in r["data_dir_disk_bytes"]]}); '
+          f'restart {r["restart_empty_s"]} s empty, {r["restart_deep_s"]} s deep (x{r["restart_deep_s"] / max(r["restart_empty_s"], 0.01):.1f})')
+    if r.get("install"):
+        i = r["install"]
+        print(f'  install to a wiped follower: {i["took_s"]} s; anon MB before {[b >> 20 for b in i["anon_before_bytes"]]}, '
+              f'peak during {[b >> 20 for b in i["peak_anon_bytes"]]} (node 2 is the wiped one)')
 PY

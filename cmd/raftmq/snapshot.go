@@ -21,7 +21,7 @@ type snapshotRow struct {
 func snapshotCommand(e env) *cli.Command {
 	return &cli.Command{
 		Name:  "snapshot",
-		Usage: "make every given server take a snapshot of its state now and compact its log (exit 3 if one cannot)",
+		Usage: "make every given server make its state durable as its snapshot now and compact its log (exit 3 if one cannot)",
 		Flags: clientFlags(),
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 0 {
