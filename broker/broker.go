@@ -377,7 +377,6 @@ func (b *Broker) run(ctx context.Context) (err error) {
 
 	requestCh := make(chan clientRequest, b.cfg.MaxPendingRequests)
 	var stopping atomic.Bool
-	const replyEndpoint = "inproc://replies"
 	cs := &clientServer{
 		log: b.log.With().Str("component", "clients").Logger(),
 		limits: wire.Limits{
@@ -400,16 +399,10 @@ func (b *Broker) run(ctx context.Context) (err error) {
 	if b.curve != nil {
 		cs.curveSecret = b.curve.secret
 	}
-	if err := newClientServer(zctx, tcpEndpoint(listenIP, self.Port), replyEndpoint, cs); err != nil {
+	if err := newClientServer(zctx, tcpEndpoint(listenIP, self.Port), cs); err != nil {
 		return err
 	}
-	rep, err := newReplier(zctx, replyEndpoint, cs.refusals, b.metrics)
-	if err != nil {
-		cs.router.Close()
-		cs.pull.Close()
-		cs.limiter.stop()
-		return err
-	}
+	rep := newReplier(cs.replies, cs.refusals, b.metrics)
 	rep.log = b.log
 	n := &node{
 		log:            b.log,
@@ -461,18 +454,14 @@ func (b *Broker) run(ctx context.Context) (err error) {
 	// term and no-op and publish that before the first request is read, so
 	// a client that asks at once finds a leader, fresh or restarted.
 	if err := n.processReady(); err != nil {
-		rep.close()
-		cs.router.Close()
-		cs.pull.Close()
+		cs.close()
 		return err
 	}
 	n.publishStatus()
 	if b.cfg.MetricsListen != "" {
 		srv, err := metrics.Listen(b.cfg.MetricsListen, b.metrics)
 		if err != nil {
-			rep.close()
-			cs.router.Close()
-			cs.pull.Close()
+			cs.close()
 			return err
 		}
 		defer srv.Close() // before the stores close: a scrape reads state.db

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -25,10 +26,10 @@ type clientRequest struct {
 	waiter *waiter
 }
 
-// clientServer owns the client ROUTER socket and the PULL end of the reply
-// channel. It decodes and validates requests, answers the ones it can
-// (status, bad input, overload, shutting down) and hands the rest to the node
-// loop, whose replies come back over an inproc socket.
+// clientServer owns the client ROUTER socket. It decodes and validates
+// requests, answers the ones it can (status, bad input, overload, shutting
+// down) and hands the rest to the node loop, whose replies come back
+// through replies.
 type clientServer struct {
 	log      zerolog.Logger
 	limits   wire.Limits
@@ -52,14 +53,17 @@ type clientServer struct {
 	curveSecret string
 	curveLog    *refusalLog
 
-	router *zmq.Socket
-	pull   *zmq.Socket
+	router  *zmq.Socket
+	waiter  *socketWaiter // router's descriptor in Go's poller (zmqwait_unix.go)
+	replies *replyQueue
 }
 
+// clientPollInterval bounds how long the client server waits before it
+// looks at its socket again, whatever the socket's descriptor says.
 const clientPollInterval = 50 * time.Millisecond
 
-// newClientServer binds the client socket and the reply endpoint; run serves.
-func newClientServer(zctx *zmq.Context, listen, replyEndpoint string, cs *clientServer) error {
+// newClientServer binds the client socket; run serves.
+func newClientServer(zctx *zmq.Context, listen string, cs *clientServer) error {
 	router, err := zctx.NewSocket(zmq.ROUTER)
 	if err != nil {
 		return fmt.Errorf("broker: client socket: %w", err)
@@ -95,20 +99,22 @@ func newClientServer(zctx *zmq.Context, listen, replyEndpoint string, cs *client
 		cs.limiter.stop()
 		return fmt.Errorf("broker: bind client port %s: %w (is another broker running, or the port taken?)", listen, err)
 	}
-	pull, err := zctx.NewSocket(zmq.PULL)
-	if err == nil {
-		err = pull.Bind(replyEndpoint)
-	}
+	w, err := newSocketWaiter(router)
 	if err != nil {
 		router.Close()
 		cs.limiter.stop()
-		if pull != nil {
-			pull.Close()
-		}
-		return fmt.Errorf("broker: reply socket: %w", err)
+		return err
 	}
-	cs.router, cs.pull = router, pull
+	cs.router, cs.waiter, cs.replies = router, w, &replyQueue{wake: w.interrupt}
 	return nil
+}
+
+// close releases what newClientServer made, for a broker that stops
+// before run.
+func (cs *clientServer) close() {
+	cs.waiter.close()
+	cs.router.Close()
+	cs.limiter.stop()
 }
 
 // curveRefusals is the refusal log when CURVE is on, else nil.
@@ -126,31 +132,52 @@ func (cs *clientServer) run(nodeDone <-chan struct{}) {
 	// wait on a reader that is gone.
 	defer cs.limiter.stop()
 	defer cs.router.Close()
-	defer cs.pull.Close()
-	poller := zmq.NewPoller()
-	poller.Add(cs.router, zmq.POLLIN)
-	poller.Add(cs.pull, zmq.POLLIN)
+	defer cs.waiter.close()
+	// Wake when a client's request may be waiting, a reply is queued, or
+	// the node loop is done.
+	exited := make(chan struct{})
+	defer close(exited)
+	go func() {
+		select {
+		case <-nodeDone:
+			cs.waiter.interrupt()
+		case <-exited:
+		}
+	}()
+	var sockErr error
+	ready := func() bool {
+		if cs.replies.waiting() {
+			return true
+		}
+		select {
+		case <-nodeDone:
+			return true
+		default:
+		}
+		ev, err := cs.router.GetEvents()
+		if err != nil {
+			sockErr = err
+			return true
+		}
+		return ev&zmq.POLLIN != 0
+	}
 	for {
+		cs.readRequests()
+		cs.forwardReplies()
 		select {
 		case <-nodeDone:
 			cs.forwardReplies()
 			return
 		default:
 		}
-		polled, err := poller.Poll(clientPollInterval)
-		if err != nil {
-			if errors.Is(err, zmq.ETERM) {
-				return
-			}
-			continue
+		if _, err := cs.waiter.wait(clientPollInterval, ready); err != nil {
+			cs.log.Error().Err(err).Msg("cannot wait for the client socket")
+			return
 		}
-		for _, p := range polled {
-			if p.Socket == cs.router {
-				cs.readRequests()
-			} else {
-				cs.forwardReplies()
-			}
+		if errors.Is(sockErr, zmq.ETERM) {
+			return
 		}
+		sockErr = nil
 	}
 }
 
@@ -216,16 +243,15 @@ func (cs *clientServer) handle(frames [][]byte, payload []byte) {
 
 // forwardReplies moves replies from the node loop to their clients.
 func (cs *clientServer) forwardReplies() {
-	for {
-		frames, err := cs.pull.RecvMessageBytes(zmq.DONTWAIT)
-		if err != nil {
-			return
-		}
+	batch := cs.replies.take()
+	for i, frames := range batch {
 		cs.pending.Add(-1)
 		if _, err := cs.router.SendMessageDontwait(frames); err != nil {
 			cs.log.Debug().Err(err).Msg("reply dropped: client gone")
 		}
+		batch[i] = nil
 	}
+	cs.replies.recycle(batch)
 }
 
 func (cs *clientServer) reply(to replyTo, resp wire.Response) {
@@ -250,33 +276,59 @@ func (cs *clientServer) replyJSON(route [][]byte, v any) {
 	}
 }
 
-// replier is the node loop's end of the reply channel: a PUSH socket owned
-// by the node goroutine.
+// replyQueue carries replies (ZeroMQ frames: route, then the JSON) from
+// the node loop to the client server. It never blocks the node loop; the
+// client server's pending limit bounds it. (It replaced an inproc PUSH/PULL
+// pair: two cgo calls and a cross-thread signal per reply.)
+type replyQueue struct {
+	mu    sync.Mutex
+	q     [][][]byte
+	spare [][][]byte
+	wake  func() // called when q becomes non-empty
+}
+
+func (q *replyQueue) put(frames [][]byte) {
+	q.mu.Lock()
+	q.q = append(q.q, frames)
+	first := len(q.q) == 1
+	q.mu.Unlock()
+	if first {
+		q.wake()
+	}
+}
+
+// waiting says whether a reply is queued.
+func (q *replyQueue) waiting() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.q) > 0
+}
+
+// take returns every queued reply; hand the slice back with recycle.
+func (q *replyQueue) take() [][][]byte {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	b := q.q
+	q.q, q.spare = q.spare[:0], nil
+	return b
+}
+
+func (q *replyQueue) recycle(b [][][]byte) {
+	q.mu.Lock()
+	q.spare = b[:0]
+	q.mu.Unlock()
+}
+
+// replier is the node loop's end of the reply queue.
 type replier struct {
-	push     *zmq.Socket
+	q        *replyQueue
 	log      zerolog.Logger
 	refusals *refusals
 	metrics  *metrics.Metrics
 }
 
-func newReplier(zctx *zmq.Context, endpoint string, ref *refusals, m *metrics.Metrics) (*replier, error) {
-	push, err := zctx.NewSocket(zmq.PUSH)
-	if err == nil {
-		err = push.SetSndhwm(0) // bounded by the client server's pending limit
-	}
-	if err == nil {
-		err = push.SetLinger(-1) // flush replies on close
-	}
-	if err == nil {
-		err = push.Connect(endpoint)
-	}
-	if err != nil {
-		if push != nil {
-			push.Close()
-		}
-		return nil, fmt.Errorf("broker: reply socket: %w", err)
-	}
-	return &replier{push: push, refusals: ref, metrics: m}, nil
+func newReplier(q *replyQueue, ref *refusals, m *metrics.Metrics) *replier {
+	return &replier{q: q, refusals: ref, metrics: m}
 }
 
 // send answers a request in its dialect and counts it.
@@ -292,14 +344,10 @@ func (r *replier) sendJSON(to replyTo, resp any) {
 	if err != nil {
 		panic(fmt.Sprintf("broker: marshal reply %#v: %v", resp, err))
 	}
-	parts := make([]any, 0, len(route)+1)
-	for _, f := range route {
-		parts = append(parts, f)
-	}
-	parts = append(parts, b)
-	if _, err := r.push.SendMessage(parts...); err != nil {
-		r.log.Error().Err(err).Msg("reply lost on the inproc channel")
-	}
+	frames := make([][]byte, 0, len(route)+1)
+	frames = append(frames, route...)
+	r.q.put(append(frames, b))
 }
 
-func (r *replier) close() { r.push.Close() }
+// close is called once the node loop has sent its last reply.
+func (r *replier) close() {}

@@ -1,6 +1,9 @@
 package broker
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 func TestParseRssAnon(t *testing.T) {
 	tests := []struct {
@@ -24,5 +27,30 @@ func TestParseRssAnon(t *testing.T) {
 func TestHeapBytes(t *testing.T) {
 	if heapBytes() == 0 {
 		t.Fatalf("heapBytes = 0 in a running program (metric %s unsupported?)", heapMetric)
+	}
+}
+
+// BenchmarkAnonRSSBytes is the cost of one read of /proc/self/status,
+// which the status the node loop publishes each tick needs.
+func BenchmarkAnonRSSBytes(b *testing.B) {
+	for b.Loop() {
+		anonRSSBytes()
+	}
+}
+
+// TestRecentAnonRSSBytes: the figure is read again only once it is an
+// anonRSSInterval old.
+func TestRecentAnonRSSBytes(t *testing.T) {
+	t0 := time.Now().Add(time.Hour) // after anything another test stored
+	recentAnonRSSBytes(t0)
+	const sentinel = 12345
+	anonRSS.mu.Lock()
+	anonRSS.bytes = sentinel
+	anonRSS.mu.Unlock()
+	if got := recentAnonRSSBytes(t0.Add(anonRSSInterval / 2)); got != sentinel {
+		t.Fatalf("within the interval: %d, want the stored %d", got, sentinel)
+	}
+	if got := recentAnonRSSBytes(t0.Add(anonRSSInterval)); got == sentinel {
+		t.Fatalf("after the interval: still the stored %d, want a fresh read", got)
 	}
 }

@@ -3,6 +3,7 @@ package broker
 import (
 	"fmt"
 	"sync/atomic"
+	"time"
 
 	"github.com/raftmq/raftmq/broker/wire"
 	"github.com/raftmq/raftmq/metrics"
@@ -72,7 +73,7 @@ func (n *node) publishStatus() {
 		SnapshotInProgress: n.job != nil,
 		SnapshotSends:      len(n.senders),
 		HeapBytes:          heapBytes(),
-		AnonBytes:          anonRSSBytes(),
+		AnonBytes:          recentAnonRSSBytes(time.Now()),
 		Waiting:            n.waiters.len(),
 
 		PeerFramesRefused:  n.stats.peerFramesRefused.Load(),

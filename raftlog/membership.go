@@ -157,6 +157,12 @@ func (c *Core) checkConfProposal(e Entry) error {
 		var match uint64
 		if pr := c.prs[cc.ID]; pr != nil {
 			match = pr.match
+			if pr.recovering {
+				// It would not vote yet, and the leader would demote it
+				// again at once (decision 25).
+				return fmt.Errorf("%w: promote %d: it reports it is still recovering (it joined empty or lost data and has not caught up); retry once it has",
+					ErrBadConfChange, cc.ID)
+			}
 		}
 		newest := max(c.mem.baseIndex, c.mem.lastIndex())
 		if last := c.log.lastIndex(); match < newest || match+c.maxPromoteLag < last {

@@ -63,6 +63,12 @@ func (c *Core) maybeEndRecovery() {
 	c.rec.active = false
 	c.logger.Infof("raftlog: node %d recovered: commit %d reached target %d; it votes and may campaign again",
 		c.id, c.prevHard.Commit, c.rec.target)
+	if c.lead != None {
+		// Tell the leader now (its last answer said recovering), so that
+		// it may promote this node without waiting for a heartbeat. What
+		// is committed matches the leader's log.
+		c.send(Message{Type: MsgAppResp, To: c.lead, Index: c.log.committed})
+	}
 }
 
 // Recovering reports whether the node is still in recovering mode: it
@@ -112,9 +118,10 @@ func (pr *progress) noteRecoveryReport(m Message) {
 //     count) are a quorum of the configuration without it: a recovering
 //     voter still helps commit, and demoting it when another voter is down
 //     would stop the cluster.
-//   - a learner that reports it was demoted is promoted back once its log
-//     holds our commit index (so everything it may have acknowledged and
-//     lost, and its recovery target) and the usual promotion rule holds.
+//   - a learner that reports it was demoted is promoted back once it no
+//     longer reports recovering (promoted earlier, it would be demoted
+//     again), its log holds our commit index, and the usual promotion
+//     rule holds.
 func (c *Core) maybeRepairRecovering() {
 	if c.role != RoleLeader || c.pendingConfIndex > c.log.committed || c.leadTransferee != None {
 		return
@@ -129,7 +136,7 @@ func (c *Core) maybeRepairRecovering() {
 				continue
 			}
 			cc = ConfChange{Type: ConfDemote, ID: id}
-		case pr.demoted && !c.isVoter(id) && pr.match >= c.log.committed:
+		case pr.demoted && !pr.recovering && !c.isVoter(id) && pr.match >= c.log.committed:
 			cc = ConfChange{Type: ConfPromote, ID: id}
 		default:
 			continue

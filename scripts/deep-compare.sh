@@ -107,14 +107,15 @@ def status(addr):
     except Exception:
         return {}
 t0, peak, base = time.time(), [0, 0, 0], [anon(p) for p in pids]
-lead = next((status(a) for a in addrs[:2] if status(a).get("role") == "Leader"), {})
-target, last = lead.get("commit_index", 0), 0
+target, last = 0, 0
 while time.time() - t0 < 600:
     peak = [max(m, anon(p)) for m, p in zip(peak, pids)]
     if time.time() - last > 0.5:
         last = time.time()
+        if target == 0:  # the leader's commit index when first found
+            target = next((s.get("commit_index", 0) for s in map(status, addrs[:2]) if s.get("role") == "Leader"), 0)
         st = status(addrs[2])
-        if st and not st.get("recovering") and st.get("applied_index", 0) >= target:
+        if target > 0 and st.get("role") and not st.get("recovering") and st.get("applied_index", 0) >= target:
             break
     time.sleep(0.1)
 print(json.dumps({"took_s": round(time.time() - t0, 2), "anon_before_bytes": base, "peak_anon_bytes": peak}))

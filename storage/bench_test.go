@@ -2,7 +2,10 @@ package storage
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/raftmq/raftmq/raftlog"
@@ -70,4 +73,60 @@ func BenchmarkApply(b *testing.B) {
 		}
 	}
 	b.ReportMetric(64, "entries/fsync")
+}
+
+// BenchmarkSaveSteady is raft.db as a busy broker keeps it: Saves of 16
+// entries of 256 B with the hard state, the log compacted to its last 1000
+// entries every 10000 (the broker's defaults), so the file holds free
+// pages. It reports the bytes each Save hands to write(2) and pwrite(2)
+// (the freelist, the log pages and the meta page) besides its time.
+func BenchmarkSaveSteady(b *testing.B) {
+	r, err := OpenRaftDB(filepath.Join(b.TempDir(), "raft.db"), testCluster)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close()
+	data := make([]byte, 256)
+	batch := make([]raftlog.Entry, 16)
+	next := uint64(1)
+	save := func() {
+		for i := range batch {
+			batch[i] = raftlog.Entry{Index: next, Term: 1, Type: raftlog.EntryNormal, Data: data}
+			next++
+		}
+		if err := r.Save(raftlog.HardState{Term: 1, Vote: 1, Commit: next - 1}, batch); err != nil {
+			b.Fatal(err)
+		}
+		if last := next - 1; last%10000 < uint64(len(batch)) && last > 1000 {
+			if err := r.Compact(last - 1000); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	for range 2000 { // 32000 entries: three compactions behind it
+		save()
+	}
+	w0 := writtenBytes(b)
+	b.ResetTimer()
+	for b.Loop() {
+		save()
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(writtenBytes(b)-w0)/float64(b.N), "wbytes/save")
+}
+
+// writtenBytes is this process's wchar: bytes passed to write calls.
+func writtenBytes(b *testing.B) uint64 {
+	raw, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		b.Skip("no /proc/self/io")
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(line, "wchar: "); ok {
+			n, _ := strconv.ParseUint(v, 10, 64)
+			return n
+		}
+	}
+	b.Skip("no wchar in /proc/self/io")
+	return 0
 }

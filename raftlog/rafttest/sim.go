@@ -652,9 +652,19 @@ func (s *Sim) compact() error {
 // repair one node at a time, and a node with an empty log that hears of
 // commits takes itself for one that lost its data (decision 9's blind
 // spot for a node that is merely new), persisted as the broker does.
+//
+// Nor while any node's log shows a learner: in a run without membership
+// changes only a demotion (decision 25) makes one, and the repair of the
+// node it demoted is not over until it is promoted back. Meanwhile the
+// cluster runs with one voter fewer, and a second wipe could take the
+// last quorum (the operator's rule: one node at a time, until `member
+// list` shows every voter again).
 func (s *Sim) wipe() error {
 	for _, n := range s.nodes {
 		if last, _ := n.storage.LastIndex(); n.recovering || last == 0 {
+			return nil
+		}
+		if n.core != nil && len(n.core.Conf().Learners) > 0 && !s.opts.Membership {
 			return nil
 		}
 	}
