@@ -444,6 +444,9 @@ func (b *Broker) run(ctx context.Context) (err error) {
 		snapReportCh:        make(chan snapReport),
 		installCh:           make(chan pendingInstall),
 	}
+	n.applier = newApplier(b.state, b.log.With().Str("component", "applier").Logger(), n.failpoint)
+	defer n.applier.close() // before the stores close (deferred earlier)
+	n.handed, n.applied = b.state.AppliedIndex(), b.state.AppliedIndex()
 	if s, err := b.raft.Snapshot(); err == nil {
 		n.snapIndex = s.Index
 	}

@@ -70,12 +70,20 @@ func (n *node) installSnapshot(s raftlog.SnapshotMeta) error {
 		return fmt.Errorf("%w: install snapshot in raft.db: %w", ErrStopped, err)
 	}
 	n.failpoint(fpInstallBetweenSwaps)
-	if err := n.state.Replace(path); err != nil {
-		return fmt.Errorf("%w: install snapshot as state.db: %w", ErrStopped, err)
+	// On the applier, once it has applied every entry handed to it.
+	err := n.quiesceApplier(func(state *storage.StateDB) error {
+		if err := state.Replace(path); err != nil {
+			return fmt.Errorf("%w: install snapshot as state.db: %w", ErrStopped, err)
+		}
+		if got := state.AppliedIndex(); got != s.Index {
+			return fmt.Errorf("%w: the installed snapshot %d/%d holds a state.db applied to %d", ErrStopped, s.Index, s.Term, got)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
-	if got := n.state.AppliedIndex(); got != s.Index {
-		return fmt.Errorf("%w: the installed snapshot %d/%d holds a state.db applied to %d", ErrStopped, s.Index, s.Term, got)
-	}
+	n.handed, n.applied = s.Index, s.Index
 	n.snapIndex = s.Index
 	n.stats.snapshotsInstalled.Add(1)
 	n.log.Info().Uint64("index", s.Index).Uint64("term", s.Term).Msg("snapshot installed")

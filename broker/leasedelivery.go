@@ -71,9 +71,12 @@ func (n *node) waitAgain(cr *clientRequest) {
 		n.reply.send(cr.route, wire.Fail())
 	case n.core.Role() != raftlog.RoleLeader:
 		n.answerNotLeader(cr.route)
-	case !time.Now().Before(w.until):
-		n.reply.send(cr.route, wire.Fail())
 	default:
+		// Parked even when its wait has ended: a later entry of the batches
+		// just taken may have readied its topic (wakeWaiters proposes it
+		// again), else the next tick answers it {"success":false}. Answering
+		// now could say "nothing" while the applied state holds a message,
+		// and a resend of the same seq would then find it.
 		n.waiters.park(w)
 	}
 }
@@ -105,11 +108,26 @@ func (n *node) wakeWaiters() {
 	n.proposeBatch(batch, ids)
 }
 
-// expireWaiters answers the waiters whose wait ended: nothing came.
-func (n *node) expireWaiters(now time.Time) {
+// expireWaiters answers the waiters whose wait ended: nothing came. It
+// first takes what the applier has applied of the entries handed to it
+// (decision 24), so that a waiter whose topic one of them readied is
+// proposed again instead: "nothing came" must hold for everything this
+// node has committed and handed over, as when apply ran in the loop,
+// since a resend of the same seq would find the message. An error means
+// the node must stop.
+func (n *node) expireWaiters(now time.Time) error {
+	if !n.waiters.anyExpired(now) {
+		return nil
+	}
+	if n.applied != n.handed {
+		if err := n.quiesceApplier(nil); err != nil {
+			return err
+		}
+	}
 	for _, w := range n.waiters.expired(now) {
 		n.reply.send(w.cr.route, wire.Fail())
 	}
+	return nil
 }
 
 // failWaiters answers every waiter of a deposed leader not_leader: the

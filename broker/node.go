@@ -26,15 +26,26 @@ const (
 	stateGroupDelay   = 100 * time.Millisecond
 )
 
-// node is the one goroutine that owns the raftlog core, raft.db and
-// state.db. Everything else reaches it through channels.
+// node is the raft loop: the one goroutine that owns the raftlog core,
+// raft.db, the ticker and the transport. state.db's writes belong to the
+// applier (applier.go), which the loop hands committed entries to and
+// hears results from. Everything else reaches the loop through channels.
 type node struct {
 	log   zerolog.Logger
 	core  *raftlog.Core
 	raft  *storage.RaftDB
-	state *storage.StateDB
+	state *storage.StateDB // read here; written only by the applier
 	trans transport
 	reply *replier
+
+	// applier applies committed entries off the loop (decision 24).
+	// handed is the last index handed to it (membership changes up to it
+	// are recorded in raft.db: applyChanges runs at hand-off), applied the
+	// last index whose results the loop has taken (answered, waiters
+	// woken, reads served). Invariant: applied <= handed <= commit.
+	applier *applier
+	handed  uint64
+	applied uint64
 
 	self uint64
 	// addrs are the addresses of every node this one knows (members and
@@ -125,7 +136,7 @@ func (n *node) run(stop <-chan struct{}) error {
 		case <-stop:
 			return n.shutdown(ticker)
 		case <-ticker.C:
-			n.onTick()
+			err = n.onTick()
 			ticked = true
 		case m := <-n.trans.Recv():
 			n.step(m)
@@ -143,6 +154,8 @@ func (n *node) run(stop <-chan struct{}) error {
 			n.snapshotReported(r)
 		case res := <-n.jobDoneCh():
 			err = n.snapshotDone(res)
+		case <-n.applier.doneC():
+			err = n.takeApplied()
 		}
 		if err == nil {
 			err = n.processReady()
@@ -181,13 +194,17 @@ func (n *node) drain() {
 }
 
 // onTick advances the core's clock and answers requests that timed out.
-func (n *node) onTick() {
+// An error means the node must stop.
+func (n *node) onTick() error {
 	n.core.Tick()
 	now := time.Now()
 	n.expire(now)
-	n.expireWaiters(now)
+	if err := n.expireWaiters(now); err != nil {
+		return err
+	}
 	n.maybeProposeExpiry(now)
-	n.expireMember(now, n.state.AppliedIndex())
+	n.expireMember(now, n.handed)
+	return nil
 }
 
 // stopSnapshots ends the snapshot in progress, the transfers and the
@@ -381,15 +398,11 @@ func (n *node) processReady() error {
 		if err := n.applyChanges(rd.CommittedEntries); err != nil {
 			return err
 		}
-		if len(rd.CommittedEntries) > 0 {
-			n.failpoint(fpStateBeforeCommit)
-			applied, err := n.state.Apply(rd.CommittedEntries)
-			if err != nil {
-				n.log.Error().Err(err).Msg("cannot apply committed entries; stopping this node")
-				return fmt.Errorf("%w: apply: %w", ErrStopped, err)
-			}
-			n.failpoint(fpStateAfterCommit)
-			n.answerApplied(applied)
+		if k := len(rd.CommittedEntries); k > 0 {
+			// Handed to the applier; the loop goes on to the next Ready and
+			// answers when the results come back (takeApplied).
+			n.applier.submit(rd.CommittedEntries)
+			n.handed = rd.CommittedEntries[k-1].Index
 		}
 		for _, rs := range rd.ReadStates {
 			n.readIndexKnown(rs)
@@ -399,13 +412,39 @@ func (n *node) processReady() error {
 			n.startSnapshotSend(m)
 		}
 		n.serveReads()
-		n.wakeWaiters()
-	}
-	if err := n.state.CommitIfDue(time.Now()); err != nil {
-		n.log.Error().Err(err).Msg("cannot commit state.db; stopping this node")
-		return fmt.Errorf("%w: commit state.db: %w", ErrStopped, err)
 	}
 	return nil
+}
+
+// takeApplied answers the requests of the batches the applier has applied,
+// serves the reads they complete and wakes the waiters of the topics they
+// readied. An error means the applier failed: the node must stop.
+func (n *node) takeApplied() error {
+	for _, d := range n.applier.take() {
+		if d.err != nil {
+			return d.err
+		}
+		n.answerApplied(d.results)
+		n.applied = max(n.applied, d.last)
+	}
+	n.serveReads()
+	n.wakeWaiters()
+	return nil
+}
+
+// quiesceApplier waits until the applier has applied everything handed to
+// it, runs fn (if not nil) on the applier with state.db to itself, and
+// takes the results. Snapshots, installs and state.db swaps use it: they
+// need state.db at the handed index, and no apply beside them.
+func (n *node) quiesceApplier(fn func(*storage.StateDB) error) error {
+	if fn == nil {
+		fn = func(*storage.StateDB) error { return nil }
+	}
+	err := n.applier.do(fn)
+	if terr := n.takeApplied(); terr != nil {
+		return terr
+	}
+	return err
 }
 
 // splitSnapshots takes the MsgSnaps out of msgs: their snapshot files travel
@@ -476,7 +515,7 @@ func (n *node) readIndexKnown(rs raftlog.ReadState) {
 
 // serveReads answers the reads whose read index has been applied.
 func (n *node) serveReads() {
-	servable := n.reqs.takeServable(n.state.AppliedIndex())
+	servable := n.reqs.takeServable(n.applied)
 	if len(servable) == 0 {
 		return
 	}

@@ -23,6 +23,10 @@ func (n *node) shutdown(ticker *time.Ticker) error {
 			return err
 		}
 	}
+	// Entries already committed get their real answers.
+	if err := n.quiesceApplier(nil); err != nil {
+		return err
+	}
 	n.failAll(wire.ErrShuttingDown, "the broker stopped before this request completed; its outcome is unknown: retry with the same client_id and seq on another broker")
 	return nil
 }
@@ -49,11 +53,17 @@ func (n *node) runUntil(deadline time.Time, ticker *time.Ticker, done func() boo
 		case <-timer.C:
 			return nil
 		case <-ticker.C:
-			n.onTick()
+			if err := n.onTick(); err != nil {
+				return err
+			}
 		case m := <-n.trans.Recv():
 			n.step(m)
 		case cr := <-n.requestCh:
 			n.reply.send(cr.route, wire.ErrorResponse(wire.ErrShuttingDown, "this broker is stopping; send the request to another broker"))
+		case <-n.applier.doneC():
+			if err := n.takeApplied(); err != nil {
+				return err
+			}
 		}
 		if err := n.processReady(); err != nil {
 			return err

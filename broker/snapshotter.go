@@ -102,7 +102,7 @@ func (n *node) maybeSnapshot() error {
 			return err
 		}
 	}
-	applied := n.state.AppliedIndex()
+	applied := n.handed // what state.db holds once the applier catches up
 	if applied-n.snapIndex <= n.snapshotEntries && len(n.snapWaiting) == 0 {
 		return nil
 	}
@@ -123,7 +123,10 @@ func (n *node) maybeSnapshot() error {
 // snapshot index is state.db's durable applied index.
 func (n *node) compact() error {
 	start := time.Now()
-	if err := n.state.Commit(); err != nil {
+	// The applier applies everything handed to it and commits (decision
+	// 24): state.db is then durable at the handed index, whose membership
+	// raft.db records (applyChanges runs at hand-off).
+	if err := n.quiesceApplier(func(st *storage.StateDB) error { return st.Commit() }); err != nil {
 		n.log.Error().Err(err).Msg("cannot commit state.db; stopping this node")
 		return fmt.Errorf("%w: commit state.db: %w", ErrStopped, err)
 	}
@@ -201,10 +204,10 @@ func (n *node) startSendJob() error {
 	if !n.snapshotFits(1) {
 		return nil // tried again from the node loop
 	}
-	// The copy holds what state.db has committed: commit every applied
-	// entry first, so the file is at the applied index, whose membership
-	// raft.db holds now.
-	if err := n.state.Commit(); err != nil {
+	// The copy holds what state.db has committed: have the applier apply
+	// everything handed to it and commit first, so the file is at the
+	// handed index, whose membership raft.db holds now (decision 24).
+	if err := n.quiesceApplier(func(st *storage.StateDB) error { return st.Commit() }); err != nil {
 		n.log.Error().Err(err).Msg("cannot commit state.db; stopping this node")
 		return fmt.Errorf("%w: commit state.db: %w", ErrStopped, err)
 	}
@@ -377,11 +380,16 @@ func (n *node) maybeShrinkState(res snapshotResult) (bool, error) {
 		return false, nil
 	}
 	start := time.Now()
-	applied := n.state.AppliedIndex()
-	if err := n.state.Replace(res.compactPath); err != nil {
-		return false, fmt.Errorf("%w: swap in a compact state.db: %w", ErrStopped, err)
-	}
-	if err := n.reapply(applied); err != nil {
+	// On the applier, with every handed entry applied: the swap and the
+	// re-apply are state.db writes (decision 24).
+	err = n.quiesceApplier(func(state *storage.StateDB) error {
+		applied := state.AppliedIndex()
+		if err := state.Replace(res.compactPath); err != nil {
+			return fmt.Errorf("%w: swap in a compact state.db: %w", ErrStopped, err)
+		}
+		return reapply(state, n.raft, n.maxBatchBytes, applied)
+	})
+	if err != nil {
 		return false, err
 	}
 	after, _ := n.state.Stats()
@@ -393,18 +401,18 @@ func (n *node) maybeShrinkState(res snapshotResult) (bool, error) {
 // reapply applies the log from state.db's applied index up to to. The
 // results were computed (and answered) the first time; apply is
 // deterministic, so applying again gives the same state.
-func (n *node) reapply(to uint64) error {
-	for lo := n.state.AppliedIndex() + 1; lo <= to; {
-		ents, err := n.raft.Entries(lo, to+1, n.maxBatchBytes)
+func reapply(state *storage.StateDB, raft *storage.RaftDB, maxBatchBytes uint64, to uint64) error {
+	for lo := state.AppliedIndex() + 1; lo <= to; {
+		ents, err := raft.Entries(lo, to+1, maxBatchBytes)
 		if err != nil {
 			return fmt.Errorf("%w: re-apply from %d: %w", ErrStopped, lo, err)
 		}
-		if _, err := n.state.Apply(ents); err != nil {
+		if _, err := state.Apply(ents); err != nil {
 			return fmt.Errorf("%w: re-apply from %d: %w", ErrStopped, lo, err)
 		}
 		lo = ents[len(ents)-1].Index + 1
 	}
-	if got := n.state.AppliedIndex(); got != to {
+	if got := state.AppliedIndex(); got != to {
 		panic(fmt.Sprintf("broker: re-applied state.db to %d, want %d", got, to))
 	}
 	return nil

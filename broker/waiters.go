@@ -79,6 +79,11 @@ func (ws *waiters) take(topic string, max int) []*waiter {
 	return out
 }
 
+// anyExpired reports whether a waiter's wait ended by now.
+func (ws *waiters) anyExpired(now time.Time) bool {
+	return len(ws.byDeadline) > 0 && !now.Before(ws.byDeadline[0].until)
+}
+
 // expired removes and returns the waiters whose wait ended by now.
 func (ws *waiters) expired(now time.Time) []*waiter {
 	var out []*waiter

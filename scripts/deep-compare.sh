@@ -11,7 +11,7 @@
 # Env: MESSAGES (default 1000000), STEP (50000), CLIENTS (64), KINDS
 # ("raftmq hraftq"), PEERS (the shared/peers folder; default: next to the
 # checkout), PEERS_BIN (where build.sh put hraftq, to skip the build),
-# KEEP=1 keeps the temp dirs, INSTALL=0 skips the last phase (raftmq only:
+# KEEP=1 keeps the temp dirs, INSTALL=1 adds a last phase (raftmq only:
 # node 2 wiped and rebuilt by InstallSnapshot, every node's anonymous RSS
 # sampled every 0.1 s meanwhile). Prints one JSON line per kind, then a
 # summary.
@@ -84,7 +84,10 @@ JSON
   stop_nodes; start_nodes "$b" "$d"
   restart_deep=$(ready "$d" probe)
   install='{}'
-  if [ "$kind" = raftmq ] && [ "${INSTALL:-1}" = 1 ]; then
+  # Opt-in (INSTALL=1): in two runs its sampler judged the wiped node
+  # caught up within 0.2 s, before the transfer (seconds, per the logs), so
+  # its peaks are not yet a measurement of the transfer.
+  if [ "$kind" = raftmq ] && [ "${INSTALL:-0}" = 1 ]; then
     # A wiped follower rebuilt by InstallSnapshot of the whole deep state:
     # anonymous RSS of every node sampled every 0.1 s until it caught up.
     kill -TERM "${pids[2]}"; wait "${pids[2]}" 2>/dev/null || true
@@ -107,14 +110,15 @@ def status(addr):
     except Exception:
         return {}
 t0, peak, base = time.time(), [0, 0, 0], [anon(p) for p in pids]
-lead = next((status(a) for a in addrs[:2] if status(a).get("role") == "Leader"), {})
-target, last = lead.get("commit_index", 0), 0
+target, last = 0, 0
 while time.time() - t0 < 600:
     peak = [max(m, anon(p)) for m, p in zip(peak, pids)]
     if time.time() - last > 0.5:
         last = time.time()
+        if target == 0:  # the leader's commit index when first found
+            target = next((s.get("commit_index", 0) for s in map(status, addrs[:2]) if s.get("role") == "Leader"), 0)
         st = status(addrs[2])
-        if st and not st.get("recovering") and st.get("applied_index", 0) >= target:
+        if target > 0 and st.get("role") and not st.get("recovering") and st.get("applied_index", 0) >= target:
             break
     time.sleep(0.1)
 print(json.dumps({"took_s": round(time.time() - t0, 2), "anon_before_bytes": base, "peak_anon_bytes": peak}))
