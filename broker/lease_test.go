@@ -208,3 +208,23 @@ func TestWaitersCountAgainstMaxPending(t *testing.T) {
 	// Answered, they freed their places.
 	expectJSON(t, c, `{"type":"message","method":"PUT","topic":"q","message":"m","client_id":"p","seq":2}`, `{"success":true}`)
 }
+
+// TestLongPollEndIsRecorded: a long poll whose wait ends with nothing is an
+// answer like any other, recorded for its client_id and seq. A resend of
+// that seq (a client that lost the answer, or a copy still in flight)
+// gets the same {"success":false} and does not take a message put
+// meanwhile, which no one would receive.
+func TestLongPollEndIsRecorded(t *testing.T) {
+	_, c := startSingle(t)
+	expectJSON(t, c, `{"type":"topic","method":"PUT","topic":"q"}`, `{"success":true}`)
+	for _, method := range []string{"GET", "RECEIVE"} {
+		req := fmt.Sprintf(`{"client_id":"lp-%s","seq":1,"type":"message","method":%q,"topic":"q","wait_ms":100}`, method, method)
+		expectJSON(t, c, req, `{"success":false}`)
+		expectJSON(t, c, `{"type":"message","method":"PUT","topic":"q","message":"m"}`, `{"success":true}`)
+		expectJSON(t, c, req, `{"success":false}`)
+		if got := info(t, c, "q"); got["ready"] != 1.0 || got["leased"] != 0.0 {
+			t.Fatalf("%s: the resend of an ended long poll took the message: info %v", method, got)
+		}
+		expectJSON(t, c, `{"type":"message","method":"GET","topic":"q"}`, `{"success":true,"message":"m"}`)
+	}
+}

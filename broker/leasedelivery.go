@@ -108,26 +108,32 @@ func (n *node) wakeWaiters() {
 	n.proposeBatch(batch, ids)
 }
 
-// expireWaiters answers the waiters whose wait ended: nothing came. It
-// first takes what the applier has applied of the entries handed to it
-// (decision 24), so that a waiter whose topic one of them readied is
-// proposed again instead: "nothing came" must hold for everything this
-// node has committed and handed over, as when apply ran in the loop,
-// since a resend of the same seq would find the message. An error means
-// the node must stop.
-func (n *node) expireWaiters(now time.Time) error {
+// expireWaiters ends the waits that are over. Each waiter's command is
+// proposed one last time without Wait: applied, it takes a message that
+// came meanwhile or, finding none, records "nothing came" in the client's
+// session like any other answer. Answering {"success":false} from here
+// instead would leave the seq unrecorded, and a copy of the same request
+// still parked or in flight (a client's resend) could later take a message
+// that no one is waiting for: a pop would lose it.
+func (n *node) expireWaiters(now time.Time) {
 	if !n.waiters.anyExpired(now) {
-		return nil
+		return
 	}
-	if n.applied != n.handed {
-		if err := n.quiesceApplier(nil); err != nil {
-			return err
-		}
+	if n.core.Role() != raftlog.RoleLeader {
+		n.failWaiters()
+		return
 	}
+	var batch [][]byte
+	var ids []uint64
 	for _, w := range n.waiters.expired(now) {
-		n.reply.send(w.cr.route, wire.Fail())
+		cr := w.cr
+		cr.req.WaitMs = 0
+		cr.deadline, cr.waiter = now.Add(n.requestTimeout), nil
+		id := n.reqs.addWrite(cr)
+		batch = append(batch, storage.EncodeCommand(commandOf(cr.req, id, now)))
+		ids = append(ids, id)
 	}
-	return nil
+	n.proposeBatch(batch, ids)
 }
 
 // failWaiters answers every waiter of a deposed leader not_leader: the

@@ -136,7 +136,7 @@ func (n *node) run(stop <-chan struct{}) error {
 		case <-stop:
 			return n.shutdown(ticker)
 		case <-ticker.C:
-			err = n.onTick()
+			n.onTick()
 			ticked = true
 		case m := <-n.trans.Recv():
 			n.step(m)
@@ -193,18 +193,15 @@ func (n *node) drain() {
 	}
 }
 
-// onTick advances the core's clock and answers requests that timed out.
-// An error means the node must stop.
-func (n *node) onTick() error {
+// onTick advances the core's clock, answers requests that timed out and
+// ends the waits that are over.
+func (n *node) onTick() {
 	n.core.Tick()
 	now := time.Now()
 	n.expire(now)
-	if err := n.expireWaiters(now); err != nil {
-		return err
-	}
+	n.expireWaiters(now)
 	n.maybeProposeExpiry(now)
 	n.expireMember(now, n.handed)
-	return nil
 }
 
 // stopSnapshots ends the snapshot in progress, the transfers and the

@@ -53,9 +53,7 @@ func (n *node) runUntil(deadline time.Time, ticker *time.Ticker, done func() boo
 		case <-timer.C:
 			return nil
 		case <-ticker.C:
-			if err := n.onTick(); err != nil {
-				return err
-			}
+			n.onTick()
 		case m := <-n.trans.Recv():
 			n.step(m)
 		case cr := <-n.requestCh:
