@@ -478,6 +478,7 @@ func (b *Broker) run(ctx context.Context) (err error) {
 	}()
 	b.log.Info().Str("client", tcpEndpoint(listenIP, self.Port)).Str("peer", tcpEndpoint(listenIP, self.InternalPort)).
 		Int("cluster_size", len(b.cfg.Cluster.Addresses)).Str("cluster_id", b.cfg.Cluster.ID()).Msg("broker serving")
+	b.logIgnored()
 
 	stop := make(chan struct{})
 	runErr := make(chan error, 1)
@@ -513,6 +514,13 @@ func (b *Broker) zapPolicies() map[string]zapPolicy {
 	return map[string]zapPolicy{
 		zapDomainPeer:   newZapPolicy(false, nodes...),
 		zapDomainClient: newZapPolicy(cc.Any, cc.Keys...),
+	}
+}
+
+// logIgnored warns about options that are set but no longer do anything.
+func (b *Broker) logIgnored() {
+	for _, name := range b.cfg.Ignored() {
+		b.log.Warn().Str("option", name).Msg("this option has no effect since compaction stopped copying state.db (decision 26); remove it")
 	}
 }
 

@@ -137,6 +137,20 @@ func Default() Node {
 	}
 }
 
+// Ignored names the options set to other than their default that no
+// longer have an effect, so that the broker can say so at start.
+func (n Node) Ignored() []string {
+	d := Default()
+	var out []string
+	if n.SnapshotLogPercent != d.SnapshotLogPercent {
+		out = append(out, "snapshot_log_percent")
+	}
+	if n.SnapshotsKept != d.SnapshotsKept {
+		out = append(out, "snapshots_kept")
+	}
+	return out
+}
+
 // Self returns this node's address. It panics if ID is not an index into
 // Cluster.Addresses: call Validate first.
 func (n Node) Self() Address {
