@@ -196,9 +196,11 @@ func TestMembershipRemoveLeader(t *testing.T) {
 	}
 }
 
-// TestMembershipLearnerCatchesUpBySnapshot: a learner added after the log
-// was compacted gets a snapshot, then the rest of the log, and is promoted.
-func TestMembershipLearnerCatchesUpBySnapshot(t *testing.T) {
+// startCompactingMembers starts memberCluster's three members with a log
+// compacted every 300 entries; it returns them, the fourth node's config
+// (the same settings, not started) and a client of the leader.
+func startCompactingMembers(t *testing.T) (map[int]*running, config.Node, *rawClient) {
+	t.Helper()
 	cfgs, extra := memberCluster(t)
 	edit := func(c *config.Node) {
 		c.SnapshotEntries, c.TrailingEntries, c.SnapshotChunkBytes = 300, 300, 64<<10
@@ -211,8 +213,13 @@ func TestMembershipLearnerCatchesUpBySnapshot(t *testing.T) {
 		clients[i] = dialRaw(t, cfgs[i].Self().ClientAddr())
 	}
 	edit(&extra)
-	lead := leaderOf(t, clients)
-	c := clients[lead]
+	return nodes, extra, clients[leaderOf(t, clients)]
+}
+
+// fillPastCompaction puts 1500 messages of 2 KB into topic q: five
+// compactions' worth of log.
+func fillPastCompaction(t *testing.T, c *rawClient) {
+	t.Helper()
 	c.do(`{"type":"topic","method":"PUT","topic":"q"}`)
 	pad := strings.Repeat("x", 2000)
 	for i := range 1500 {
@@ -220,6 +227,13 @@ func TestMembershipLearnerCatchesUpBySnapshot(t *testing.T) {
 			t.Fatalf("put: %v", got)
 		}
 	}
+}
+
+// TestMembershipLearnerCatchesUpBySnapshot: a learner added after the log
+// was compacted gets a snapshot, then the rest of the log, and is promoted.
+func TestMembershipLearnerCatchesUpBySnapshot(t *testing.T) {
+	nodes, extra, c := startCompactingMembers(t)
+	fillPastCompaction(t, c)
 	testwait.For(t, 10*time.Second, "the leader to compact", func() bool { return c.status().FirstIndex > 50 })
 	nodes[3] = startBroker(t, extra)
 	a := extra.Self()
@@ -245,21 +259,8 @@ func TestMembershipLearnerCatchesUpBySnapshot(t *testing.T) {
 // snapshot (its cluster file lists neither), and keeps them across a
 // restart.
 func TestMembershipFromSnapshot(t *testing.T) {
-	cfgs, extra := memberCluster(t)
 	more := testCluster(t, 2) // addresses for members 4 and 5 (never started)
-	edit := func(c *config.Node) {
-		c.SnapshotEntries, c.TrailingEntries, c.SnapshotChunkBytes = 300, 300, 64<<10
-	}
-	nodes := map[int]*running{}
-	clients := map[int]*rawClient{}
-	for i := range cfgs {
-		edit(&cfgs[i])
-		nodes[i] = startBroker(t, cfgs[i])
-		clients[i] = dialRaw(t, cfgs[i].Self().ClientAddr())
-	}
-	edit(&extra)
-	lead := leaderOf(t, clients)
-	c := clients[lead]
+	nodes, extra, c := startCompactingMembers(t)
 	addLearner := func(id int, a config.Address) {
 		t.Helper()
 		if got := c.do(fmt.Sprintf(`{"type":"member","method":"PUT","id":%d,"role":"learner","ip":%q,"port":%d,"internal_port":%d}`, id, a.IP, a.Port, a.InternalPort)); got["success"] != true {
@@ -272,13 +273,7 @@ func TestMembershipFromSnapshot(t *testing.T) {
 	if got := c.do(`{"type":"member","method":"DELETE","id":5}`); got["success"] != true {
 		t.Fatalf("remove 5: %v", got)
 	}
-	c.do(`{"type":"topic","method":"PUT","topic":"q"}`)
-	pad := strings.Repeat("x", 2000)
-	for i := range 1500 {
-		if got := c.do(fmt.Sprintf(`{"type":"message","method":"PUT","topic":"q","message":"m%d%s"}`, i, pad)); got["success"] != true {
-			t.Fatalf("put: %v", got)
-		}
-	}
+	fillPastCompaction(t, c)
 	testwait.For(t, 10*time.Second, "the leader to compact past the changes", func() bool { return c.status().FirstIndex > 50 })
 	nodes[3] = startBroker(t, extra)
 	addLearner(3, extra.Self())
