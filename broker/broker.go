@@ -60,6 +60,11 @@ type Broker struct {
 	// rebuildMinFreeBytes is the node's threshold for rebuilding a bloated
 	// bbolt file; tests lower it.
 	rebuildMinFreeBytes int64
+	// peerTransport, if set, makes the peer transport in place of ZeroMQ
+	// on the internal port; peers are raft id → "ip:internal_port". Tests
+	// set it to connect brokers in process (memnet_test.go); the client
+	// port stays ZeroMQ.
+	peerTransport func(peers map[uint64]string) (transport, error)
 
 	runOnce sync.Once
 }
@@ -362,7 +367,12 @@ func (b *Broker) run(ctx context.Context) (err error) {
 		refused:       &b.stats.peerFramesRefused,
 		connsRefused:  &b.stats.peerConnsRefused,
 	}
-	trans, err := newZMQTransport(zctx, b.cfg.Cluster.ID(), b.self, tcpEndpoint(listenIP, self.InternalPort), peerAddrs, peerLim, peerSec, b.log)
+	var trans transport
+	if b.peerTransport != nil {
+		trans, err = b.peerTransport(peerAddrs)
+	} else {
+		trans, err = newZMQTransport(zctx, b.cfg.Cluster.ID(), b.self, tcpEndpoint(listenIP, self.InternalPort), peerAddrs, peerLim, peerSec, b.log)
+	}
 	if err != nil {
 		return err
 	}

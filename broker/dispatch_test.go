@@ -12,7 +12,7 @@ import (
 // that breaks raftlog.ValidateMessage or ValidateSender, and a bare MsgSnap,
 // before anything reaches the node loop; a good frame goes through.
 func TestDispatchRefusesInvalidMessages(t *testing.T) {
-	tr := &zmqTransport{clusterID: "c", self: 2,
+	tr := &peerInbox{clusterID: "c", self: 2,
 		recvCh: make(chan raftlog.Message, 16), chunkCh: make(chan snapChunk, 1), ackCh: make(chan snapAck, 1)}
 	tr.setKnown(map[uint64]string{1: "", 3: ""}, nil)
 	frame := func(from uint64, m raftlog.Message) []byte { return encodeFrame("c", from, m) }

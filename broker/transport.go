@@ -3,7 +3,6 @@ package broker
 import (
 	"fmt"
 	"maps"
-	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -53,34 +52,22 @@ const (
 // internal port receives, one DEALER per peer sends. Each socket belongs to
 // exactly one goroutine; the node loop reaches them through channels.
 type zmqTransport struct {
-	clusterID string
-	self      uint64
-	// known is who may send to this node: the peers it has addresses for
-	// and itself (SetPeers replaces it; the receiver reads it).
-	known atomic.Pointer[knownPeers]
+	// peerInbox decodes, checks and queues what the ROUTER receives; its
+	// dispatch runs on the receive goroutine only.
+	*peerInbox
 	// zctx and curve make the DEALERs of peers added later.
-	zctx   *zmq.Context
-	curve  *peerCurve
-	peerCh chan map[uint64]string
-	// removedCh carries frameRemoved notices' senders to the node loop;
-	// noticed rate-limits the notices this node sends (receiver only).
-	removedCh chan uint64
-	noticed   map[uint64]time.Time
-	log       zerolog.Logger
-	limiter   *connLimiter
+	zctx    *zmq.Context
+	curve   *peerCurve
+	peerCh  chan map[uint64]string
+	log     zerolog.Logger
+	limiter *connLimiter
 
 	sendCh  chan []raftlog.Message
-	recvCh  chan raftlog.Message
 	frameCh chan rawFrame
-	chunkCh chan snapChunk
-	ackCh   chan snapAck
 	done    chan struct{}
 	wg      sync.WaitGroup
 
 	closeOnce sync.Once
-	// dropped counts messages dropped because a queue was full or a peer
-	// unreachable.
-	dropped atomic.Uint64
 	// refused counts received frames dropped as invalid (foreign, malformed,
 	// breaking a rule of raftlog.ValidateMessage, from a stranger).
 	refused *atomic.Uint64
@@ -130,22 +117,17 @@ func newZMQTransport(zctx *zmq.Context, clusterID string, self uint64, listen st
 		lim.refused = new(atomic.Uint64)
 	}
 	t := &zmqTransport{
+		peerInbox: newPeerInbox(clusterID, self),
 		zctx:      zctx,
 		curve:     curve,
 		peerCh:    make(chan map[uint64]string, 16),
-		removedCh: make(chan uint64, 1),
-		noticed:   map[uint64]time.Time{},
 		refused:   lim.refused,
-		clusterID: clusterID,
-		self:      self,
 		log:       log.With().Str("component", "transport").Logger(),
 		sendCh:    make(chan []raftlog.Message, peerSendQueueMsgs),
-		recvCh:    make(chan raftlog.Message, peerRecvQueueMsgs),
 		frameCh:   make(chan rawFrame, snapSendQueue),
-		chunkCh:   make(chan snapChunk, snapRecvQueue),
-		ackCh:     make(chan snapAck, snapRecvQueue),
 		done:      make(chan struct{}),
 	}
+	t.notify = t.SendFrame
 	router, err := zctx.NewSocket(zmq.ROUTER)
 	if err != nil {
 		return nil, fmt.Errorf("broker: peer socket: %w", err)
@@ -241,8 +223,6 @@ func (t *zmqTransport) Send(msgs []raftlog.Message) {
 	}
 }
 
-func (t *zmqTransport) Recv() <-chan raftlog.Message { return t.recvCh }
-
 // rawFrame is an encoded frame for one peer.
 type rawFrame struct {
 	to    uint64
@@ -258,9 +238,6 @@ func (t *zmqTransport) SendFrame(to uint64, frame []byte) bool {
 		return false
 	}
 }
-
-func (t *zmqTransport) Chunks() <-chan snapChunk { return t.chunkCh }
-func (t *zmqTransport) Acks() <-chan snapAck     { return t.ackCh }
 
 func (t *zmqTransport) Close() error {
 	t.closeOnce.Do(func() { close(t.done) })
@@ -293,22 +270,6 @@ func (t *zmqTransport) send(dealers map[uint64]*zmq.Socket) {
 	}
 }
 
-// knownPeers is who may send to this node, and who was removed.
-type knownPeers struct {
-	ids     []uint64 // self included, sorted
-	addr    map[uint64]string
-	removed map[uint64]string
-}
-
-func (t *zmqTransport) setKnown(peers, removed map[uint64]string) {
-	k := &knownPeers{ids: []uint64{t.self}, addr: maps.Clone(peers), removed: maps.Clone(removed)}
-	for id := range peers {
-		k.ids = append(k.ids, id)
-	}
-	slices.Sort(k.ids)
-	t.known.Store(k)
-}
-
 // SetPeers replaces the peers (id → "ip:internal_port"), as membership
 // changes: frames from an id no longer listed are refused at once, and
 // the sender connects to new peers and drops the gone ones.
@@ -325,20 +286,6 @@ func (t *zmqTransport) SetPeers(peers, removed map[uint64]string) {
 	select {
 	case t.peerCh <- dial:
 	case <-t.done:
-	}
-}
-
-func (t *zmqTransport) Removed() <-chan uint64 { return t.removedCh }
-
-// noticeInterval is how often a removed node that keeps sending is told.
-const noticeInterval = time.Second
-
-// noticeRemoved tells a removed node that sent a frame that it was
-// removed, at most once a noticeInterval. Called by the receiver.
-func (t *zmqTransport) noticeRemoved(id uint64) {
-	if now := time.Now(); now.Sub(t.noticed[id]) >= noticeInterval {
-		t.noticed[id] = now
-		t.SendFrame(id, appendEnvelope(nil, t.clusterID, t.self, frameRemoved))
 	}
 }
 
@@ -448,101 +395,6 @@ func (t *zmqTransport) receive(router *zmq.Socket) {
 			}
 		}
 	})
-}
-
-// dispatch decodes a peer frame and queues it for its consumer; a full
-// queue drops it (Raft and snapshot transfers retry).
-func (t *zmqTransport) dispatch(b []byte) error {
-	kind, from, body, err := decodeEnvelope(t.clusterID, b)
-	if err != nil {
-		return err
-	}
-	known := t.known.Load()
-	if _, ok := known.removed[from]; ok {
-		t.noticeRemoved(from)
-		return fmt.Errorf("%w: sender %d was removed from the cluster; told it so", ErrBadFrame, from)
-	}
-	if _, ok := known.addr[from]; !ok {
-		// Not a member this node knows (never one, or removed): it must
-		// never move this node's term or leader.
-		return fmt.Errorf("%w: sender %d is not a peer of node %d", ErrBadFrame, from, t.self)
-	}
-	check := func(m raftlog.Message) error {
-		if err := raftlog.ValidateSender(m, t.self, known.ids); err != nil {
-			return fmt.Errorf("%w: %w", ErrBadFrame, err)
-		}
-		return nil
-	}
-	var to uint64
-	var queued bool
-	switch kind {
-	case frameRemoved:
-		if len(body) != 0 {
-			return fmt.Errorf("%w: removal notice with a body", ErrBadFrame)
-		}
-		select {
-		case t.removedCh <- from:
-		default:
-		}
-		return nil
-	case frameRaft:
-		m, err := decodeRaftBody(from, body)
-		if err != nil {
-			return err
-		}
-		if err := check(m); err != nil {
-			return err
-		}
-		if m.Type == raftlog.MsgSnap {
-			// A MsgSnap travels inside its snapshot's chunks: stepped alone,
-			// it would make the core ask for a snapshot file that never came.
-			return fmt.Errorf("%w: MsgSnap outside a snapshot chunk", ErrBadFrame)
-		}
-		to = m.To
-		if to == t.self {
-			select {
-			case t.recvCh <- m:
-				queued = true
-			default:
-			}
-		}
-	case frameSnapChunk:
-		c, err := decodeSnapChunk(from, body)
-		if err != nil {
-			return err
-		}
-		if err := check(c.msg); err != nil {
-			return err
-		}
-		to = c.to
-		if to == t.self {
-			select {
-			case t.chunkCh <- c:
-				queued = true
-			default:
-			}
-		}
-	case frameSnapAck:
-		a, err := decodeSnapAck(from, body)
-		if err != nil {
-			return err
-		}
-		to = a.to
-		if to == t.self {
-			select {
-			case t.ackCh <- a:
-				queued = true
-			default:
-			}
-		}
-	}
-	if to != t.self {
-		return fmt.Errorf("%w: addressed to node %d", ErrBadFrame, to)
-	}
-	if !queued {
-		t.dropped.Add(1)
-	}
-	return nil
 }
 
 // tail returns at most the last n bytes of b (a peer identity for a log
