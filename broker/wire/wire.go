@@ -242,14 +242,14 @@ func dialectOf(fields map[string]json.RawMessage) Dialect {
 
 // raftmqType reports whether a request's raw type is one raftmq added.
 func raftmqType(raw json.RawMessage) bool {
-	var t string
-	return raw != nil && json.Unmarshal(raw, &t) == nil && (t == TypeSnapshot || t == TypeMember)
+	t, err := jsonString(raw)
+	return raw != nil && err == nil && (t == TypeSnapshot || t == TypeMember)
 }
 
 // raftmqMethod reports whether a request's raw method is one raftmq added.
 func raftmqMethod(raw json.RawMessage) bool {
-	var m string
-	if raw == nil || json.Unmarshal(raw, &m) != nil {
+	m, err := jsonString(raw)
+	if raw == nil || err != nil {
 		return false
 	}
 	switch m {
@@ -420,7 +420,7 @@ func (req *Request) validate(fields map[string]json.RawMessage, lim Limits) *Dec
 			}
 			return badRequest("client_id needs seq (a positive integer, one higher per request)")
 		}
-		if jerr := json.Unmarshal(rawSeq, &req.Seq); jerr != nil || req.Seq == 0 {
+		if req.Seq, err = seqField(rawSeq); err != nil || req.Seq == 0 {
 			return badRequest("seq must be a positive integer")
 		}
 		req.HasSession = true
@@ -589,11 +589,38 @@ func stringField(fields map[string]json.RawMessage, name string, required bool) 
 		}
 		return "", nil
 	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
+	s, err := jsonString(raw)
+	if err != nil {
 		return "", badRequest("field %q must be a string", name)
 	}
 	return s, nil
+}
+
+// jsonString decodes raw, one value of a decoded object, as a string.
+func jsonString(raw json.RawMessage) (string, error) {
+	if s, ok := plainString(raw); ok {
+		return s, nil
+	}
+	var s string
+	err := json.Unmarshal(raw, &s)
+	return s, err
+}
+
+// plainString is the common case of stringField without a second JSON
+// pass: raw is one value of an object the decoder accepted from valid
+// UTF-8, so a quoted value without a backslash is a string whose bytes are
+// exactly what lies between the quotes (a quote inside would need an
+// escape, and control characters were refused). Anything else (escapes,
+// not a string) goes through json.Unmarshal.
+func plainString(raw json.RawMessage) (string, bool) {
+	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
+		return "", false
+	}
+	body := raw[1 : len(raw)-1]
+	if bytes.IndexByte(body, '\\') >= 0 {
+		return "", false
+	}
+	return string(body), true
 }
 
 // Mutates reports whether the request changes state (goes through the log).
@@ -821,4 +848,28 @@ func truncate(b []byte, n int) []byte {
 		return b[:n]
 	}
 	return b
+}
+
+// seqField decodes a session's seq: what json.Unmarshal into a uint64
+// accepts, with the common all-digits case parsed directly (JSON has no
+// leading zeros, and the decoder refused malformed numbers).
+func seqField(raw json.RawMessage) (uint64, *DecodeError) {
+	digits := len(raw) > 0
+	for _, c := range raw {
+		if c < '0' || c > '9' {
+			digits = false
+			break
+		}
+	}
+	var v uint64
+	var err error
+	if digits {
+		v, err = strconv.ParseUint(string(raw), 10, 64)
+	} else {
+		err = json.Unmarshal(raw, &v)
+	}
+	if err != nil {
+		return 0, badRequest("seq must be a positive integer")
+	}
+	return v, nil
 }
