@@ -33,7 +33,7 @@ const (
 type node struct {
 	log   zerolog.Logger
 	core  *raftlog.Core
-	raft  *storage.RaftDB
+	raft  logStore
 	state *storage.StateDB // read here; written only by the applier
 	trans transport
 	reply *replier

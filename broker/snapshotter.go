@@ -236,7 +236,7 @@ func (n *node) startSendJob() error {
 // fixed when the job starts.
 type snapshotInputs struct {
 	state *storage.StateDB
-	raft  *storage.RaftDB
+	raft  logStore
 	store *snapshot.Store
 	// meta holds the membership and members record; Index and Term are
 	// filled in when the state is read.
@@ -401,7 +401,7 @@ func (n *node) maybeShrinkState(res snapshotResult) (bool, error) {
 // reapply applies the log from state.db's applied index up to to. The
 // results were computed (and answered) the first time; apply is
 // deterministic, so applying again gives the same state.
-func reapply(state *storage.StateDB, raft *storage.RaftDB, maxBatchBytes uint64, to uint64) error {
+func reapply(state *storage.StateDB, raft raftlog.Storage, maxBatchBytes uint64, to uint64) error {
 	for lo := state.AppliedIndex() + 1; lo <= to; {
 		ents, err := raft.Entries(lo, to+1, maxBatchBytes)
 		if err != nil {
