@@ -295,19 +295,12 @@ func (s *StateDB) TopicInfo(name string) (TopicInfo, bool, error) {
 }
 
 // NextExpiry returns the earliest time (Unix ms) at which a lease or delay
-// ends, and false when none is pending. The leader proposes an OpTick
-// stamped with its clock once its clock passes it.
+// ends in the applied state, and false when none is pending. The leader
+// proposes an OpTick stamped with its clock once its clock passes it. It
+// never waits: it reads what the last Apply recorded.
 func (s *StateDB) NextExpiry() (uint64, bool, error) {
-	var until uint64
-	var ok bool
-	err := s.view(func(tx *bbolt.Tx) error {
-		k, _ := tx.Bucket(bucketExpiry).Cursor().First()
-		if len(k) >= 8 {
-			until, ok = beU64(k), true
-		}
-		return nil
-	})
-	return until, ok, err
+	e := s.expiry.Load()
+	return e.until, e.ok, e.err
 }
 
 // Clock returns the state machine's clock (Unix ms): the latest time a

@@ -88,6 +88,34 @@ type StateDB struct {
 	// call fails with it (fsyncgate: a failed fsync is not retried).
 	failed  error
 	commits atomic.Uint64 // committed apply transactions
+	// expiry is NextExpiry's answer, set wherever the expiry index can
+	// change (Apply, open, swap, failure) so that reading it never takes
+	// mu: the raft loop asks on every tick, and mu is held through a group
+	// commit's fdatasyncs.
+	expiry atomic.Pointer[expiryAnswer]
+}
+
+// expiryAnswer is what NextExpiry returns.
+type expiryAnswer struct {
+	until uint64
+	ok    bool
+	err   error
+}
+
+// noteExpiry records the earliest lease or delay end that tx holds.
+func (s *StateDB) noteExpiry(tx *bbolt.Tx) {
+	var e expiryAnswer
+	if k, _ := tx.Bucket(bucketExpiry).Cursor().First(); len(k) >= 8 {
+		e.until, e.ok = beU64(k), true
+	}
+	s.expiry.Store(&e)
+}
+
+// fail makes err sticky (mu held): every later call returns it.
+func (s *StateDB) fail(err error) error {
+	s.failed = err
+	s.expiry.Store(&expiryAnswer{err: err})
+	return err
 }
 
 // TopicDepth is one topic's queue: its name, the number of messages queued
@@ -115,6 +143,7 @@ func OpenStateDB(path string, opts StateOptions) (*StateDB, error) {
 func (s *StateDB) openLocked() error {
 	path := s.path
 	s.applied, s.durable, s.tx = 0, 0, nil
+	s.expiry.Store(&expiryAnswer{err: fmt.Errorf("storage: %s is not open", path)})
 	db, err := openBolt(path, false)
 	if err != nil {
 		return err
@@ -145,6 +174,14 @@ func (s *StateDB) openLocked() error {
 			return err
 		})
 	})
+	if err == nil {
+		err = guard(path, func() error {
+			return db.View(func(tx *bbolt.Tx) error {
+				s.noteExpiry(tx)
+				return nil
+			})
+		})
+	}
 	if err != nil {
 		_ = db.Close()
 		return err
@@ -228,8 +265,7 @@ func (s *StateDB) commitLocked() error {
 	if err := guard(s.path, tx.Commit); err != nil {
 		// bbolt rolled the transaction back; what it wrote before the
 		// failure may still show through the mmap.
-		s.failed = fmt.Errorf("%w: commit applied entries %d..%d to %s: %w", ErrWriteFailed, s.durable+1, s.applied, s.path, err)
-		return s.failed
+		return s.fail(fmt.Errorf("%w: commit applied entries %d..%d to %s: %w", ErrWriteFailed, s.durable+1, s.applied, s.path, err))
 	}
 	s.durable = s.applied
 	s.commits.Add(1)
@@ -252,6 +288,7 @@ func (s *StateDB) Close() error {
 	defer s.mu.Unlock()
 	cerr := s.commitLocked()
 	s.rollbackLocked()
+	s.expiry.Store(&expiryAnswer{err: fmt.Errorf("storage: %s is closed", s.path)})
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("storage: close %s: %w", s.path, err)
 	}

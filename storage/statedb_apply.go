@@ -99,8 +99,7 @@ func (s *StateDB) Apply(ents []raftlog.Entry) ([]Applied, error) {
 	if s.tx == nil {
 		tx, err := s.db.Begin(true)
 		if err != nil {
-			s.failed = fmt.Errorf("%w: begin a transaction on %s: %w", ErrWriteFailed, s.path, err)
-			return nil, s.failed
+			return nil, s.fail(fmt.Errorf("%w: begin a transaction on %s: %w", ErrWriteFailed, s.path, err))
 		}
 		s.tx, s.groupEntries, s.groupBytes, s.groupSince = tx, 0, 0, time.Now()
 	}
@@ -129,7 +128,11 @@ func (s *StateDB) Apply(ents []raftlog.Entry) ([]Applied, error) {
 				return err
 			}
 		}
-		return putCounter(s.tx, keyApplied, ents[len(ents)-1].Index)
+		if err := putCounter(s.tx, keyApplied, ents[len(ents)-1].Index); err != nil {
+			return err
+		}
+		s.noteExpiry(s.tx)
+		return nil
 	})
 	if err != nil {
 		// The transaction may hold part of this batch: drop the group.
@@ -137,8 +140,7 @@ func (s *StateDB) Apply(ents []raftlog.Entry) ([]Applied, error) {
 		if !errors.Is(err, ErrCorrupt) {
 			err = fmt.Errorf("storage: apply entries %d..%d to %s: %w", ents[0].Index, ents[len(ents)-1].Index, s.path, err)
 		}
-		s.failed = fmt.Errorf("%w: %w", ErrWriteFailed, err)
-		return nil, s.failed
+		return nil, s.fail(fmt.Errorf("%w: %w", ErrWriteFailed, err))
 	}
 	s.applied = ents[len(ents)-1].Index
 	s.groupEntries += len(ents)
