@@ -147,6 +147,7 @@ for line in open(sys.argv[1]):
     q = r["queued_bytes"]
     print(f'{r["kind"]}: depth {puts[-1]["depth_after"]}: put {puts[0]["per_sec"]:.0f}/s empty -> {puts[-1]["per_sec"]:.0f}/s deep '
           f'(x{r["put_ratio"]:.2f}); pop {pops[0]["per_sec"]:.0f}/s -> {pops[-1]["per_sec"]:.0f}/s (x{r["pop_ratio"]:.2f}); '
+          f'broker CPU per op deep / empty: put x{r.get("put_cpu_ratio", 0):.2f}, pop x{r.get("pop_cpu_ratio", 0):.2f}; '
           f'anon MB per node at the end {anon}, peak {peak}; data dir / queued bytes '
           f'{[round(b / q, 2) for b in r["data_dir_bytes"]]} (on disk {[round(b / q, 2) for b in r["data_dir_disk_bytes"]]}); '
           f'restart {r["restart_empty_s"]} s empty, {r["restart_deep_s"]} s deep (x{r["restart_deep_s"] / max(r["restart_empty_s"], 0.01):.1f})')

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/raftmq/raftmq/raftlog"
@@ -115,6 +116,15 @@ func BenchmarkSaveSteady(b *testing.B) {
 	b.ReportMetric(float64(writtenBytes(b)-w0)/float64(b.N), "wbytes/save")
 }
 
+// cpuTime is this process's CPU time (user and system) in nanoseconds.
+func cpuTime(b *testing.B) int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Skipf("getrusage: %v", err)
+	}
+	return ru.Utime.Nano() + ru.Stime.Nano()
+}
+
 // writtenBytes is this process's wchar: bytes passed to write calls.
 func writtenBytes(b *testing.B) uint64 {
 	raw, err := os.ReadFile("/proc/self/io")
@@ -129,4 +139,61 @@ func writtenBytes(b *testing.B) uint64 {
 	}
 	b.Skip("no wchar in /proc/self/io")
 	return 0
+}
+
+// BenchmarkApplyAtDepth is state.db as the applier drives it under a put
+// load (issue 14): one op applies 300 puts of 256 B with sessions (about
+// one 100 ms group at 3,000 puts/s) and commits the group. Run at an
+// empty queue and at one a million deep, it shows what the depth adds to a
+// group's time, the bytes each commit hands to write(2)/pwrite(2) and the
+// pages it writes. The fill is untimed.
+func BenchmarkApplyAtDepth(b *testing.B) {
+	for _, depth := range []int{0, 1_000_000} {
+		b.Run(fmt.Sprintf("depth=%d", depth), func(b *testing.B) {
+			s, err := OpenStateDB(filepath.Join(b.TempDir(), "state.db"), StateOptions{MaxSessions: 10000})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			if _, err := s.Apply([]raftlog.Entry{cmdEntry(1, create("deep"))}); err != nil {
+				b.Fatal(err)
+			}
+			msg := string(make([]byte, 256))
+			next := uint64(2)
+			seq := uint64(0)
+			group := func(n int) {
+				batch := make([]raftlog.Entry, 0, 64)
+				for done := 0; done < n; {
+					batch = batch[:0]
+					for ; done < n && len(batch) < 64; done++ {
+						seq++
+						batch = append(batch, cmdEntry(next, withSession(put("deep", msg), fmt.Sprintf("client-%d", seq%64), seq)))
+						next++
+					}
+					if _, err := s.Apply(batch); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if err := s.Commit(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			for filled := 0; filled < depth; filled += 10000 {
+				group(10000)
+			}
+			group(300)
+			w0 := writtenBytes(b)
+			c0 := s.Commits()
+			cpu0 := cpuTime(b)
+			b.ResetTimer()
+			for b.Loop() {
+				group(300)
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(writtenBytes(b)-w0)/float64(s.Commits()-c0), "wbytes/commit")
+			// CPU, not wall time: a group's time is mostly its two
+			// fdatasyncs, which swing with the disk and other jobs.
+			b.ReportMetric(float64(cpuTime(b)-cpu0)/float64(300*b.N), "cpu-ns/put")
+		})
+	}
 }

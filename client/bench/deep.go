@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sync"
 	"sync/atomic"
 	"text/tabwriter"
@@ -68,19 +69,32 @@ type DeepStep struct {
 	PerSec     float64       `json:"per_sec"`
 	P99        time.Duration `json:"p99_ns"`
 	Procs      []ProcMem     `json:"procs,omitempty"`
+	// The step's cost per operation: CPU time of the --pids processes
+	// together (brokers: every node's share of a put), of the bench
+	// itself, and bytes the --pids processes wrote (write_bytes; absent
+	// when /proc/<pid>/io is not readable). Unlike the rate, these do not
+	// move with the load other jobs put on the machine.
+	BrokerCPUPerOp  time.Duration `json:"broker_cpu_per_op_ns,omitempty"`
+	BenchCPUPerOp   time.Duration `json:"bench_cpu_per_op_ns"`
+	WriteBytesPerOp float64       `json:"broker_write_bytes_per_op,omitempty"`
 }
 
 // DeepReport is a whole deep run. The ratios compare the last step of a
 // phase (at full depth) with its first (at an empty queue).
 type DeepReport struct {
-	Clients     int        `json:"clients"`
-	SizeBytes   int        `json:"size_bytes"`
-	Topic       string     `json:"topic"`
-	Steps       []DeepStep `json:"steps"`
-	PutRatio    float64    `json:"put_ratio"`      // put/s at depth ÷ put/s from empty
-	PopRatio    float64    `json:"pop_ratio"`      // pop/s at depth ÷ pop/s near empty
-	QueuedBytes int64      `json:"queued_bytes"`   // at full depth
-	MaxAnonByte int64      `json:"max_anon_bytes"` // highest anonymous RSS of one process over all steps, peaks included
+	Clients   int        `json:"clients"`
+	SizeBytes int        `json:"size_bytes"`
+	Topic     string     `json:"topic"`
+	Steps     []DeepStep `json:"steps"`
+	PutRatio  float64    `json:"put_ratio"` // put/s at depth ÷ put/s from empty
+	PopRatio  float64    `json:"pop_ratio"` // pop/s at depth ÷ pop/s near empty
+	// Broker CPU per put (pop) at depth ÷ that on an empty queue: 1 when
+	// the depth costs nothing; 1.11 is what a rate ratio of 0.90 would
+	// take on a machine with nothing else running.
+	PutCPURatio float64 `json:"put_cpu_ratio,omitempty"`
+	PopCPURatio float64 `json:"pop_cpu_ratio,omitempty"`
+	QueuedBytes int64   `json:"queued_bytes"`   // at full depth
+	MaxAnonByte int64   `json:"max_anon_bytes"` // highest anonymous RSS of one process over all steps, peaks included
 }
 
 // RunDeep runs the deep-queue benchmark. progress, when not nil, is called
@@ -124,9 +138,20 @@ func RunDeep(ctx context.Context, cfg DeepConfig, progress func(DeepStep)) (Deep
 		if phase == PhasePop {
 			op = pop
 		}
+		self := []int{os.Getpid()}
+		cost0, err := ReadProcCost(cfg.PIDs)
+		if err != nil {
+			return err
+		}
+		bench0, benchErr := ReadProcCost(self)
 		peaks := samplePeaks(cfg.PIDs, peakSampleEvery)
 		st := runOps(ctx, workers, n, op)
 		peak := peaks()
+		cost1, err := ReadProcCost(cfg.PIDs)
+		if err != nil {
+			return err
+		}
+		bench1, benchErr1 := ReadProcCost(self)
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("bench: interrupted: %w", err)
 		}
@@ -143,6 +168,17 @@ func RunDeep(ctx context.Context, cfg DeepConfig, progress func(DeepStep)) (Deep
 		}
 		if st.elapsed > 0 {
 			s.PerSec = float64(ops) / st.elapsed.Seconds()
+		}
+		if ops > 0 {
+			if len(cfg.PIDs) > 0 {
+				s.BrokerCPUPerOp = (cost1.CPU - cost0.CPU) / time.Duration(ops)
+				if cost0.IOKnown && cost1.IOKnown {
+					s.WriteBytesPerOp = float64(cost1.WriteBytes-cost0.WriteBytes) / float64(ops)
+				}
+			}
+			if benchErr == nil && benchErr1 == nil {
+				s.BenchCPUPerOp = (bench1.CPU - bench0.CPU) / time.Duration(ops)
+			}
 		}
 		for i, pid := range cfg.PIDs {
 			m, err := ReadProcMem(pid)
@@ -177,6 +213,8 @@ func RunDeep(ctx context.Context, cfg DeepConfig, progress func(DeepStep)) (Deep
 	}
 	rep.PutRatio = ratio(rep.Steps, PhasePut)
 	rep.PopRatio = ratio(rep.Steps, PhasePop)
+	rep.PutCPURatio = cpuRatio(rep.Steps, PhasePut)
+	rep.PopCPURatio = cpuRatio(rep.Steps, PhasePop)
 	return rep, nil
 }
 
@@ -244,17 +282,38 @@ func runOps(ctx context.Context, workers []*client.Client, n int, op func(contex
 	return st
 }
 
+// cpuRatio divides the broker CPU per op of phase's last step by that of
+// its first; 0 when either is unknown.
+func cpuRatio(steps []DeepStep, phase string) float64 {
+	var first, last time.Duration
+	seen := false
+	for _, s := range steps {
+		if s.Phase != phase {
+			continue
+		}
+		if !seen {
+			first, seen = s.BrokerCPUPerOp, true
+		}
+		last = s.BrokerCPUPerOp
+	}
+	if first == 0 || last == 0 {
+		return 0
+	}
+	return float64(last) / float64(first)
+}
+
 // WriteText prints the report as aligned plain text.
 func (r DeepReport) WriteText(w io.Writer) error {
 	if _, err := fmt.Fprintf(w, "deep queue: %d clients, %d B messages, topic %q\n\n", r.Clients, r.SizeBytes, r.Topic); err != nil {
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "phase\tdepth after\tops\terrors\tops/s\tp99\tRSS MB\tanon MB\tpeak anon MB\t")
+	fmt.Fprintln(tw, "phase\tdepth after\tops\terrors\tops/s\tp99\tRSS MB\tanon MB\tpeak anon MB\tbroker CPU µs/op\tbroker write B/op\tbench CPU µs/op\t")
 	for _, s := range r.Steps {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.0f\t%s\t%s\t%s\t%s\t\n", s.Phase, s.DepthAfter, s.Ops, s.Errors, s.PerSec, ms(s.P99),
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t%.0f\t\n", s.Phase, s.DepthAfter, s.Ops, s.Errors, s.PerSec, ms(s.P99),
 			mbList(s.Procs, func(p ProcMem) int64 { return p.RSSBytes }), mbList(s.Procs, func(p ProcMem) int64 { return p.AnonBytes }),
-			mbList(s.Procs, func(p ProcMem) int64 { return p.PeakAnonBytes }))
+			mbList(s.Procs, func(p ProcMem) int64 { return p.PeakAnonBytes }), usOrDash(s.BrokerCPUPerOp), numOrDash(s.WriteBytesPerOp),
+			float64(s.BenchCPUPerOp)/float64(time.Microsecond))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -264,6 +323,11 @@ func (r DeepReport) WriteText(w io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if r.PutCPURatio > 0 || r.PopCPURatio > 0 {
+		if _, err := fmt.Fprintf(w, "broker CPU per op at depth ÷ empty (1 = the depth costs nothing): put %.2f, pop %.2f\n", r.PutCPURatio, r.PopCPURatio); err != nil {
+			return err
+		}
+	}
 	for _, s := range r.Steps {
 		if s.FirstError != "" {
 			if _, err := fmt.Fprintf(w, "%s to depth %d: %d errors, first: %s\n", s.Phase, s.DepthAfter, s.Errors, s.FirstError); err != nil {
@@ -272,6 +336,20 @@ func (r DeepReport) WriteText(w io.Writer) error {
 		}
 	}
 	return nil
+}
+
+func usOrDash(d time.Duration) string {
+	if d == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f", float64(d)/float64(time.Microsecond))
+}
+
+func numOrDash(v float64) string {
+	if v == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f", v)
 }
 
 func mb(b int64) float64 { return float64(b) / (1 << 20) }
