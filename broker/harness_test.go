@@ -110,6 +110,7 @@ func (r *running) stop(t testing.TB) {
 type rawClient struct {
 	t    testing.TB
 	sock *zmq.Socket
+	addr string // "ip:port" dialed
 }
 
 func dialRaw(t testing.TB, addr string) *rawClient {
@@ -124,7 +125,7 @@ func dialRaw(t testing.TB, addr string) *rawClient {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	return &rawClient{t: t, sock: s}
+	return &rawClient{t: t, sock: s, addr: addr}
 }
 
 // roundTrip sends one frame and returns the reply decoded as a generic map.

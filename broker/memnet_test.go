@@ -92,6 +92,17 @@ func (nw *memNetwork) isolate(id uint64, all []uint64) {
 	}
 }
 
+// mute cuts every link from id: it hears the others, they do not hear it.
+func (nw *memNetwork) mute(id uint64, all []uint64) {
+	nw.mu.Lock()
+	defer nw.mu.Unlock()
+	for _, o := range all {
+		if o != id {
+			nw.cut[[2]uint64{id, o}] = true
+		}
+	}
+}
+
 // heal restores every link.
 func (nw *memNetwork) heal() {
 	nw.mu.Lock()
