@@ -37,7 +37,7 @@ func changeEntry(t *testing.T, index uint64, cc raftlog.ConfChange, addr *storag
 // a change that removes this node is recorded before the node stops.
 func TestApplyChangesRecordsMembership(t *testing.T) {
 	const seed = 27
-	nw := newMemNetwork(t, "twins", seed)
+	nw := newMemNetwork("twins", seed)
 	addr := func(i int) config.Address {
 		return config.Address{IP: "10.0.0.1", Port: 7000 + i, InternalPort: 8000 + i, ID: i}
 	}

@@ -72,7 +72,7 @@ func (c *exactClient) do(seed int64, format string, args ...any) map[string]any 
 func TestChaosOverMemNetwork(t *testing.T) {
 	seed := *memChaosSeed
 	rng := rand.New(rand.NewSource(seed))
-	nw := newMemNetwork(t, "twins", seed)
+	nw := newMemNetwork("twins", seed)
 	nw.setFaults(5, 0, 3*time.Millisecond)
 	t.Logf("seed %d", seed)
 	cfgs := testCluster(t, 3)

@@ -5,7 +5,6 @@ import (
 	"math/rand"
 	"sync"
 	"sync/atomic"
-	"testing"
 	"time"
 
 	"github.com/raftmq/raftmq/raftlog"
@@ -31,9 +30,7 @@ import (
 // with the same fault stream. Deterministic step-by-step runs are raftlog's
 // (rafttest, testdata/*.txt).
 type memNetwork struct {
-	t         testing.TB
 	clusterID string
-	seed      int64
 
 	mu       sync.Mutex
 	rng      *rand.Rand // under mu
@@ -46,8 +43,8 @@ type memNetwork struct {
 	delivered, dropped, refused atomic.Uint64
 }
 
-func newMemNetwork(t testing.TB, clusterID string, seed int64) *memNetwork {
-	return &memNetwork{t: t, clusterID: clusterID, seed: seed, rng: rand.New(rand.NewSource(seed)),
+func newMemNetwork(clusterID string, seed int64) *memNetwork {
+	return &memNetwork{clusterID: clusterID, rng: rand.New(rand.NewSource(seed)),
 		nodes: map[uint64]*memTransport{}, cut: map[[2]uint64]bool{}}
 }
 
