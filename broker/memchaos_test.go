@@ -72,15 +72,7 @@ func (c *exactClient) do(seed int64, format string, args ...any) map[string]any 
 func TestChaosOverMemNetwork(t *testing.T) {
 	seed := *memChaosSeed
 	rng := rand.New(rand.NewSource(seed))
-	nw := newMemNetwork("twins", seed)
-	nw.setFaults(5, 0, 3*time.Millisecond)
-	t.Logf("seed %d", seed)
-	cfgs := testCluster(t, 3)
-	for i := range cfgs {
-		cfgs[i].RequestTimeout = time.Second
-	}
-	_, clients := startMemCluster(t, nw, cfgs)
-	all := []uint64{raftID(0), raftID(1), raftID(2)}
+	nw, clients, all := startFaultyMemCluster(t, seed, 5, 3*time.Millisecond)
 	firstTerm := clients[leaderOf(t, clients)].status().Term
 	producer := &exactClient{t: t, clients: clients, id: "producer"}
 	consumer := &exactClient{t: t, clients: clients, id: "consumer"}

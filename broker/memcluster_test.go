@@ -9,6 +9,23 @@ import (
 	"github.com/raftmq/raftmq/internal/testwait"
 )
 
+// startFaultyMemCluster starts three brokers (1 s request timeouts) over a
+// new in-memory network whose links drop dropPct percent of the frames and
+// delay each by up to maxDelay, seeded by seed. It returns the network, a
+// client per broker and the three raft ids.
+func startFaultyMemCluster(t *testing.T, seed int64, dropPct int, maxDelay time.Duration) (*memNetwork, map[int]*rawClient, []uint64) {
+	t.Helper()
+	nw := newMemNetwork("twins", seed)
+	nw.setFaults(dropPct, 0, maxDelay)
+	t.Logf("memNetwork seed %d", seed)
+	cfgs := testCluster(t, 3)
+	for i := range cfgs {
+		cfgs[i].RequestTimeout = time.Second
+	}
+	_, clients := startMemCluster(t, nw, cfgs)
+	return nw, clients, []uint64{raftID(0), raftID(1), raftID(2)}
+}
+
 // startMemCluster starts the brokers of cfgs with their peers connected by
 // nw instead of ZeroMQ (clients still reach them over ZeroMQ), and returns
 // a status client for each.
@@ -31,15 +48,7 @@ func startMemCluster(t *testing.T, nw *memNetwork, cfgs []config.Node) (map[int]
 // order: none lost, and not the minority's.
 func TestPartitionedLeaderLosesNothingAcknowledged(t *testing.T) {
 	const seed = 8
-	nw := newMemNetwork("twins", seed)
-	nw.setFaults(2, 0, 2*time.Millisecond)
-	t.Logf("memNetwork seed %d", seed)
-	cfgs := testCluster(t, 3)
-	for i := range cfgs {
-		cfgs[i].RequestTimeout = time.Second
-	}
-	_, clients := startMemCluster(t, nw, cfgs)
-	all := []uint64{raftID(0), raftID(1), raftID(2)}
+	nw, clients, all := startFaultyMemCluster(t, seed, 2, 2*time.Millisecond)
 
 	lead := leaderOf(t, clients)
 	var acked []string
