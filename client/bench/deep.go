@@ -77,6 +77,11 @@ type DeepStep struct {
 	BrokerCPUPerOp  time.Duration `json:"broker_cpu_per_op_ns,omitempty"`
 	BenchCPUPerOp   time.Duration `json:"bench_cpu_per_op_ns"`
 	WriteBytesPerOp float64       `json:"broker_write_bytes_per_op,omitempty"`
+	// OtherCores is the CPU other jobs took during the step, in cores
+	// (the machine's busy time less the --pids processes' and the
+	// bench's, over the step's time): a rate measured while it is high
+	// says more about them than about the broker.
+	OtherCores float64 `json:"other_cores"`
 }
 
 // DeepReport is a whole deep run. The ratios compare the last step of a
@@ -144,6 +149,7 @@ func RunDeep(ctx context.Context, cfg DeepConfig, progress func(DeepStep)) (Deep
 			return err
 		}
 		bench0, benchErr := ReadProcCost(self)
+		busy0, busyErr := ReadMachineBusy()
 		peaks := samplePeaks(cfg.PIDs, peakSampleEvery)
 		st := runOps(ctx, workers, n, op)
 		peak := peaks()
@@ -152,6 +158,7 @@ func RunDeep(ctx context.Context, cfg DeepConfig, progress func(DeepStep)) (Deep
 			return err
 		}
 		bench1, benchErr1 := ReadProcCost(self)
+		busy1, busyErr1 := ReadMachineBusy()
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("bench: interrupted: %w", err)
 		}
@@ -179,6 +186,10 @@ func RunDeep(ctx context.Context, cfg DeepConfig, progress func(DeepStep)) (Deep
 			if benchErr == nil && benchErr1 == nil {
 				s.BenchCPUPerOp = (bench1.CPU - bench0.CPU) / time.Duration(ops)
 			}
+		}
+		if benchErr == nil && benchErr1 == nil && busyErr == nil && busyErr1 == nil && st.elapsed > 0 {
+			other := (busy1 - busy0) - (cost1.CPU - cost0.CPU) - (bench1.CPU - bench0.CPU)
+			s.OtherCores = max(float64(other)/float64(st.elapsed), 0)
 		}
 		for i, pid := range cfg.PIDs {
 			m, err := ReadProcMem(pid)
@@ -308,12 +319,12 @@ func (r DeepReport) WriteText(w io.Writer) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "phase\tdepth after\tops\terrors\tops/s\tp99\tRSS MB\tanon MB\tpeak anon MB\tbroker CPU µs/op\tbroker write B/op\tbench CPU µs/op\t")
+	fmt.Fprintln(tw, "phase\tdepth after\tops\terrors\tops/s\tp99\tRSS MB\tanon MB\tpeak anon MB\tbroker CPU µs/op\tbroker write B/op\tbench CPU µs/op\tother cores\t")
 	for _, s := range r.Steps {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t%.0f\t\n", s.Phase, s.DepthAfter, s.Ops, s.Errors, s.PerSec, ms(s.P99),
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t%.0f\t%.2f\t\n", s.Phase, s.DepthAfter, s.Ops, s.Errors, s.PerSec, ms(s.P99),
 			mbList(s.Procs, func(p ProcMem) int64 { return p.RSSBytes }), mbList(s.Procs, func(p ProcMem) int64 { return p.AnonBytes }),
 			mbList(s.Procs, func(p ProcMem) int64 { return p.PeakAnonBytes }), usOrDash(s.BrokerCPUPerOp), numOrDash(s.WriteBytesPerOp),
-			float64(s.BenchCPUPerOp)/float64(time.Microsecond))
+			float64(s.BenchCPUPerOp)/float64(time.Microsecond), s.OtherCores)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

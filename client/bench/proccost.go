@@ -85,3 +85,38 @@ func parseIOWriteBytes(b []byte) (int64, bool) {
 	}
 	return 0, false
 }
+
+// ReadMachineBusy returns the CPU time all processors spent on anything but
+// idle and I/O wait since boot, from the first line of /proc/stat. A step's
+// difference less the CPU of the brokers and the bench is what other jobs
+// took meanwhile.
+func ReadMachineBusy() (time.Duration, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, fmt.Errorf("bench: machine CPU time: %w", err)
+	}
+	ticks, err := parseStatBusy(b)
+	if err != nil {
+		return 0, fmt.Errorf("bench: /proc/stat: %w", err)
+	}
+	return time.Duration(ticks) * time.Second / userHZ, nil
+}
+
+// parseStatBusy sums user, nice, system, irq, softirq and steal of the
+// "cpu" line of /proc/stat (guest time is already inside user and nice).
+func parseStatBusy(b []byte) (int64, error) {
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	f := bytes.Fields(line)
+	if len(f) < 9 || string(f[0]) != "cpu" {
+		return 0, fmt.Errorf("first line %q is not the cpu total", line)
+	}
+	var sum int64
+	for _, i := range []int{1, 2, 3, 6, 7, 8} { // user nice system (idle iowait) irq softirq steal
+		v, err := strconv.ParseInt(string(f[i]), 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("field %d %q: not a number", i, f[i])
+		}
+		sum += v
+	}
+	return sum, nil
+}

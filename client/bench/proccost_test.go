@@ -62,7 +62,7 @@ func TestReadProcCostOfThisProcess(t *testing.T) {
 
 func TestDeepCPURatioAndText(t *testing.T) {
 	steps := []DeepStep{
-		{Phase: PhasePut, DepthAfter: 50, Ops: 50, PerSec: 1000, BrokerCPUPerOp: 200 * time.Microsecond, WriteBytesPerOp: 3000, BenchCPUPerOp: 90 * time.Microsecond},
+		{Phase: PhasePut, DepthAfter: 50, Ops: 50, PerSec: 1000, BrokerCPUPerOp: 200 * time.Microsecond, WriteBytesPerOp: 3000, BenchCPUPerOp: 90 * time.Microsecond, OtherCores: 0.75},
 		{Phase: PhasePop, DepthAfter: 0, Ops: 50, PerSec: 2000, BrokerCPUPerOp: 100 * time.Microsecond},
 		{Phase: PhasePut, DepthAfter: 100, Ops: 50, PerSec: 700, BrokerCPUPerOp: 210 * time.Microsecond},
 		{Phase: PhasePop, DepthAfter: 50, Ops: 50, PerSec: 1000, BrokerCPUPerOp: 130 * time.Microsecond},
@@ -79,9 +79,21 @@ func TestDeepCPURatioAndText(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := b.String()
-	for _, want := range []string{"broker CPU µs/op", "put 1.05, pop 1.30", "  200  ", "  3000  ", "  90"} {
+	for _, want := range []string{"broker CPU µs/op", "put 1.05, pop 1.30", "  200  ", "  3000  ", "  90  ", "0.75"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("text output lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+func TestParseStatBusy(t *testing.T) {
+	stat := "cpu  100 2 30 5000 70 4 5 6 0 0\ncpu0 50 1 15 2500 35 2 2 3 0 0\n"
+	// user 100 + nice 2 + system 30 + irq 4 + softirq 5 + steal 6; not
+	// idle (5000) nor iowait (70).
+	if got, err := parseStatBusy([]byte(stat)); err != nil || got != 147 {
+		t.Fatalf("parseStatBusy = %d, %v; want 147", got, err)
+	}
+	if _, err := parseStatBusy([]byte("intr 1 2 3\n")); err == nil {
+		t.Fatal("parseStatBusy of a line that is not the cpu total: no error")
 	}
 }
