@@ -27,10 +27,16 @@ type logStore interface {
 	SetRecovering(on bool) error
 	// CreateSnapshot records a snapshot at index i with membership conf
 	// (decision 26: state.db is the snapshot's body); Compact deletes the
-	// log up to index; ApplySnapshotWithMembers resets the log to an
+	// log up to index at once; ApplySnapshotWithMembers resets the log to an
 	// installed snapshot and records its members in the same write.
 	CreateSnapshot(i uint64, conf raftlog.ConfState) (raftlog.SnapshotMeta, error)
 	Compact(index uint64) error
+	// CompactLater schedules Compact(index) in steps that ride in later
+	// Saves (CompactStep takes one when no Save did), so the raft loop never
+	// deletes thousands of entries in one piece; index must be covered by
+	// the recorded snapshot.
+	CompactLater(index uint64) error
+	CompactStep() error
 	ApplySnapshotWithMembers(meta raftlog.SnapshotMeta, m storage.Members) error
 	// Stats and Rebuild measure and rewrite a bloated file (decision 7);
 	// a store without a file reports zero stats and rebuilds nothing.

@@ -90,6 +90,17 @@ func (s *memLogStore) ApplySnapshotWithMembers(meta raftlog.SnapshotMeta, m stor
 	return nil
 }
 
+// CompactLater compacts at once: memory has no commit to spare. Like
+// raft.db it needs a snapshot that covers index.
+func (s *memLogStore) CompactLater(index uint64) error {
+	if snap, err := s.Snapshot(); err != nil || snap.Index < index {
+		return fmt.Errorf("memLogStore: compact to %d in steps: the snapshot covers only %d (%v)", index, snap.Index, err)
+	}
+	return s.Compact(index)
+}
+
+func (s *memLogStore) CompactStep() error { return nil }
+
 func (s *memLogStore) Stats() (storage.FileStats, error) { return storage.FileStats{}, nil }
 func (s *memLogStore) Rebuild() error                    { return nil }
 

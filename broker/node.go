@@ -163,6 +163,11 @@ func (n *node) run(stop <-chan struct{}) error {
 		if err == nil {
 			err = n.maybeSnapshot()
 		}
+		if err == nil && ticked {
+			if err = n.raft.CompactStep(); err != nil {
+				err = fmt.Errorf("%w: compact the log: %w", ErrStopped, err)
+			}
+		}
 		if err != nil {
 			n.failAll(wire.ErrInternal, "the broker stopped: "+err.Error()+"; the outcome of this request is unknown: retry with the same client_id and seq on another broker")
 			return err

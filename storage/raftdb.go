@@ -54,6 +54,11 @@ type RaftDB struct {
 	snap    raftlog.SnapshotMeta
 	recover bool
 	members Members
+	// compactTo is where a compaction scheduled with CompactLater ends
+	// (done when baseIndex reaches it); stepped says a Save took a step
+	// since the last CompactStep.
+	compactTo uint64
+	stepped   bool
 }
 
 var _ raftlog.Storage = (*RaftDB)(nil)

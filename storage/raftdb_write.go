@@ -14,7 +14,9 @@ const logFillPercent = 0.9
 // before it returns. ents must be contiguous and start at or below
 // LastIndex()+1; an entry at or below LastIndex replaces the stored one and
 // every later stored entry is deleted. Entries at or below the compaction
-// base are already committed and are skipped. On error nothing was written.
+// base are already committed and are skipped. A step of a compaction
+// scheduled with CompactLater rides in the same transaction. On error
+// nothing was written.
 func (r *RaftDB) Save(hs raftlog.HardState, ents []raftlog.Entry) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -32,7 +34,7 @@ func (r *RaftDB) Save(hs raftlog.HardState, ents []raftlog.Entry) error {
 	if hs.IsEmpty() && len(ents) == 0 {
 		return nil
 	}
-	err := r.updateLocked("save", func(tx *bbolt.Tx) error {
+	save := func(tx *bbolt.Tx) error {
 		if !hs.IsEmpty() {
 			if err := putSealed(tx.Bucket(bucketMeta), keyHardState, encodeHardState(hs)); err != nil {
 				return err
@@ -57,9 +59,27 @@ func (r *RaftDB) Save(hs raftlog.HardState, ents []raftlog.Entry) error {
 			}
 		}
 		return nil
+	}
+	var step compactStep
+	err := r.updateLocked("save", func(tx *bbolt.Tx) error {
+		if err := save(tx); err != nil {
+			return err
+		}
+		// A step of a scheduled compaction rides along (CompactLater).
+		last := r.lastIndex
+		if len(ents) > 0 {
+			last = ents[len(ents)-1].Index
+		}
+		var err error
+		step, err = r.compactStepTx(tx, last, len(ents))
+		return err
 	})
 	if err != nil {
 		return err
+	}
+	if step.to > 0 {
+		r.applyCompactStep(step)
+		r.stepped = true
 	}
 	if !hs.IsEmpty() {
 		r.hs = hs
