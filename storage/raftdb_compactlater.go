@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/raftmq/raftmq/raftlog"
 	"go.etcd.io/bbolt"
 )
 
@@ -30,11 +29,8 @@ var errNotCovered = errors.New("no recorded snapshot covers it")
 func (r *RaftDB) CompactLater(index uint64) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if index <= r.baseIndex {
-		return fmt.Errorf("storage: compact %s to %d: base is already %d: %w", r.path, index, r.baseIndex, raftlog.ErrCompacted)
-	}
-	if index > r.lastIndex {
-		return fmt.Errorf("storage: compact %s to %d: beyond the last index %d: %w", r.path, index, r.lastIndex, raftlog.ErrUnavailable)
+	if err := r.checkCompactLocked(index); err != nil {
+		return err
 	}
 	if index > r.snap.Index {
 		return fmt.Errorf("storage: compact %s to %d in steps: the recorded snapshot covers only %d: %w", r.path, index, r.snap.Index, errNotCovered)

@@ -9,12 +9,12 @@ import (
 	"github.com/raftmq/raftmq/raftlog"
 )
 
-// A compaction scheduled with CompactLater deletes compactPerStep entries
-// more than a Save appends in that Save's transaction (and compactPerStep
-// in CompactStep when no Save came), so a log of large batches cannot
-// outgrow it;
-// moves the base with them, keeps every entry above the base readable, and
-// a reopen at any point finds a consistent, shorter compaction.
+// A compaction scheduled with CompactLater deletes, in each later Save's
+// transaction, compactPerStep entries more than that Save appends (so a
+// log of large batches cannot outgrow it), and compactPerStep in a
+// CompactStep when no Save came. It moves the base with them, keeps every
+// entry above the base readable, and a reopen at any point finds a
+// consistent, shorter compaction.
 func TestRaftDBCompactLater(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "raft.db")
 	r := openTestRaftDB(t, path)

@@ -227,11 +227,8 @@ func (r *RaftDB) putSnapshotLocked(meta raftlog.SnapshotMeta) error {
 func (r *RaftDB) Compact(index uint64) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if index <= r.baseIndex {
-		return fmt.Errorf("storage: compact %s to %d: base is already %d: %w", r.path, index, r.baseIndex, raftlog.ErrCompacted)
-	}
-	if index > r.lastIndex {
-		return fmt.Errorf("storage: compact %s to %d: beyond the last index %d: %w", r.path, index, r.lastIndex, raftlog.ErrUnavailable)
+	if err := r.checkCompactLocked(index); err != nil {
+		return err
 	}
 	term, err := r.termLocked(index)
 	if err != nil {
@@ -269,6 +266,18 @@ func (r *RaftDB) Compact(index uint64) error {
 		}
 		r.baseIndex, r.baseTerm = to, toTerm
 		r.snap = snap
+	}
+	return nil
+}
+
+// checkCompactLocked refuses a compaction to index at or below the base
+// (ErrCompacted) or beyond the last entry (ErrUnavailable).
+func (r *RaftDB) checkCompactLocked(index uint64) error {
+	if index <= r.baseIndex {
+		return fmt.Errorf("storage: compact %s to %d: base is already %d: %w", r.path, index, r.baseIndex, raftlog.ErrCompacted)
+	}
+	if index > r.lastIndex {
+		return fmt.Errorf("storage: compact %s to %d: beyond the last index %d: %w", r.path, index, r.lastIndex, raftlog.ErrUnavailable)
 	}
 	return nil
 }
