@@ -460,6 +460,12 @@ func (b *Broker) run(ctx context.Context) (err error) {
 	if s, err := b.raft.Snapshot(); err == nil {
 		n.snapIndex = s.Index
 	}
+	// A compaction's steps that a stop or a crash cut short are scheduled
+	// again: the schedule lives in memory (CompactLater).
+	if err := n.compactLog(); err != nil {
+		cs.close()
+		return err
+	}
 	// The only voter of a cluster is leader from raftlog.New on: persist its
 	// term and no-op and publish that before the first request is read, so
 	// a client that asks at once finds a leader, fresh or restarted.
