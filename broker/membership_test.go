@@ -213,7 +213,16 @@ func startCompactingMembers(t *testing.T) (map[int]*running, config.Node, *rawCl
 		clients[i] = dialRaw(t, cfgs[i].Self().ClientAddr())
 	}
 	edit(&extra)
-	return nodes, extra, clients[leaderOf(t, clients)]
+	// A leader refuses membership changes until an entry of its term is
+	// committed: return one that has committed a write.
+	var lead *rawClient
+	attempt := 0
+	testwait.For(t, 20*time.Second, "a leader that has committed a write in its term", func() bool {
+		attempt++
+		lead = clients[leaderOf(t, clients)]
+		return lead.do(fmt.Sprintf(`{"type":"topic","method":"PUT","topic":"ready%d"}`, attempt))["success"] == true
+	})
+	return nodes, extra, lead
 }
 
 // fillPastCompaction puts 1500 messages of 2 KB into topic q: five
