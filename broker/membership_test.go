@@ -225,6 +225,21 @@ func startCompactingMembers(t *testing.T) (map[int]*running, config.Node, *rawCl
 	return nodes, extra, lead
 }
 
+// memberChange sends a member request to the leader c, again while the
+// leader refuses it because an entry of its term or an earlier change is
+// not committed yet (a leader that just took over under load), as
+// `raftmq member` does.
+func memberChange(t *testing.T, c *rawClient, req string) map[string]any {
+	t.Helper()
+	var got map[string]any
+	testwait.For(t, 20*time.Second, "the leader to take "+req, func() bool {
+		got = c.do(req)
+		detail, _ := got["detail"].(string)
+		return got["error"] != "member_refused" || !strings.Contains(detail, "not committed yet")
+	})
+	return got
+}
+
 // fillPastCompaction puts 1500 messages of 2 KB into topic q: five
 // compactions' worth of log.
 func fillPastCompaction(t *testing.T, c *rawClient) {
@@ -246,7 +261,7 @@ func TestMembershipLearnerCatchesUpBySnapshot(t *testing.T) {
 	testwait.For(t, 10*time.Second, "the leader to compact", func() bool { return c.status().FirstIndex > 50 })
 	nodes[3] = startBroker(t, extra)
 	a := extra.Self()
-	if got := c.do(fmt.Sprintf(`{"type":"member","method":"PUT","id":3,"role":"learner","ip":%q,"port":%d,"internal_port":%d}`, a.IP, a.Port, a.InternalPort)); got["success"] != true {
+	if got := memberChange(t, c, fmt.Sprintf(`{"type":"member","method":"PUT","id":3,"role":"learner","ip":%q,"port":%d,"internal_port":%d}`, a.IP, a.Port, a.InternalPort)); got["success"] != true {
 		t.Fatalf("add learner: %v", got)
 	}
 	testwait.For(t, 15*time.Second, "learner 3 caught up", func() bool { return members(t, c)[3] == "learner lag=0" })
@@ -254,7 +269,7 @@ func TestMembershipLearnerCatchesUpBySnapshot(t *testing.T) {
 		t.Fatal("the learner caught up without a snapshot")
 	}
 	// A removed learner never campaigns: the members tell it at once.
-	if got := c.do(`{"type":"member","method":"DELETE","id":3}`); got["success"] != true {
+	if got := memberChange(t, c, `{"type":"member","method":"DELETE","id":3}`); got["success"] != true {
 		t.Fatalf("remove the learner: %v", got)
 	}
 	if err := nodes[3].stopWith(t, 10*time.Second); !errors.Is(err, ErrRemoved) {
@@ -272,14 +287,14 @@ func TestMembershipFromSnapshot(t *testing.T) {
 	nodes, extra, c := startCompactingMembers(t)
 	addLearner := func(id int, a config.Address) {
 		t.Helper()
-		if got := c.do(fmt.Sprintf(`{"type":"member","method":"PUT","id":%d,"role":"learner","ip":%q,"port":%d,"internal_port":%d}`, id, a.IP, a.Port, a.InternalPort)); got["success"] != true {
+		if got := memberChange(t, c, fmt.Sprintf(`{"type":"member","method":"PUT","id":%d,"role":"learner","ip":%q,"port":%d,"internal_port":%d}`, id, a.IP, a.Port, a.InternalPort)); got["success"] != true {
 			t.Fatalf("add learner %d: %v", id, got)
 		}
 	}
 	four, five := more[0].Cluster.Addresses[0], more[0].Cluster.Addresses[1]
 	addLearner(4, four)
 	addLearner(5, five)
-	if got := c.do(`{"type":"member","method":"DELETE","id":5}`); got["success"] != true {
+	if got := memberChange(t, c, `{"type":"member","method":"DELETE","id":5}`); got["success"] != true {
 		t.Fatalf("remove 5: %v", got)
 	}
 	fillPastCompaction(t, c)
